@@ -1,0 +1,53 @@
+"""SQLite connections configured the one way every writer and reader must use.
+
+WAL lets readers (reports, SQL editor, ODBC) run while clients write; a generous busy timeout
+plus short `BEGIN IMMEDIATE` transactions means concurrent writers queue instead of failing
+with "database is locked" (a deferred transaction that upgrades to a write can deadlock and
+would fail immediately, whatever the timeout).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+BUSY_TIMEOUT_MS = 60_000
+
+
+def connect(path: str | Path, *, read_only: bool = False) -> sqlite3.Connection:
+    """Open a connection in autocommit mode; writes go through `transaction()`."""
+    if read_only:
+        uri = f"file:{Path(path).resolve()}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    else:
+        conn = sqlite3.connect(
+            str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if not read_only:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction taken up front (`BEGIN IMMEDIATE`); rolled back on any exception.
+
+    Re-entrant: inside an open transaction it just runs, so composite operations (an execution
+    plus its position event) commit together or not at all.
+    """
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

@@ -1,0 +1,94 @@
+"""Exact fixed-point units: every quantity, price and money amount is stored as integer micros.
+
+Floats from broker APIs are converted through their shortest decimal repr, so 101.23 becomes
+101230000 micros exactly; NaN and infinities are rejected with the field named.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+from quantstrip.errors import ValidationError
+
+MICROS = 1_000_000
+_QUANTUM = Decimal("0.000001")
+
+Number = Decimal | int | float | str
+
+
+def to_micros(value: Number, field: str = "value") -> int:
+    """Convert a number to integer micros, rounding half-even at the sixth decimal."""
+    if isinstance(value, bool):
+        raise ValidationError(field, f"expected a number, got {value!r}")
+    if isinstance(value, int):
+        return value * MICROS
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            raise ValidationError(field, f"must be a finite number, got {value!r}")
+        value = repr(value)
+    try:
+        dec = Decimal(value) if not isinstance(value, Decimal) else value
+    except (InvalidOperation, ValueError, TypeError):
+        raise ValidationError(field, f"not a number: {value!r}") from None
+    if not dec.is_finite():
+        raise ValidationError(field, f"must be a finite number, got {value!r}")
+    return int((dec * MICROS).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def from_micros(micros: int | None) -> Decimal | None:
+    """Integer micros back to an exact Decimal (None stays None)."""
+    if micros is None:
+        return None
+    return (Decimal(micros) / MICROS).quantize(_QUANTUM)
+
+
+def mul_micros(*factors: int) -> int:
+    """Product of micros values, itself in micros, rounded half-even (exact integer arithmetic)."""
+    result = 1
+    for factor in factors:
+        result *= factor
+    scale = MICROS ** (len(factors) - 1)
+    return div_round(result, scale)
+
+
+def div_round(numerator: int, denominator: int) -> int:
+    """Integer division rounded half-even, for splitting amounts without float error."""
+    if denominator == 0:
+        raise ZeroDivisionError("division by zero")
+    if denominator < 0:
+        numerator, denominator = -numerator, -denominator
+    quotient, remainder = divmod(numerator, denominator)
+    twice = 2 * remainder
+    if twice > denominator or (twice == denominator and quotient % 2 == 1):
+        quotient += 1
+    return quotient
+
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def utc_text(moment: datetime | str | None = None, field: str = "time") -> str:
+    """A moment as canonical UTC text. Naive datetimes are taken to be UTC already."""
+    if moment is None:
+        moment = datetime.now(UTC)
+    elif isinstance(moment, str):
+        try:
+            moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError(field, f"not an ISO-8601 time: {moment!r}") from None
+    elif not isinstance(moment, datetime):
+        raise ValidationError(field, f"expected a datetime, got {type(moment).__name__}")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def parse_utc(text: str) -> datetime:
+    """Canonical UTC text back to an aware datetime."""
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+
+
+def now_text() -> str:
+    return utc_text(None)

@@ -1,0 +1,74 @@
+"""Client code's door to the lifecycle database: `from quantstrip import db_handler`.
+
+Module-level calls (`db_handler.record_execution(...)`, `db_handler.insert_strategy_event(...)`)
+go to this process's own connection, opened lazily on the workspace database, so each client
+process has its own connection and nothing is shared across processes. A client in simulation
+mode points it elsewhere with `db_handler.use(path)`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from quantstrip.db.handler import (
+    Database,
+    ExecutionInput,
+    ExecutionResult,
+    Page,
+    split_ib_exec_id,
+)
+from quantstrip.paths import workspace
+
+__all__ = [
+    "Database",
+    "ExecutionInput",
+    "ExecutionResult",
+    "Page",
+    "close",
+    "database",
+    "split_ib_exec_id",
+    "use",
+]
+
+_lock = threading.Lock()
+_state: dict[str, Any] = {"db": None, "pid": None, "path": None}
+
+
+def _default_path() -> Path:
+    override = os.environ.get("QUANTSTRIP_DATABASE")
+    return Path(override) if override else workspace().database
+
+
+def use(path: str | Path | None) -> Database:
+    """Point this process's handler at another database file (None: back to the default)."""
+    with _lock:
+        if _state["db"] is not None and _state["pid"] == os.getpid():
+            _state["db"].close()
+        _state.update(db=None, pid=None, path=Path(path) if path else None)
+    return database()
+
+
+def database() -> Database:
+    """This process's connection; a forked child opens its own instead of sharing the parent's."""
+    with _lock:
+        if _state["db"] is None or _state["pid"] != os.getpid():
+            _state["db"] = Database(_state["path"] or _default_path())
+            _state["pid"] = os.getpid()
+        return _state["db"]
+
+
+def close() -> None:
+    with _lock:
+        if _state["db"] is not None and _state["pid"] == os.getpid():
+            _state["db"].close()
+        _state.update(db=None, pid=None)
+
+
+def __getattr__(name: str) -> Any:
+    """Every public `Database` method is a module function bound to this process's database."""
+    if name.startswith("_") or not hasattr(Database, name):
+        raise AttributeError(f"module 'quantstrip.db_handler' has no attribute {name!r}")
+    return getattr(database(), name)
