@@ -1,0 +1,141 @@
+"""`ClientBase`: what a strategy or service subclasses to become a supervised client.
+
+```python
+class MyStrategy(ClientBase):
+    def __init__(self):
+        super().__init__()
+        self.scheduler.every().day.at("16:00", tz="America/New_York").do(self.job)
+```
+
+The runner (`quantstrip.client.runner`) instantiates the class in its own process and calls
+`run()`. Every job is wrapped so that an exception is logged, recorded as a client event, alerted
+by e-mail and passed to `on_error`, and the client keeps running: one bad evening must not stop
+tomorrow's run. The wrapper also tracks how long each job has been running, so a job that blocks
+forever stops the heartbeat and the daemon restarts the client.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from quantstrip.client import services
+from quantstrip.client.schedule import Scheduler
+
+
+class ClientBase:
+    """Base class of module clients. Override `on_start`, `on_stop`, `on_error` as needed."""
+
+    def __init__(self, name: str | None = None, tz: str | None = None) -> None:
+        self.name: str = name or os.environ.get("QUANTSTRIP_CLIENT") or type(self).__name__
+        self.display_name: str = self.name
+        self.mode: str = os.environ.get("QUANTSTRIP_MODE", "simulation")
+        self.log = services.get_logger(self.name)
+        self.scheduler = Scheduler(tz=tz or os.environ.get("QUANTSTRIP_CLIENT_TZ"), wrap=self._wrap)
+        timeout = os.environ.get("QUANTSTRIP_JOB_TIMEOUT_S")
+        # A job running longer than this stops the heartbeat (None: jobs may run forever).
+        self.job_timeout_s: float | None = float(timeout) if timeout else None
+        self.jobs_run = 0
+        self.jobs_failed = 0
+        self._running: dict[int, tuple[str, float]] = {}
+        self._running_lock = threading.Lock()
+        self._stop = threading.Event()
+
+    # ---- hooks ---------------------------------------------------------------------------
+    def on_start(self) -> None:
+        """Called once before the scheduler starts (connect to brokers, warm caches...)."""
+
+    def on_stop(self) -> None:
+        """Called once on a graceful stop (SIGTERM from the daemon), before the process exits."""
+
+    def on_error(self, exc: BaseException) -> None:
+        """Called after a job raised (it has already been logged, recorded and alerted)."""
+
+    # ---- job wrapping --------------------------------------------------------------------
+    def _wrap(self, func: Callable[..., Any], job_name: str) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            key = threading.get_ident()
+            with self._running_lock:
+                self._running[key] = (job_name, time.monotonic())
+            try:
+                return func(*args, **kwargs)
+            except Exception as exc:
+                self.jobs_failed += 1
+                self._job_failed(job_name, exc, traceback.format_exc())
+                return None
+            finally:
+                self.jobs_run += 1
+                with self._running_lock:
+                    self._running.pop(key, None)
+
+        return guarded
+
+    def _job_failed(self, job_name: str, exc: Exception, tb: str) -> None:
+        message = f"job {job_name} failed: {type(exc).__name__}: {exc}"
+        self.log.error("%s\n%s", message, tb)
+        try:
+            from quantstrip import db_handler
+
+            db_handler.record_client_event(self.name, "job_error", message, tb)
+        except Exception as db_exc:
+            self.log.warning("could not record job error: %s", db_exc)
+        services.send_error_alert(self.name, message, tb)
+        try:
+            self.on_error(exc)
+        except Exception:
+            self.log.exception("on_error raised")
+
+    def overdue_jobs(self) -> list[tuple[str, float]]:
+        """Jobs running longer than `job_timeout_s`: (job name, seconds running)."""
+        if self.job_timeout_s is None:
+            return []
+        now = time.monotonic()
+        with self._running_lock:
+            running = list(self._running.values())
+        return [
+            (name, now - started) for name, started in running if now - started > self.job_timeout_s
+        ]
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask `run()` to return (signal-handler safe: only sets an event)."""
+        self._stop.set()
+
+    def run(
+        self,
+        heartbeat: Callable[[ClientBase], None] | None = None,
+        heartbeat_interval_s: float = 5.0,
+    ) -> None:
+        """on_start, start the scheduler, beat until `stop()`, then on_stop. Blocks."""
+        self.log.info("starting client %s", self.name)
+        self.on_start()
+        self.scheduler.start()
+        reported: set[str] = set()
+        try:
+            while True:
+                overdue = self.overdue_jobs()
+                if overdue:
+                    for name, seconds in overdue:
+                        if name not in reported:
+                            reported.add(name)
+                            self.log.error(
+                                "job %s running for %.0f s, over its %.0f s limit: "
+                                "heartbeat withheld so the daemon restarts this client",
+                                name,
+                                seconds,
+                                self.job_timeout_s or 0,
+                            )
+                elif heartbeat is not None and self.scheduler.running:
+                    heartbeat(self)
+                if self._stop.wait(heartbeat_interval_s):
+                    break
+        finally:
+            self.scheduler.shutdown()
+            self.log.info("stopping client %s", self.name)
+            self.on_stop()

@@ -1,0 +1,1 @@
+"""The Quantstrip daemon: registry, supervisor, notebook runs, control API, systemd unit."""

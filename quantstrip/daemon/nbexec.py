@@ -1,0 +1,120 @@
+"""Executes one notebook run with papermill, in a child process of the daemon's fork server.
+
+`import papermill` costs about two seconds, so the daemon preloads this module in a
+multiprocessing fork server once; each run is then a fast fork of that server with a fresh
+kernel. The child makes itself a process-group leader so the daemon can enforce the whole-run
+wall-clock limit by killing the group (papermill's own `execution_timeout` is per cell), kernel
+included. The child records its own outcome in `client_runs`, so a run that finishes while the
+daemon restarts is still recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import papermill  # preloaded in the fork server: the point of this module
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# papermill tags the cell it inserts; it is not one of the author's cells.
+INJECTED_TAG = "injected-parameters"
+
+
+def kernel_for(requested: str | None) -> str:
+    """The configured kernel, else the project's 'quantstrip' kernel if registered, else the
+    interpreter's own 'python3' (ipykernel's native kernel runs in this same venv)."""
+    if requested:
+        return requested
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        if "quantstrip" in KernelSpecManager().find_kernel_specs():
+            return "quantstrip"
+    except Exception:
+        pass
+    return "python3"
+
+
+def source_cell_number(output_path: Path, cell_index: int) -> int:
+    """1-based position of the failing cell in the author's notebook (as Jupyter shows it),
+    not counting the parameters cell papermill injected."""
+    try:
+        import nbformat
+
+        nb = nbformat.read(output_path, as_version=4)
+        injected = sum(
+            1
+            for cell in nb.cells[:cell_index]
+            if INJECTED_TAG in cell.get("metadata", {}).get("tags", [])
+        )
+        return cell_index - injected + 1
+    except Exception:
+        return cell_index + 1
+
+
+def execute_run(spec: dict[str, Any]) -> None:
+    """Entry point of the run child. Exit status 0 = success, 1 = the notebook failed."""
+    os.setsid()
+    os.environ.update(spec["env"])
+    log_path = Path(spec["log_path"])
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab", buffering=0) as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+
+    from papermill.exceptions import PapermillExecutionError
+
+    from quantstrip.db.handler import Database
+    from quantstrip.db.units import now_text
+
+    output = Path(spec["output_path"])
+    output.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    status, error, error_cell, tb = "success", None, None, None
+    print(f"run {spec['run_id']} of {spec['client']}: {spec['input_path']} -> {output}")
+    try:
+        papermill.execute_notebook(
+            spec["input_path"],
+            str(output),
+            parameters=spec["parameters"],
+            kernel_name=kernel_for(spec.get("kernel")),
+            cwd=spec["cwd"],
+            progress_bar=False,
+            log_output=True,
+            request_save_on_cell_execute=True,
+            execution_timeout=spec.get("cell_timeout_s"),
+        )
+    except PapermillExecutionError as exc:
+        status = "failed"
+        error = f"{exc.ename}: {exc.evalue}"
+        error_cell = source_cell_number(output, exc.cell_index)
+        tb = ANSI.sub("", "\n".join(exc.traceback))
+    except BaseException as exc:
+        status = "failed"
+        error = f"{type(exc).__name__}: {exc}"
+        tb = traceback.format_exc()
+    print(f"run {spec['run_id']} ended: {status} {error or ''}")
+    with contextlib.closing(Database(spec["database"])) as db:
+        db.update(
+            "client_runs",
+            spec["run_id"],
+            status=status,
+            ended_at=now_text(),
+            duration_s=round(time.monotonic() - started, 3),
+            output_path=str(output) if output.exists() else None,
+            error=error,
+            error_cell=error_cell,
+            traceback=tb,
+        )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if status != "success":
+        sys.exit(1)

@@ -1,0 +1,244 @@
+"""The client registry: `clients/<name>/client.toml`, validated with pydantic.
+
+The registry files are the single source of truth about which clients exist and how they run
+(APScheduler's persisted job stores are not: they drop unpicklable jobs silently). An invalid file
+never stops the daemon: it yields an `InvalidClient` whose error names the offending key, shown
+as state 'invalid' while every other client keeps running.
+
+```toml
+name = "my_strategy"
+kind = "module"                 # module | notebook
+entry = "strategy.py:MyStrategy"  # module: file[:Class]; notebook: file.ipynb
+enabled = true
+mode = "simulation"             # simulation | paper | live
+schedule = "every day at 16:00" # notebooks: cron string or phrase
+tz = "America/New_York"
+calendar = "XNYS"               # optional: run only on sessions of this exchange
+time_limit_s = 600              # notebook: whole run; module: one job (stops the heartbeat)
+recipients = ["me@example.com"]
+[restart]                        # module clients
+policy = "on-failure"           # always | on-failure | never
+max_restarts = 5                # within window_s, then the client is left 'crashed'
+[missed]                         # notebook runs missed while the daemon was down
+policy = "skip"                 # skip | run_once (within grace_s)
+[heartbeat]
+interval_s = 5
+timeout_s = 30
+[parameters]                     # injected into the notebook / exposed to the module
+lookback = 20
+```
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from quantstrip.errors import ConfigError
+from quantstrip.paths import workspace
+
+CLIENT_FILE = "client.toml"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RestartPolicy(_Strict):
+    policy: Literal["always", "on-failure", "never"] = "on-failure"
+    max_restarts: int = Field(5, ge=0)
+    window_s: float = Field(600.0, gt=0)
+    backoff_s: float = Field(1.0, ge=0)
+    max_backoff_s: float = Field(60.0, ge=0)
+
+
+class MissedRuns(_Strict):
+    policy: Literal["skip", "run_once"] = "skip"
+    grace_s: float = Field(3600.0, ge=0)
+
+
+class HeartbeatPolicy(_Strict):
+    interval_s: float = Field(5.0, gt=0)
+    timeout_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _timeout_exceeds_interval(self) -> HeartbeatPolicy:
+        if self.timeout_s <= self.interval_s:
+            raise ValueError("timeout_s must be greater than interval_s")
+        return self
+
+
+class ClientConfig(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    kind: Literal["module", "notebook"]
+    entry: str = Field(min_length=1)
+    enabled: bool = True
+    display_name: str | None = None
+    mode: Literal["simulation", "paper", "live"] = "simulation"
+    schedule: str | None = None
+    tz: str = "UTC"
+    calendar: str | None = None
+    time_limit_s: float | None = Field(None, gt=0)
+    stop_timeout_s: float = Field(10.0, gt=0)
+    kernel: str | None = None
+    recipients: list[str] = Field(default_factory=list)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    restart: RestartPolicy = Field(default_factory=RestartPolicy)
+    missed: MissedRuns = Field(default_factory=MissedRuns)
+    heartbeat: HeartbeatPolicy = Field(default_factory=HeartbeatPolicy)
+
+    # Set by the loader, not by the file.
+    directory: Path = Field(default=Path("."), exclude=True)
+
+    @field_validator("tz")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from quantstrip.client.schedule import zone
+
+        zone(value)
+        return value
+
+    @model_validator(mode="after")
+    def _check_schedule(self) -> ClientConfig:
+        if self.schedule is not None:
+            self.trigger()
+        elif self.kind == "notebook" and self.calendar:
+            raise ValueError("calendar needs a schedule")
+        if self.kind == "notebook" and not self.entry.endswith(".ipynb"):
+            raise ValueError("entry of a notebook client must be a .ipynb file")
+        if self.kind == "module" and not self.entry.split(":", 1)[0].endswith(".py"):
+            raise ValueError("entry of a module client must be 'file.py' or 'file.py:Class'")
+        return self
+
+    def trigger(self) -> Any:
+        from quantstrip.client.calendar import SessionTrigger
+        from quantstrip.client.schedule import parse_schedule
+
+        if self.schedule is None:
+            return None
+        trigger = parse_schedule(self.schedule, self.tz)
+        if self.calendar and not isinstance(trigger, SessionTrigger):
+            trigger = SessionTrigger(trigger, self.calendar)
+        return trigger
+
+    @property
+    def entry_file(self) -> Path:
+        return self.directory / self.entry.split(":", 1)[0]
+
+    @property
+    def entry_class(self) -> str | None:
+        _, _, cls = self.entry.partition(":")
+        return cls or None
+
+    @property
+    def title(self) -> str:
+        return self.display_name or self.name
+
+
+@dataclass(frozen=True)
+class InvalidClient:
+    """A client.toml that could not be used; `error` names the key and the problem."""
+
+    name: str
+    path: Path
+    error: str
+    kind: str = "module"
+    entry: str = ""
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(file)"
+        message = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{key}: {message}")
+    return "; ".join(parts)
+
+
+def load_client(path: Path) -> ClientConfig:
+    """Parse and validate one client.toml; ConfigError names the file and key on failure."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    data.setdefault("name", path.parent.name)
+    try:
+        config = ClientConfig(**data, directory=path.parent)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_describe(exc)}") from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if config.name != path.parent.name:
+        raise ConfigError(
+            f"{path}: name: {config.name!r} must match its folder {path.parent.name!r}"
+        )
+    if not config.entry_file.is_file():
+        raise ConfigError(f"{path}: entry: {config.entry_file.name} not found in {path.parent}")
+    return config
+
+
+def client_files(root: Path | None = None) -> list[Path]:
+    root = root or workspace().clients
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.glob(f"*/{CLIENT_FILE}") if p.is_file())
+
+
+def load_registry(root: Path | None = None) -> dict[str, ClientConfig | InvalidClient]:
+    out: dict[str, ClientConfig | InvalidClient] = {}
+    for path in client_files(root):
+        name = path.parent.name
+        try:
+            out[name] = load_client(path)
+        except ConfigError as exc:
+            kind, entry = _peek_kind(path)
+            out[name] = InvalidClient(name=name, path=path, error=str(exc), kind=kind, entry=entry)
+    return out
+
+
+def _peek_kind(path: Path) -> tuple[str, str]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except Exception:
+        return "module", ""
+    kind = data.get("kind") if data.get("kind") in ("module", "notebook") else "module"
+    return str(kind), str(data.get("entry", ""))
+
+
+def signature(config: ClientConfig | InvalidClient) -> tuple[Any, ...]:
+    """Changes whenever the client's files change: (path, mtime_ns, size) of toml and entry."""
+    paths = (
+        [config.path]
+        if isinstance(config, InvalidClient)
+        else [
+            config.directory / CLIENT_FILE,
+            config.entry_file,
+        ]
+    )
+    out: list[Any] = []
+    for p in paths:
+        try:
+            st = p.stat()
+            out.append((str(p), st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append((str(p), None, None))
+    return tuple(out)
+
+
+def set_enabled(name: str, enabled: bool, root: Path | None = None) -> None:
+    """Persist enable/disable in client.toml (comments and layout kept, via tomlkit)."""
+    import tomlkit
+
+    path = (root or workspace().clients) / name / CLIENT_FILE
+    if not path.is_file():
+        raise ConfigError(f"no client named {name!r} ({path} missing)")
+    doc = tomlkit.parse(path.read_text())
+    doc["enabled"] = enabled
+    tmp = path.with_name(f".{CLIENT_FILE}.tmp")
+    tmp.write_text(tomlkit.dumps(doc))
+    tmp.replace(path)

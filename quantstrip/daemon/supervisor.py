@@ -1,0 +1,936 @@
+"""The daemon: supervises module clients, schedules notebook clients, serves the control API.
+
+One process, one main loop (a tick every 0.2 s) that owns all state; the control API's thread
+only queues commands for it, so there is no locking around client state. Per client:
+
+- module clients run as `python -m quantstrip.client.runner` in their own session/process group
+  (`start_new_session`), stdout/stderr to `logs/<name>.out.log`. A crash is recorded with its
+  traceback, alerted, and restarted after an exponential backoff until the crash-loop limit
+  (`restart.max_restarts` within `restart.window_s`) leaves it 'crashed'. A silent heartbeat
+  (`heartbeat.timeout_s`) means hung: SIGTERM, then SIGKILL after `stop_timeout_s`, then the
+  restart policy applies.
+- notebook clients fire on their trigger; each run first claims its slot with an INSERT into
+  `client_runs` (UNIQUE (client_name, scheduled_for)), so no slot runs twice across restarts.
+- state is mirrored into the `clients` table and every transition into `client_events`.
+
+On start the daemon kills what a previous (SIGKILLed) daemon left running, found through pid
+files checked against the process create time (a recycled pid is never killed), marks their
+unfinished runs 'interrupted', then starts every enabled client again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from quantstrip.client import heartbeat, services
+from quantstrip.client.runner import crash_path
+from quantstrip.daemon import registry
+from quantstrip.daemon.control import ClientStatus, ControlError, ControlServer, socket_path
+from quantstrip.daemon.registry import ClientConfig, InvalidClient
+from quantstrip.db.handler import Database
+from quantstrip.db.units import now_text, parse_utc, utc_text
+from quantstrip.errors import ConfigError, QuantstripError
+from quantstrip.paths import Workspace, init_workspace, workspace
+
+log = logging.getLogger("quantstrip.daemon")
+
+TICK_S = 0.2
+RELOAD_EVERY_S = 1.0
+ORPHAN_GRACE_S = 3.0
+LOG_TAIL_LINES = 40
+MISSED_SCAN_LIMIT = 100_000
+
+
+@dataclass
+class NotebookRun:
+    run_id: int
+    process: Any  # multiprocessing.Process
+    started: float  # monotonic
+    scheduled_for: str | None
+    output_path: Path
+    deadline: float | None
+    killed_reason: str | None = None
+
+
+@dataclass
+class Managed:
+    """Runtime state of one client, owned by the main loop."""
+
+    name: str
+    config: ClientConfig | InvalidClient
+    signature: tuple[Any, ...]
+    state: str = "stopped"
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: str | None = None
+    started_epoch: float | None = None
+    stop_reason: str | None = None
+    stop_deadline: float | None = None
+    killed: bool = False
+    restart_times: deque[float] = field(default_factory=deque)
+    restart_count: int = 0
+    next_restart_at: float | None = None
+    last_heartbeat: float | None = None
+    next_run: str | None = None
+    last_error: str | None = None
+    last_error_traceback: str | None = None
+    user_stopped: bool = False
+    pending_reload: bool = False
+    trigger: Any = None
+    next_fire: datetime | None = None
+    run: NotebookRun | None = None
+    mirrored: dict[str, Any] | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.config.kind
+
+    @property
+    def valid(self) -> bool:
+        return isinstance(self.config, ClientConfig)
+
+    @property
+    def enabled(self) -> bool:
+        return isinstance(self.config, ClientConfig) and self.config.enabled
+
+
+class AlertWorker:
+    """Sends alerts off the main loop: an SMTP server that hangs must not stall supervision."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[str, str, str | None] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name="alerts", daemon=True)
+        self._thread.start()
+
+    def send(self, client: str, message: str, tb: str | None = None) -> None:
+        self._queue.put((client, message, tb))
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            services.send_error_alert(*item)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout_s)
+
+
+def _pid_file(name: str, kind: str) -> Path:
+    return heartbeat.run_dir() / f"{name}.{kind}.pid"
+
+
+def _write_pid_file(path: Path, pid: int, **extra: Any) -> None:
+    try:
+        create_time = psutil.Process(pid).create_time()
+    except psutil.Error:
+        create_time = None
+    heartbeat.write_json_atomic(path, {"pid": pid, "create_time": create_time, **extra})
+
+
+def _same_process(pid: int, create_time: float | None) -> psutil.Process | None:
+    """The live process with this pid *and* create time (never a recycled pid)."""
+    try:
+        proc = psutil.Process(pid)
+        if create_time is not None and abs(proc.create_time() - create_time) > 0.05:
+            return None
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return proc
+    except psutil.Error:
+        return None
+
+
+def _killpg(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 16384))
+            return b"\n".join(f.read().splitlines()[-lines:]).decode(errors="replace")
+    except OSError:
+        return ""
+
+
+class Daemon:
+    def __init__(self, ws: Workspace | None = None) -> None:
+        self.ws = init_workspace(ws or workspace())
+        self.clients: dict[str, Managed] = {}
+        self.commands: queue.Queue[tuple[str, dict[str, Any], queue.Queue[Any]]] = queue.Queue()
+        self._stopping = False
+        self._lock_file: Any = None
+        self._client_ids: dict[str, int] = {}
+        self._last_reload = 0.0
+        self._mp: Any = None
+        self.db: Database | None = None
+        self.server: ControlServer | None = None
+        self.alerts: AlertWorker | None = None
+
+    # ---- lifecycle --------------------------------------------------------------------------
+    def acquire_lock(self) -> None:
+        path = self.ws.home / "daemon.lock"
+        self._lock_file = open(path, "a+")  # noqa: SIM115  (held for the daemon's lifetime)
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.seek(0)
+            holder = self._lock_file.read().strip() or "?"
+            raise ConfigError(
+                f"another daemon (pid {holder}) is running for {self.ws.home}"
+            ) from None
+        self._lock_file.seek(0)
+        self._lock_file.truncate()
+        self._lock_file.write(str(os.getpid()))
+        self._lock_file.flush()
+
+    def run(self) -> int:
+        services.setup_daemon_logging()
+        self.acquire_lock()
+        self.db = Database(self.ws.database)
+        self.alerts = AlertWorker()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        self._load_client_ids()
+        self._cleanup_orphans()
+        self.server = ControlServer(socket_path(self.ws.home), self._handle_request)
+        self.server.start()
+        log.info("daemon %s started for %s", os.getpid(), self.ws.root)
+        try:
+            self._reload(initial=True)
+            while not self._stopping:
+                started = time.monotonic()
+                self.tick()
+                time.sleep(max(0.0, TICK_S - (time.monotonic() - started)))
+        finally:
+            self._shutdown()
+        return 0
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._stopping = True
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now - self._last_reload >= RELOAD_EVERY_S:
+            self._reload()
+        self._drain_commands()
+        for m in list(self.clients.values()):
+            try:
+                if m.kind == "module":
+                    self._poll_module(m)
+                else:
+                    self._poll_notebook(m)
+                self._mirror(m)
+            except Exception:
+                log.exception("supervising %s failed (daemon keeps running)", m.name)
+
+    def _shutdown(self) -> None:
+        log.info("daemon stopping: stopping clients")
+        for m in self.clients.values():
+            if m.proc is not None and m.proc.poll() is None:
+                self._begin_stop(m, "shutdown")
+            if m.run is not None:
+                self._kill_run(m, "interrupted", "daemon stopped")
+        deadline = time.monotonic() + max(
+            [m.config.stop_timeout_s for m in self.clients.values() if m.valid] or [1.0]
+        )
+        while time.monotonic() < deadline + 1:
+            pending = [m for m in self.clients.values() if m.proc is not None]
+            for m in pending:
+                self._poll_module(m)
+            if not any(m.proc for m in self.clients.values()):
+                break
+            time.sleep(0.05)
+        for m in self.clients.values():
+            if m.proc is not None:
+                _killpg(m.proc.pid, signal.SIGKILL)
+                m.proc.wait(5)
+                self._on_exit(m, m.proc.returncode)
+            if m.run is not None:
+                self._poll_notebook(m)
+            if m.state not in ("disabled", "invalid"):
+                m.state = "stopped"
+            self._mirror(m)
+        if self.server:
+            self.server.close()
+        if self.alerts:
+            self.alerts.close()
+        if self.db:
+            self.db.close()
+        log.info("daemon stopped")
+
+    # ---- registry ---------------------------------------------------------------------------
+    def _reload(self, initial: bool = False) -> None:
+        self._last_reload = time.monotonic()
+        files = {p.parent.name: p for p in registry.client_files(self.ws.clients)}
+        for name, m in list(self.clients.items()):
+            if name not in files:
+                log.info("client %s removed from the registry", name)
+                self._event(name, "removed", "client.toml removed")
+                self._retire(m)
+        for name, path in files.items():
+            m = self.clients.get(name)
+            if m is not None and registry.signature(m.config) == m.signature:
+                continue
+            try:
+                config: ClientConfig | InvalidClient = registry.load_client(path)
+            except ConfigError as exc:
+                kind, entry = registry._peek_kind(path)
+                config = InvalidClient(name, path, str(exc), kind, entry)
+            sig = registry.signature(config)
+            if m is None:
+                m = Managed(name=name, config=config, signature=sig)
+                self.clients[name] = m
+                self._apply_config(m, initial=initial)
+            else:
+                log.info("client %s changed on disk: reloading", name)
+                m.config, m.signature = config, sig
+                self._event(name, "reloaded", "client.toml or entry changed")
+                if m.proc is not None:
+                    m.pending_reload = True
+                    self._begin_stop(m, "reload")
+                else:
+                    self._apply_config(m)
+
+    def _retire(self, m: Managed) -> None:
+        if m.proc is not None:
+            _killpg(m.proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                m.proc.wait(m.config.stop_timeout_s if m.valid else 5)
+            _killpg(m.proc.pid, signal.SIGKILL)
+            m.proc = None
+        if m.run is not None:
+            self._kill_run(m, "interrupted", "client removed")
+        m.state = "removed"
+        self._mirror(m)
+        del self.clients[m.name]
+
+    def _apply_config(self, m: Managed, initial: bool = False) -> None:
+        """Bring a client in line with its (new) config; it is not running right now."""
+        m.pending_reload = False
+        if isinstance(m.config, InvalidClient):
+            m.state = "invalid"
+            m.last_error = m.config.error
+            m.last_error_traceback = None
+            m.trigger = m.next_fire = None
+            log.error("client %s is invalid: %s", m.name, m.config.error)
+            self._event(m.name, "invalid", m.config.error)
+            return
+        cfg = m.config
+        if m.last_error and m.state == "invalid":
+            m.last_error = None
+        if not cfg.enabled:
+            m.state = "disabled"
+            m.trigger = m.next_fire = None
+            return
+        if cfg.kind == "module":
+            if not m.user_stopped:
+                self._spawn(m)
+            else:
+                m.state = "stopped"
+            return
+        m.trigger = cfg.trigger()
+        now = datetime.now(UTC)
+        m.next_fire = m.trigger.get_next_fire_time(None, now) if m.trigger else None
+        m.state = "stopped" if m.user_stopped else "scheduled"
+        if initial and m.trigger and cfg.missed.policy == "run_once" and not m.user_stopped:
+            self._run_missed(m, now)
+
+    def _run_missed(self, m: Managed, now: datetime) -> None:
+        """The latest slot inside the grace window, if nobody ran it, runs once now."""
+        assert isinstance(m.config, ClientConfig)
+        start = now - timedelta(seconds=m.config.missed.grace_s)
+        latest, t = None, m.trigger.get_next_fire_time(None, start)
+        for _ in range(MISSED_SCAN_LIMIT):
+            if t is None or t > now:
+                break
+            latest, t = t, m.trigger.get_next_fire_time(t, t)
+        if latest is None:
+            return
+        assert self.db is not None
+        slot = utc_text(latest)
+        done = self.db.query(
+            "SELECT 1 FROM client_runs WHERE client_name = ? AND scheduled_for = ?", (m.name, slot)
+        )
+        if not done:
+            log.info("client %s missed its %s run: running it once now", m.name, slot)
+            self._event(m.name, "missed_run", f"running missed slot {slot} once")
+            self._launch_run(m, slot, "missed")
+
+    # ---- module clients ---------------------------------------------------------------------
+    def _spawn(self, m: Managed) -> None:
+        cfg = m.config
+        assert isinstance(cfg, ClientConfig)
+        beat_file = heartbeat.heartbeat_path(m.name)
+        beat_file.unlink(missing_ok=True)
+        crash_path(m.name).unlink(missing_ok=True)
+        env = dict(
+            os.environ,
+            QUANTSTRIP_CLIENT=m.name,
+            QUANTSTRIP_MODE=cfg.mode,
+            QUANTSTRIP_HOME=str(self.ws.home),
+            QUANTSTRIP_WORKSPACE=str(self.ws.root),
+            QUANTSTRIP_CLIENT_TZ=cfg.tz,
+            QUANTSTRIP_CLIENT_PARAMETERS=json.dumps(cfg.parameters, default=str),
+        )
+        env.pop("QUANTSTRIP_JOB_TIMEOUT_S", None)
+        if cfg.time_limit_s:
+            env["QUANTSTRIP_JOB_TIMEOUT_S"] = str(cfg.time_limit_s)
+        cmd = [
+            sys.executable,
+            "-m",
+            "quantstrip.client.runner",
+            "--name",
+            m.name,
+            "--file",
+            str(cfg.entry_file),
+            "--heartbeat-interval",
+            str(cfg.heartbeat.interval_s),
+        ]
+        if cfg.entry_class:
+            cmd += ["--class", cfg.entry_class]
+        self.ws.logs.mkdir(parents=True, exist_ok=True)
+        with open(self.ws.logs / f"{m.name}.out.log", "ab") as out:
+            m.proc = subprocess.Popen(
+                cmd,
+                cwd=cfg.directory,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        _write_pid_file(_pid_file(m.name, "module"), m.proc.pid, client=m.name)
+        m.state = "running"
+        m.started_at = now_text()
+        m.started_epoch = time.time()
+        m.stop_reason = m.stop_deadline = None
+        m.killed = False
+        m.next_restart_at = None
+        m.last_heartbeat = None
+        log.info("client %s started (pid %s)", m.name, m.proc.pid)
+        self._event(m.name, "started", f"pid {m.proc.pid}")
+
+    def _begin_stop(self, m: Managed, reason: str) -> None:
+        """SIGTERM the client's process group; SIGKILL follows after stop_timeout_s."""
+        if m.proc is None:
+            return
+        if m.stop_reason is None or reason in ("shutdown", "hung"):
+            m.stop_reason = reason
+        if m.stop_deadline is None:
+            timeout = m.config.stop_timeout_s if m.valid else 10.0
+            m.stop_deadline = time.monotonic() + timeout
+            _killpg(m.proc.pid, signal.SIGTERM)
+        m.state = "stopping"
+
+    def _poll_module(self, m: Managed) -> None:
+        now = time.monotonic()
+        if m.proc is not None:
+            code = m.proc.poll()
+            if code is not None:
+                self._on_exit(m, code)
+                return
+            if m.stop_deadline is not None:
+                if now >= m.stop_deadline and not m.killed:
+                    log.warning("client %s ignored SIGTERM: SIGKILL", m.name)
+                    _killpg(m.proc.pid, signal.SIGKILL)
+                    m.killed = True
+                return
+            self._check_heartbeat(m)
+        elif (
+            m.state == "restarting"
+            and m.next_restart_at is not None
+            and now >= m.next_restart_at
+            and m.enabled
+            and not m.user_stopped
+        ):
+            self._spawn(m)
+
+    def _check_heartbeat(self, m: Managed) -> None:
+        assert m.proc is not None and isinstance(m.config, ClientConfig)
+        beat = heartbeat.read_beat(heartbeat.heartbeat_path(m.name))
+        if beat is not None and beat.pid == m.proc.pid:
+            m.last_heartbeat = beat.time
+            m.next_run = beat.next_run
+        since = m.last_heartbeat or m.started_epoch or time.time()
+        age = time.time() - since
+        if age > m.config.heartbeat.timeout_s:
+            message = (
+                f"no heartbeat for {age:.1f} s (timeout {m.config.heartbeat.timeout_s:g} s): "
+                "hung main loop or a job over its time limit"
+            )
+            log.error("client %s hung: %s", m.name, message)
+            m.last_error = f"hung: {message}"
+            m.last_error_traceback = _tail(self.ws.logs / f"{m.name}.out.log")
+            self._event(m.name, "hung", message, m.last_error_traceback)
+            self._alert(m.name, f"client {m.name} hung and is being restarted: {message}")
+            self._begin_stop(m, "hung")
+
+    def _on_exit(self, m: Managed, code: int) -> None:
+        assert m.proc is not None
+        pid = m.proc.pid
+        _killpg(pid, signal.SIGKILL)  # leftovers of the group (a job's subprocesses)
+        m.proc = None
+        _pid_file(m.name, "module").unlink(missing_ok=True)
+        reason, m.stop_reason, m.stop_deadline = m.stop_reason, None, None
+        m.next_run = None
+        if reason in ("stop", "shutdown", "reload", "restart", "disable"):
+            self._event(m.name, "stopped", f"pid {pid} exited with status {code} ({reason})")
+            log.info("client %s stopped (%s, status %s)", m.name, reason, code)
+            if reason == "reload":
+                self._apply_config(m)
+            elif reason == "restart":
+                self._spawn(m)
+            elif reason == "disable":
+                m.state = "disabled"
+            else:
+                m.state = "stopped"
+            return
+        failure = True
+        if reason == "hung":
+            pass  # already recorded when detected
+        elif code == 0:
+            failure = False
+            self._event(m.name, "exited", f"pid {pid} exited on its own with status 0")
+        else:
+            crash = self._read_crash(m.name)
+            how = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
+            m.last_error = crash.get("error") or f"process {how}"
+            m.last_error_traceback = crash.get("traceback") or _tail(
+                self.ws.logs / f"{m.name}.out.log"
+            )
+            log.error("client %s crashed: %s", m.name, m.last_error)
+            self._event(m.name, "crashed", f"{how}: {m.last_error}", m.last_error_traceback)
+            self._alert(m.name, f"client {m.name} crashed: {m.last_error}", m.last_error_traceback)
+        self._after_failure(m, failure)
+
+    def _read_crash(self, name: str) -> dict[str, Any]:
+        path = crash_path(name)
+        try:
+            return dict(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def _after_failure(self, m: Managed, failure: bool) -> None:
+        """Apply the restart policy after the client ended without being asked to."""
+        assert isinstance(m.config, ClientConfig)
+        policy = m.config.restart
+        if not m.enabled or m.user_stopped:
+            m.state = "stopped" if m.enabled else "disabled"
+            return
+        if policy.policy == "never" or (policy.policy == "on-failure" and not failure):
+            m.state = "crashed" if failure else "stopped"
+            return
+        now = time.monotonic()
+        while m.restart_times and now - m.restart_times[0] > policy.window_s:
+            m.restart_times.popleft()
+        if len(m.restart_times) >= policy.max_restarts:
+            m.state = "crashed"
+            message = (
+                f"crash loop: {len(m.restart_times)} restarts within {policy.window_s:g} s; "
+                "not restarting (start it again once fixed)"
+            )
+            log.error("client %s: %s", m.name, message)
+            self._event(m.name, "crash_loop", message, m.last_error_traceback)
+            self._alert(m.name, f"client {m.name} gave up: {message}", m.last_error_traceback)
+            return
+        delay = min(policy.backoff_s * (2 ** len(m.restart_times)), policy.max_backoff_s)
+        m.restart_times.append(now)
+        m.restart_count += 1
+        m.next_restart_at = now + delay
+        m.state = "restarting"
+        self._event(m.name, "restart_scheduled", f"restart #{m.restart_count} in {delay:.1f} s")
+
+    # ---- notebook clients -------------------------------------------------------------------
+    def _poll_notebook(self, m: Managed) -> None:
+        if m.run is not None:
+            self._poll_run(m)
+        if m.trigger is None or m.next_fire is None or not m.enabled or m.user_stopped:
+            return
+        now = datetime.now(UTC)
+        if now < m.next_fire:
+            return
+        slot = m.next_fire
+        m.next_fire = m.trigger.get_next_fire_time(slot, now)
+        if m.next_fire is not None and m.next_fire <= slot:
+            m.next_fire = m.trigger.get_next_fire_time(None, now + timedelta(microseconds=1))
+        if m.run is not None:
+            message = f"slot {utc_text(slot)} skipped: previous run {m.run.run_id} still running"
+            log.warning("client %s: %s", m.name, message)
+            self._event(m.name, "run_skipped", message)
+            return
+        self._launch_run(m, utc_text(slot), "schedule")
+
+    def _mp_context(self) -> Any:
+        if self._mp is None:
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["quantstrip.daemon.nbexec"])
+            self._mp = ctx
+        return self._mp
+
+    def _launch_run(self, m: Managed, scheduled_for: str | None, trigger: str) -> int | None:
+        cfg = m.config
+        assert isinstance(cfg, ClientConfig) and self.db is not None
+        started_at = now_text()
+        try:
+            row = self.db.insert(
+                "client_runs",
+                client_name=m.name,
+                trigger=trigger,
+                scheduled_for=scheduled_for,
+                started_at=started_at,
+                status="running",
+            )
+        except sqlite3.IntegrityError:
+            log.info("client %s slot %s already claimed: not running twice", m.name, scheduled_for)
+            return None
+        run_id = int(row.id)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        output = self.ws.runs / m.name / f"{stamp}_run{run_id}.ipynb"
+        parameters = {
+            **cfg.parameters,
+            "client_name": m.name,
+            "mode": cfg.mode,
+            "run_time": started_at,
+            "scheduled_for": scheduled_for or "",
+            "run_id": run_id,
+        }
+        spec = {
+            "run_id": run_id,
+            "client": m.name,
+            "input_path": str(cfg.entry_file),
+            "output_path": str(output),
+            "parameters": parameters,
+            "kernel": cfg.kernel,
+            "cwd": str(cfg.directory),
+            "database": str(self.ws.database),
+            "log_path": str(self.ws.logs / f"{m.name}.out.log"),
+            "env": {
+                "QUANTSTRIP_HOME": str(self.ws.home),
+                "QUANTSTRIP_WORKSPACE": str(self.ws.root),
+                "QUANTSTRIP_CLIENT": m.name,
+                "QUANTSTRIP_MODE": cfg.mode,
+            },
+        }
+        from quantstrip.daemon.nbexec import execute_run
+
+        process = self._mp_context().Process(
+            target=execute_run, args=(spec,), name=f"run-{m.name}-{run_id}"
+        )
+        process.start()
+        self.db.update("client_runs", run_id, pid=process.pid)
+        _write_pid_file(_pid_file(m.name, "notebook"), process.pid, client=m.name, run_id=run_id)
+        limit = cfg.time_limit_s
+        m.run = NotebookRun(
+            run_id=run_id,
+            process=process,
+            started=time.monotonic(),
+            scheduled_for=scheduled_for,
+            output_path=output,
+            deadline=time.monotonic() + limit if limit else None,
+        )
+        m.state = "running"
+        m.started_at = started_at
+        log.info("client %s run %s started (%s, pid %s)", m.name, run_id, trigger, process.pid)
+        self._event(m.name, "run_started", f"run {run_id} ({trigger}) slot {scheduled_for}")
+        return run_id
+
+    def _kill_run(self, m: Managed, status: str, reason: str) -> None:
+        if m.run is None:
+            return
+        if m.run.process.is_alive():
+            _killpg(m.run.process.pid, signal.SIGKILL)
+        m.run.killed_reason = m.run.killed_reason or f"{status}:{reason}"
+        m.run.process.join(5)
+        self._finish_run(m)
+
+    def _poll_run(self, m: Managed) -> None:
+        assert m.run is not None and isinstance(m.config, ClientConfig)
+        run = m.run
+        if run.process.is_alive():
+            if run.deadline is not None and time.monotonic() > run.deadline:
+                limit = m.config.time_limit_s
+                log.error("client %s run %s over its %s s limit: killed", m.name, run.run_id, limit)
+                run.killed_reason = f"timeout:exceeded its time limit of {limit:g} s"
+                _killpg(run.process.pid, signal.SIGKILL)
+            return
+        self._finish_run(m)
+
+    def _finish_run(self, m: Managed) -> None:
+        assert m.run is not None and self.db is not None
+        run = m.run
+        run.process.join(1)
+        # A killed run may have left its kernel behind in the same process group.
+        _killpg(run.process.pid, signal.SIGKILL)
+        m.run = None
+        exitcode = run.process.exitcode
+        _pid_file(m.name, "notebook").unlink(missing_ok=True)
+        with contextlib.suppress(ValueError, OSError):
+            run.process.close()
+        record = self.db.get("client_runs", run.run_id)
+        if record.status == "running":
+            status, error = "failed", f"run process exited with status {exitcode}"
+            if run.killed_reason:
+                status, _, error = run.killed_reason.partition(":")
+            ended = now_text()
+            duration = round(time.monotonic() - run.started, 3)
+            record = self.db.update(
+                "client_runs",
+                run.run_id,
+                status=status,
+                ended_at=ended,
+                duration_s=duration,
+                error=error,
+                output_path=str(run.output_path) if run.output_path.exists() else None,
+                traceback=_tail(self.ws.logs / f"{m.name}.out.log"),
+            )
+        m.state = "scheduled" if m.enabled and not m.user_stopped else m.state
+        if m.state == "running":
+            m.state = "stopped"
+        if record.status == "success":
+            self._event(m.name, "run_succeeded", f"run {run.run_id} in {record.duration_s} s")
+            return
+        where = f" in cell {record.error_cell}" if record.error_cell else ""
+        m.last_error = f"run {run.run_id} {record.status}{where}: {record.error}"
+        m.last_error_traceback = record.traceback
+        log.error("client %s %s", m.name, m.last_error)
+        self._event(m.name, f"run_{record.status}", m.last_error, record.traceback)
+        if record.status != "interrupted":
+            self._alert(m.name, f"notebook client {m.last_error}", record.traceback)
+
+    # ---- control commands -------------------------------------------------------------------
+    def _handle_request(self, op: str, request: dict[str, Any]) -> Any:
+        """Called on the control API thread: hand the command to the main loop and wait."""
+        reply: queue.Queue[Any] = queue.Queue()
+        self.commands.put((op, request, reply))
+        try:
+            ok, value = reply.get(timeout=15)
+        except queue.Empty:
+            raise ControlError(f"daemon busy: {op} not handled in time") from None
+        if not ok:
+            raise value
+        return value
+
+    def _drain_commands(self) -> None:
+        while True:
+            try:
+                op, request, reply = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                reply.put((True, self._command(op, request)))
+            except QuantstripError as exc:
+                reply.put((False, exc))
+            except Exception as exc:
+                log.exception("command %s failed", op)
+                reply.put((False, ControlError(f"{type(exc).__name__}: {exc}")))
+
+    def _command(self, op: str, request: dict[str, Any]) -> Any:
+        if op == "ping":
+            return {"pid": os.getpid(), "workspace": str(self.ws.root)}
+        if op == "list":
+            return [self.status(m).as_dict() for m in sorted(self.clients.values(), key=_key)]
+        if op == "reload":
+            self._reload()
+            return {"clients": len(self.clients)}
+        name = str(request.get("name", ""))
+        m = self.clients.get(name)
+        if m is None:
+            raise ControlError(f"no client named {name!r}")
+        if op in ("enable", "disable"):
+            registry.set_enabled(name, op == "enable", self.ws.clients)
+            self._event(name, f"{op}d", "via control API")
+            self._reload()
+            m = self.clients[name]
+            if op == "disable" and m.proc is not None:
+                m.pending_reload = False
+                self._begin_stop(m, "disable")
+            if op == "disable" and m.run is not None:
+                self._kill_run(m, "interrupted", "client disabled")
+            return {"name": name, "state": m.state}
+        if not m.valid:
+            raise ControlError(f"client {name} is invalid: {m.last_error}")
+        if not m.enabled:
+            raise ControlError(f"client {name} is disabled: enable it first")
+        if op == "start":
+            m.user_stopped = False
+            m.restart_times.clear()
+            if m.kind == "module" and m.proc is None:
+                self._spawn(m)
+            elif m.kind == "notebook" and m.state == "stopped":
+                self._apply_config(m)
+        elif op == "stop":
+            m.user_stopped = True
+            self._event(name, "stop_requested", "via control API")
+            if m.kind == "module":
+                if m.proc is not None:
+                    self._begin_stop(m, "stop")
+                else:
+                    m.state = "stopped"
+            else:
+                if m.run is not None:
+                    self._kill_run(m, "interrupted", "stopped via control API")
+                m.state = "stopped"
+        elif op == "restart":
+            m.user_stopped = False
+            m.restart_times.clear()
+            if m.kind == "module":
+                if m.proc is not None:
+                    self._begin_stop(m, "restart")
+                else:
+                    self._spawn(m)
+            else:
+                if m.run is not None:
+                    self._kill_run(m, "interrupted", "restarted via control API")
+                self._apply_config(m)
+        elif op == "run_now":
+            if m.kind == "module":
+                if m.proc is None:
+                    raise ControlError(f"client {name} is not running")
+                os.kill(m.proc.pid, signal.SIGUSR1)
+                self._event(name, "run_now", "all jobs fired via control API")
+                return {"name": name, "state": m.state}
+            if m.run is not None:
+                raise ControlError(f"client {name} is already running (run {m.run.run_id})")
+            run_id = self._launch_run(m, None, "manual")
+            return {"name": name, "state": m.state, "run_id": run_id}
+        return {"name": name, "state": m.state}
+
+    # ---- state --------------------------------------------------------------------------
+    def status(self, m: Managed) -> ClientStatus:
+        cfg = m.config
+        valid = isinstance(cfg, ClientConfig)
+        pid = m.proc.pid if m.proc is not None else (m.run.process.pid if m.run else None)
+        next_run = m.next_run
+        if m.kind == "notebook":
+            next_run = utc_text(m.next_fire) if m.next_fire and m.enabled else None
+        beat = m.last_heartbeat
+        return ClientStatus(
+            name=m.name,
+            kind=m.kind,
+            state=m.state,
+            enabled=m.enabled if valid else False,
+            pid=pid,
+            started_at=m.started_at if pid else None,
+            last_heartbeat=utc_text(datetime.fromtimestamp(beat, UTC)) if beat else None,
+            heartbeat_age_s=round(time.time() - beat, 3) if beat and m.proc else None,
+            next_run=next_run,
+            last_error=m.last_error,
+            last_error_traceback=m.last_error_traceback,
+            restart_count=m.restart_count,
+            display_name=cfg.title if isinstance(cfg, ClientConfig) else None,
+            mode=cfg.mode if isinstance(cfg, ClientConfig) else None,
+            schedule=cfg.schedule if isinstance(cfg, ClientConfig) else None,
+        )
+
+    def _mirror(self, m: Managed) -> None:
+        """Keep the `clients` row in step (written only when something changed)."""
+        if self.db is None:
+            return
+        s = self.status(m)
+        row = {
+            "kind": s.kind,
+            "entry": m.config.entry or "?",
+            "enabled": int(s.enabled),
+            "state": s.state,
+            "pid": s.pid,
+            "started_at": s.started_at,
+            "last_heartbeat": s.last_heartbeat,
+            "last_error": s.last_error,
+            "last_error_traceback": s.last_error_traceback,
+            "next_run": s.next_run,
+            "restart_count": s.restart_count,
+        }
+        if row == m.mirrored:
+            return
+        if m.name in self._client_ids:
+            self.db.update("clients", self._client_ids[m.name], **row)
+        else:
+            self._client_ids[m.name] = int(self.db.insert("clients", name=m.name, **row).id)
+        m.mirrored = row
+
+    def _load_client_ids(self) -> None:
+        assert self.db is not None
+        for row in self.db.query("SELECT id, name FROM clients"):
+            self._client_ids[row["name"]] = row["id"]
+
+    def _event(self, name: str, event_type: str, message: str = "", tb: str | None = None) -> None:
+        if self.db is None:
+            return
+        try:
+            self.db.record_client_event(name, event_type, message, tb)
+        except Exception:
+            log.exception("could not record %s event for %s", event_type, name)
+
+    def _alert(self, name: str, message: str, tb: str | None = None) -> None:
+        if self.alerts is not None:
+            self.alerts.send(name, message, tb)
+
+    def _cleanup_orphans(self) -> None:
+        """Kill what a previous daemon left running and close its unfinished runs."""
+        assert self.db is not None
+        found: list[tuple[psutil.Process, Path]] = []
+        for path in heartbeat.run_dir().glob("*.pid"):
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                path.unlink(missing_ok=True)
+                continue
+            proc = _same_process(int(data.get("pid", 0)), data.get("create_time"))
+            if proc is None:
+                path.unlink(missing_ok=True)
+                continue
+            log.warning("stopping %s (pid %s) left by a previous daemon", path.name, proc.pid)
+            _killpg(proc.pid, signal.SIGTERM)
+            found.append((proc, path))
+        if found:
+            _, alive = psutil.wait_procs([p for p, _ in found], timeout=ORPHAN_GRACE_S)
+            for proc in alive:
+                _killpg(proc.pid, signal.SIGKILL)
+            psutil.wait_procs(alive, timeout=ORPHAN_GRACE_S)
+        for _, path in found:
+            path.unlink(missing_ok=True)
+        for row in self.db.query(
+            "SELECT id, client_name, started_at FROM client_runs WHERE status = 'running'"
+        ):
+            started = parse_utc(row["started_at"])
+            self.db.update(
+                "client_runs",
+                row["id"],
+                status="interrupted",
+                ended_at=now_text(),
+                duration_s=round((datetime.now(UTC) - started).total_seconds(), 3),
+                error="the daemon stopped during this run",
+            )
+            self._event(row["client_name"], "run_interrupted", f"run {row['id']} (daemon restart)")
+
+
+def _key(m: Managed) -> str:
+    return m.name
+
+
+def run_daemon() -> int:
+    return Daemon().run()
