@@ -291,3 +291,15 @@ CREATE TABLE notifications (
     sent_at       TEXT
 );
 CREATE INDEX ix_notifications_status ON notifications (status, created_at);
+
+-- Calendar of UTC days. Views take their date columns from here (a join, not an expression), so
+-- the column keeps its declared DATE type through the view: ODBC/Excel then read real dates.
+CREATE TABLE calendar_days (
+    day  DATE PRIMARY KEY
+) WITHOUT ROWID;
+WITH RECURSIVE d(day) AS (
+    SELECT '1970-01-01'
+    UNION ALL
+    SELECT date(day, '+1 day') FROM d WHERE day < '2199-12-31'
+)
+INSERT INTO calendar_days (day) SELECT day FROM d;

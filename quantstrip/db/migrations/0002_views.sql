@@ -1,6 +1,7 @@
 -- Views shared by every consumer: portfolio report, SQL editor, ODBC/Excel. One definition of each
 -- number. Money columns are REAL in currency units, computed from exact integer micros sums.
--- Dates are UTC calendar dates of the execution time.
+-- Dates are UTC calendar dates of the execution time, taken from calendar_days so that they keep
+-- a DATE type through ODBC.
 
 CREATE VIEW v_executions AS
 SELECT e.id                                   AS execution_id,
@@ -18,7 +19,7 @@ SELECT e.id                                   AS execution_id,
        (e.qty_micros * e.price_micros / 1e6) * (i.multiplier_micros / 1e6) / 1e6 AS notional,
        COALESCE(c.commission_micros, 0) / 1e6 AS commission,
        e.exec_time                            AS exec_time,
-       substr(e.exec_time, 1, 10)             AS exec_date,
+       cd.day                                 AS exec_date,
        o.client_order_id                      AS client_order_id,
        e.liquidity                            AS liquidity,
        e.exchange                             AS exchange,
@@ -30,6 +31,7 @@ JOIN instruments i ON i.id = e.instrument_id
 JOIN accounts a ON a.id = e.account_id
 LEFT JOIN commissions c ON c.execution_id = e.id
 LEFT JOIN orders o ON o.id = e.order_id
+LEFT JOIN calendar_days cd ON cd.day = substr(e.exec_time, 1, 10)
 WHERE e.superseded_by IS NULL;
 
 -- Trade-level PnL attribution: every closed round trip (an opening lot matched by a closing fill).
@@ -45,7 +47,7 @@ SELECT pc.id                                      AS round_trip_id,
        pc.entry_price_micros / 1e6                AS entry_price,
        pc.exit_time                               AS exit_time,
        pc.exit_price_micros / 1e6                 AS exit_price,
-       substr(pc.exit_time, 1, 10)                AS exit_date,
+       cd.day                                     AS exit_date,
        pc.realized_pnl_gross_micros / 1e6         AS gross_pnl,
        (COALESCE(co.commission_micros * pc.qty_micros / eo.qty_micros, 0)
         + COALESCE(cc.commission_micros * pc.qty_micros / ec.qty_micros, 0)) / 1e6 AS commission,
@@ -62,13 +64,14 @@ JOIN instruments i ON i.id = pc.instrument_id
 JOIN executions ec ON ec.id = pc.closing_execution_id
 LEFT JOIN commissions cc ON cc.execution_id = ec.id
 LEFT JOIN executions eo ON eo.id = pc.opening_execution_id
-LEFT JOIN commissions co ON co.execution_id = eo.id;
+LEFT JOIN commissions co ON co.execution_id = eo.id
+LEFT JOIN calendar_days cd ON cd.day = substr(pc.exit_time, 1, 10);
 
 -- Daily realised PnL per strategy: gross realised on the day's closing fills, less every
 -- commission paid that day (opening and closing fills alike).
 CREATE VIEW v_daily_pnl AS
 SELECT s.name                                              AS strategy,
-       substr(e.exec_time, 1, 10)                          AS date,
+       cd.day                                              AS date,
        SUM(pe.realized_pnl_gross_micros) / 1e6             AS gross_pnl,
        SUM(COALESCE(c.commission_micros, 0)) / 1e6         AS commission,
        (SUM(pe.realized_pnl_gross_micros) - SUM(COALESCE(c.commission_micros, 0))) / 1e6 AS net_pnl,
@@ -78,6 +81,7 @@ FROM executions e
 JOIN position_events pe ON pe.execution_id = e.id
 JOIN strategies s ON s.id = e.strategy_id
 LEFT JOIN commissions c ON c.execution_id = e.id
+LEFT JOIN calendar_days cd ON cd.day = substr(e.exec_time, 1, 10)
 WHERE e.superseded_by IS NULL
 GROUP BY e.strategy_id, substr(e.exec_time, 1, 10);
 
@@ -87,7 +91,7 @@ SELECT e.id                                         AS execution_id,
        s.name                                       AS strategy,
        i.symbol                                     AS symbol,
        e.broker                                     AS broker,
-       substr(e.exec_time, 1, 10)                   AS date,
+       cd.day                                       AS date,
        substr(e.exec_time, 1, 7)                    AS month,
        e.side                                       AS side,
        e.qty_micros / 1e6                           AS qty,
@@ -103,6 +107,7 @@ FROM executions e
 JOIN strategies s ON s.id = e.strategy_id
 JOIN instruments i ON i.id = e.instrument_id
 LEFT JOIN commissions c ON c.execution_id = e.id
+LEFT JOIN calendar_days cd ON cd.day = substr(e.exec_time, 1, 10)
 WHERE e.superseded_by IS NULL;
 
 CREATE VIEW v_positions AS
@@ -131,7 +136,7 @@ SELECT pe.id                                 AS position_event_id,
        a.account_code                        AS account,
        i.symbol                              AS symbol,
        pe.event_time                         AS event_time,
-       substr(pe.event_time, 1, 10)          AS date,
+       cd.day                                AS date,
        pe.qty_before_micros / 1e6            AS qty_before,
        pe.qty_after_micros / 1e6             AS qty_after,
        pe.avg_cost_before_micros / 1e6       AS avg_cost_before,
@@ -143,7 +148,8 @@ SELECT pe.id                                 AS position_event_id,
 FROM position_events pe
 JOIN strategies s ON s.id = pe.strategy_id
 JOIN accounts a ON a.id = pe.account_id
-JOIN instruments i ON i.id = pe.instrument_id;
+JOIN instruments i ON i.id = pe.instrument_id
+LEFT JOIN calendar_days cd ON cd.day = substr(pe.event_time, 1, 10);
 
 -- Return on invested capital per strategy: net realised PnL over the peak capital deployed
 -- (the running sum, across instruments, of cost basis held, at each position event).
