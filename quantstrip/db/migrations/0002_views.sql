@@ -75,7 +75,7 @@ SELECT s.name                                              AS strategy,
        SUM(pe.realized_pnl_gross_micros) / 1e6             AS gross_pnl,
        SUM(COALESCE(c.commission_micros, 0)) / 1e6         AS commission,
        (SUM(pe.realized_pnl_gross_micros) - SUM(COALESCE(c.commission_micros, 0))) / 1e6 AS net_pnl,
-       COUNT(*)                                            AS fills,
+       COUNT(e.id)                                         AS fills,
        e.strategy_id                                       AS strategy_id
 FROM executions e
 JOIN position_events pe ON pe.execution_id = e.id
@@ -83,7 +83,7 @@ JOIN strategies s ON s.id = e.strategy_id
 LEFT JOIN commissions c ON c.execution_id = e.id
 LEFT JOIN calendar_days cd ON cd.day = substr(e.exec_time, 1, 10)
 WHERE e.superseded_by IS NULL
-GROUP BY e.strategy_id, substr(e.exec_time, 1, 10);
+GROUP BY e.strategy_id, s.name, cd.day;
 
 -- Commission analysis per fill (aggregate it by strategy, symbol or month in a query).
 CREATE VIEW v_commissions AS
@@ -179,7 +179,7 @@ SELECT s.name                                                AS strategy,
        (pnl.gross_micros - pnl.commission_micros) / 1e6      AS net_pnl,
        peak.peak_capital_micros / 1e6                        AS peak_capital,
        CASE WHEN peak.peak_capital_micros > 0
-            THEN CAST(pnl.gross_micros - pnl.commission_micros AS REAL) / peak.peak_capital_micros
+            THEN (pnl.gross_micros - pnl.commission_micros) * 1.0 / peak.peak_capital_micros
        END                                                   AS return_on_capital,
        s.id                                                  AS strategy_id
 FROM pnl
