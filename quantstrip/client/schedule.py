@@ -158,6 +158,10 @@ class JobBuilder:
         self.tz: tzinfo = scheduler.tz if scheduler else zone(None)
         self.cron_expr: str | None = None
         self.exchange: str | None = None
+        # Registry schedules align intervals to a fixed epoch ("every 5 minutes" fires at :00,
+        # :05...), so a slot has the same time whichever process computes it, before or after a
+        # daemon restart: that is what lets client_runs' unique slot index prevent a rerun.
+        self.anchored = False
 
     # ---- units ---------------------------------------------------------------------------
     def _unit(self, unit: str) -> JobBuilder:
@@ -246,6 +250,9 @@ class JobBuilder:
         if self.unit is None:
             raise ValidationError("every", "missing unit: e.g. every().day or every(5).minutes")
         if self.at_time is None:
+            if self.anchored:
+                epoch = datetime(2000, 1, 3, tzinfo=tz)  # a Monday, so weeks align too
+                return IntervalTrigger(**{self.unit: n}, start_date=epoch, timezone=tz)
             return IntervalTrigger(**{self.unit: n}, timezone=tz)
         hour, minute, second = self.at_time
         if self.unit == "days":
@@ -370,11 +377,13 @@ def parse_schedule(text: str, tz: str | tzinfo | None = None) -> BaseTrigger:
         return cron_trigger(text, tz)
     builder = JobBuilder(None)
     builder.tz = zone(tz)
+    builder.anchored = True
     rest = words[1:]
     try:
         if rest and rest[0].isdigit():
             builder = JobBuilder(None, int(rest[0]))
             builder.tz = zone(tz)
+            builder.anchored = True
             rest = rest[1:]
         if not rest:
             raise ValidationError("schedule", f"missing unit in {text!r}")

@@ -221,6 +221,8 @@ class Daemon:
         log.info("daemon %s started for %s", os.getpid(), self.ws.root)
         try:
             self._reload(initial=True)
+            if any(m.kind == "notebook" for m in self.clients.values()):
+                self._start_fork_server()
             while not self._stopping:
                 started = time.monotonic()
                 self.tick()
@@ -590,6 +592,17 @@ class Daemon:
             ctx.set_forkserver_preload(["quantstrip.daemon.nbexec"])
             self._mp = ctx
         return self._mp
+
+    def _start_fork_server(self) -> None:
+        """Start the fork server now, so its one-time `import papermill` (~2 s) happens while
+        nothing is due rather than delaying the first run."""
+        self._mp_context()
+        try:
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()
+        except Exception:
+            log.exception("fork server did not start; it will be retried at the first run")
 
     def _launch_run(self, m: Managed, scheduled_for: str | None, trigger: str) -> int | None:
         cfg = m.config
