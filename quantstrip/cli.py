@@ -14,6 +14,7 @@ from quantstrip.errors import QuantstripError
 # parsers, taking the parsed args and returning an exit code.
 COMMAND_MODULES = [
     "workspace",
+    "odbc",
     "clients",
 ]
 
