@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["support.daemon"]
 
 
 def require_component(available: bool, what: str) -> None:

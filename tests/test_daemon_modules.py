@@ -1,0 +1,211 @@
+"""Module clients under a real daemon: ticking, crashing, hanging, controlled through the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support.daemon import (
+    DaemonHandle,
+    pid_alive,
+    wait_until,
+    write_client_toml,
+    write_module_client,
+)
+
+from quantstrip.daemon.control import ControlClient, ControlError
+
+TICKER = """
+from pathlib import Path
+from quantstrip import ClientBase
+
+class Ticker(ClientBase):
+    def __init__(self):
+        super().__init__()
+        self.display_name = "Ticker"
+        self.scheduler.every(1).seconds.do(self.job)
+
+    def job(self):
+        with open(Path(__file__).with_name("ticks.txt"), "a") as f:
+            f.write("tick\\n")
+
+    def on_stop(self):
+        Path(__file__).with_name("stopped.txt").write_text("clean stop")
+"""
+
+
+def ticks(root: Path, name: str) -> int:
+    path = root / "clients" / name / "ticks.txt"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def test_module_client_fires_every_second_and_stops_gracefully(
+    workspace: Path, daemon: DaemonHandle
+) -> None:
+    write_module_client("ticker", TICKER)
+    daemon.start()
+    status = daemon.wait_heartbeat("ticker")
+    assert status.kind == "module" and status.enabled and status.pid
+    assert status.display_name == "ticker" or status.display_name
+    wait_until(lambda: ticks(workspace, "ticker") >= 3, 20, "three ticks")
+    status = daemon.status("ticker")
+    assert status.next_run is not None
+    assert status.heartbeat_age_s is not None and status.heartbeat_age_s < 3
+
+    daemon.control.stop("ticker")
+    daemon.wait_state("ticker", "stopped")
+    assert not pid_alive(status.pid)
+    assert (workspace / "clients/ticker/stopped.txt").read_text() == "clean stop"
+    count = ticks(workspace, "ticker")
+    daemon.control.start("ticker")
+    wait_until(lambda: ticks(workspace, "ticker") > count, 20, "ticks after start")
+
+    row = daemon.query("SELECT * FROM clients WHERE name = 'ticker'")[0]
+    assert row["state"] == "running" and row["pid"] == daemon.status("ticker").pid
+    kinds = [e["event_type"] for e in daemon.events("ticker")]
+    assert kinds[:4] == ["started", "stop_requested", "stopped", "started"]
+    assert daemon.stop() == 0
+    # After a graceful daemon stop the mirror says stopped, and the CLI's fallback shows it.
+    fallback = {s.name: s for s in ControlClient(daemon.control.path).list_clients()}
+    assert fallback["ticker"].state == "stopped" and not fallback["ticker"].daemon_running
+
+
+def test_crashing_client_is_restarted_then_left_crashed_with_its_traceback(
+    workspace: Path, daemon: DaemonHandle
+) -> None:
+    write_module_client(
+        "crasher",
+        """
+        from pathlib import Path
+        from quantstrip import ClientBase
+
+        class Crasher(ClientBase):
+            def on_start(self):
+                with open(Path(__file__).with_name("starts.txt"), "a") as f:
+                    f.write("start\\n")
+                raise RuntimeError("broker login refused")
+        """,
+        restart={"max_restarts": 2, "backoff_s": 0.1},
+    )
+    write_module_client("ticker", TICKER)
+    daemon.start()
+    status = daemon.wait_state("crasher", "crashed", 60)
+    starts = (workspace / "clients/crasher/starts.txt").read_text().splitlines()
+    assert len(starts) == 3  # first start + max_restarts
+    assert status.restart_count == 2
+    assert "RuntimeError: broker login refused" in (status.last_error or "")
+    assert "on_start" in (status.last_error_traceback or "")
+    crashes = daemon.events("crasher", "crashed")
+    assert len(crashes) == 3 and "broker login refused" in crashes[0]["traceback"]
+    assert len(daemon.events("crasher", "crash_loop")) == 1
+    # The crash loop never disturbed the other client.
+    assert daemon.status("ticker").state == "running"
+    # Once fixed, an explicit start tries again from a clean slate.
+    daemon.control.start("crasher")
+    wait_until(
+        lambda: len((workspace / "clients/crasher/starts.txt").read_text().splitlines()) == 4,
+        30,
+        "a fresh start",
+    )
+
+
+def test_client_killed_by_a_signal_is_restarted_with_backoff(
+    workspace: Path, daemon: DaemonHandle
+) -> None:
+    write_module_client("ticker", TICKER, restart={"policy": "always"})
+    daemon.start()
+    first = daemon.wait_heartbeat("ticker")
+    import os
+    import signal
+
+    os.kill(first.pid, signal.SIGKILL)
+    second = wait_until(
+        lambda: (s := daemon.status("ticker")).state == "running" and s.pid != first.pid and s,
+        30,
+        "the restarted client",
+    )
+    assert second.restart_count == 1
+    assert "killed by signal 9" in (second.last_error or "")
+    assert daemon.events("ticker", "restart_scheduled")
+
+
+def test_hung_clients_are_killed_after_the_heartbeat_timeout_and_restarted(
+    workspace: Path, daemon: DaemonHandle
+) -> None:
+    # A job blocked forever (over its 1 s time limit) withholds the heartbeat...
+    write_module_client(
+        "stuck_job",
+        """
+        import time
+        from quantstrip import ClientBase
+
+        class StuckJob(ClientBase):
+            def __init__(self):
+                super().__init__()
+                self.scheduler.every(1).seconds.do(self.job)
+
+            def job(self):
+                time.sleep(3600)
+        """,
+        time_limit_s=1.0,
+    )
+    # ...and so does a main loop that never gets going (on_start blocks, ignoring SIGTERM's
+    # graceful path: the daemon escalates to SIGKILL after stop_timeout_s).
+    write_module_client(
+        "stuck_start",
+        """
+        import time
+        from quantstrip import ClientBase
+
+        class StuckStart(ClientBase):
+            def on_start(self):
+                time.sleep(3600)
+        """,
+    )
+    daemon.start()
+    first_job = daemon.wait_heartbeat("stuck_job")
+    first_start_pid = wait_until(lambda: daemon.status("stuck_start").pid, 20, "stuck_start pid")
+    for name, old_pid in (("stuck_job", first_job.pid), ("stuck_start", first_start_pid)):
+        wait_until(lambda n=name: daemon.events(n, "hung"), 40, f"{name} detected as hung")
+        wait_until(lambda p=old_pid: not pid_alive(p), 20, f"{name}'s old process gone")
+        restarted = wait_until(
+            lambda n=name, p=old_pid: (s := daemon.status(n)).pid not in (None, p) and s,
+            30,
+            f"{name} restarted",
+        )
+        assert restarted.restart_count >= 1
+        assert "no heartbeat" in (daemon.events(name, "hung")[0]["message"])
+
+
+def test_invalid_client_is_shown_while_the_others_run_and_registry_changes_apply(
+    workspace: Path, daemon: DaemonHandle
+) -> None:
+    write_client_toml("broken", kind="module", entry="broken.py", colour="blue")
+    write_module_client("ticker", TICKER)
+    daemon.start()
+    broken = daemon.wait_state("broken", "invalid")
+    assert "colour" in (broken.last_error or "") and not broken.enabled
+    daemon.wait_heartbeat("ticker")
+    with pytest.raises(ControlError, match="invalid"):
+        daemon.control.start("broken")
+    with pytest.raises(ControlError, match="no client"):
+        daemon.control.start("ghost")
+
+    # Disable persists in client.toml and stops the process; enable brings it back.
+    pid = daemon.status("ticker").pid
+    daemon.control.disable("ticker")
+    daemon.wait_state("ticker", "disabled")
+    assert "enabled = false" in (workspace / "clients/ticker/client.toml").read_text()
+    assert not pid_alive(pid)
+    daemon.control.enable("ticker")
+    daemon.wait_heartbeat("ticker")
+
+    # Fixing the file on disk is picked up without restarting the daemon.
+    (workspace / "clients/broken/broken.py").write_text(TICKER)
+    write_module_client("broken", TICKER)
+    daemon.wait_heartbeat("broken")
+    run_now = daemon.control.run_now("broken")
+    assert run_now["name"] == "broken"
