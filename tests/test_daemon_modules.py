@@ -6,38 +6,16 @@ from pathlib import Path
 
 import pytest
 from support.daemon import (
+    TICKER,
     DaemonHandle,
     pid_alive,
+    ticks,
     wait_until,
     write_client_toml,
     write_module_client,
 )
 
 from quantstrip.daemon.control import ControlClient, ControlError
-
-TICKER = """
-from pathlib import Path
-from quantstrip import ClientBase
-
-class Ticker(ClientBase):
-    def __init__(self):
-        super().__init__()
-        self.display_name = "Ticker"
-        self.scheduler.every(1).seconds.do(self.job)
-
-    def job(self):
-        with open(Path(__file__).with_name("ticks.txt"), "a") as f:
-            f.write("tick\\n")
-
-    def on_stop(self):
-        Path(__file__).with_name("stopped.txt").write_text("clean stop")
-"""
-
-
-def ticks(root: Path, name: str) -> int:
-    path = root / "clients" / name / "ticks.txt"
-    return len(path.read_text().splitlines()) if path.exists() else 0
-
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -36,6 +36,31 @@ FAST = {
 }
 
 
+TICKER = """
+from pathlib import Path
+from quantstrip import ClientBase
+
+class Ticker(ClientBase):
+    def __init__(self):
+        super().__init__()
+        self.display_name = "Ticker"
+        self.scheduler.every(1).seconds.do(self.job)
+
+    def job(self):
+        with open(Path(__file__).with_name("ticks.txt"), "a") as f:
+            f.write("tick\\n")
+
+    def on_stop(self):
+        Path(__file__).with_name("stopped.txt").write_text("clean stop")
+"""
+
+
+def ticks(root: Path, name: str) -> int:
+    """How many times the TICKER client named `name` has fired."""
+    path = root / "clients" / name / "ticks.txt"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
 def wait_until(
     condition: Callable[[], Any], timeout_s: float = 30.0, what: str = "condition"
 ) -> Any:

@@ -1,0 +1,102 @@
+"""Notebook clients under a real daemon: papermill runs in a fresh kernel, failures, limits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from support.daemon import DaemonHandle, pid_alive, wait_until, write_notebook_client
+
+from quantstrip.daemon.control import ControlError
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def finished(daemon: DaemonHandle, name: str, count: int = 1) -> list[dict]:
+    runs = [r for r in daemon.runs(name) if r["status"] != "running"]
+    return runs if len(runs) >= count else []
+
+
+def test_notebook_failing_in_cell_3_keeps_its_output_and_records_the_error(
+    workspace: Path, daemon: DaemonHandle
+) -> None:
+    write_notebook_client(
+        "report",
+        [
+            # cell 1 is the parameters cell
+            "import json, pathlib\nvalue = 42\npathlib.Path('params.json').write_text(json.dumps("
+            "{'client_name': client_name, 'mode': mode, 'run_time': run_time}))",
+            "raise ValueError(f'bad data: {value}')",  # cell 3
+            "print('never reached')",
+        ],
+        mode="paper",
+    )
+    daemon.start()
+    assert daemon.status("report").state == "scheduled"
+    result = daemon.control.run_now("report")
+    run = wait_until(lambda: finished(daemon, "report"), 90, "the run to finish")[0]
+    assert run["id"] == result["run_id"] and run["trigger"] == "manual"
+    assert run["status"] == "failed"
+    assert run["error"] == "ValueError: bad data: 42"
+    assert run["error_cell"] == 3
+    assert "ValueError" in run["traceback"] and "\x1b[" not in run["traceback"]
+    assert run["duration_s"] > 0 and run["ended_at"] >= run["started_at"]
+
+    output = Path(run["output_path"])
+    assert output.parent == workspace / "var" / "runs" / "report"
+    nb = nbformat.read(output, as_version=4)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert any(o.get("ename") == "ValueError" for o in errors)
+    params = json.loads((workspace / "clients/report/params.json").read_text())
+    assert params["client_name"] == "report" and params["mode"] == "paper"
+    assert params["run_time"] == run["started_at"]
+
+    status = wait_until(
+        lambda: (s := daemon.status("report")).last_error and s, 10, "last_error shown"
+    )
+    assert "in cell 3" in status.last_error and "bad data" in status.last_error
+    assert daemon.events("report", "run_failed")
+
+
+def test_notebook_over_its_time_limit_is_killed_with_its_kernel(
+    workspace: Path, daemon: DaemonHandle
+) -> None:
+    write_notebook_client(
+        "slow",
+        [
+            "import os, pathlib\npathlib.Path('kernel.pid').write_text(str(os.getpid()))",
+            "import time\ntime.sleep(600)",
+        ],
+        time_limit_s=6.0,
+    )
+    daemon.start()
+    daemon.control.run_now("slow")
+    with pytest.raises(ControlError, match="already running"):
+        daemon.control.run_now("slow")
+    run = wait_until(lambda: finished(daemon, "slow"), 90, "the run to be stopped")[0]
+    assert run["status"] == "timeout"
+    assert "time limit of 6 s" in run["error"]
+    assert not pid_alive(run["pid"])
+    kernel_pid = int((workspace / "clients/slow/kernel.pid").read_text())
+    wait_until(lambda: not pid_alive(kernel_pid), 10, "the kernel to be gone too")
+    assert daemon.status("slow").state == "scheduled"
+    assert daemon.events("slow", "run_timeout")
+
+
+def test_scheduled_notebook_runs_each_slot_once(workspace: Path, daemon: DaemonHandle) -> None:
+    write_notebook_client(
+        "every3",
+        ["with open('slots.txt', 'a') as f:\n    f.write(scheduled_for + '\\n')"],
+        schedule="every 3 seconds",
+    )
+    daemon.start()
+    status = daemon.status("every3")
+    assert status.next_run is not None and status.schedule == "every 3 seconds"
+    runs = wait_until(lambda: finished(daemon, "every3", 2), 90, "two scheduled runs")
+    assert all(r["status"] == "success" and r["trigger"] == "schedule" for r in runs)
+    slots = (workspace / "clients/every3/slots.txt").read_text().split("\n")[:-1]
+    assert len(slots) == len(set(slots)) >= 2
+    # Slots are aligned to the interval, so a restarted daemon computes the same ones.
+    assert all(int(s[17:19]) % 3 == 0 and s.endswith(".000000") for s in slots)
