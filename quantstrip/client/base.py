@@ -17,6 +17,7 @@ forever stops the heartbeat and the daemon restarts the client.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import threading
 import time
@@ -35,6 +36,10 @@ class ClientBase:
         self.name: str = name or os.environ.get("QUANTSTRIP_CLIENT") or type(self).__name__
         self.display_name: str = self.name
         self.mode: str = os.environ.get("QUANTSTRIP_MODE", "simulation")
+        # [parameters] of client.toml, passed by the daemon.
+        self.parameters: dict[str, Any] = json.loads(
+            os.environ.get("QUANTSTRIP_CLIENT_PARAMETERS") or "{}"
+        )
         self.log = services.get_logger(self.name)
         self.scheduler = Scheduler(tz=tz or os.environ.get("QUANTSTRIP_CLIENT_TZ"), wrap=self._wrap)
         timeout = os.environ.get("QUANTSTRIP_JOB_TIMEOUT_S")

@@ -9,6 +9,7 @@ costs about a second, which only clients that ask for a gate should pay.
 from __future__ import annotations
 
 import functools
+import warnings
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -23,7 +24,10 @@ def get_calendar(exchange: str) -> Any:
     import exchange_calendars
 
     try:
-        return exchange_calendars.get_calendar(exchange.upper())
+        with warnings.catch_warnings():
+            # exchange_calendars trips pandas deprecation warnings that are not ours to fix.
+            warnings.simplefilter("ignore")
+            return exchange_calendars.get_calendar(exchange.upper())
     except Exception as exc:  # InvalidCalendarName and friends
         from quantstrip.errors import ValidationError
 

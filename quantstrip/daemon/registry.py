@@ -211,15 +211,14 @@ def _peek_kind(path: Path) -> tuple[str, str]:
 
 
 def signature(config: ClientConfig | InvalidClient) -> tuple[Any, ...]:
-    """Changes whenever the client's files change: (path, mtime_ns, size) of toml and entry."""
-    paths = (
-        [config.path]
-        if isinstance(config, InvalidClient)
-        else [
-            config.directory / CLIENT_FILE,
-            config.entry_file,
-        ]
-    )
+    """Changes whenever the client's files change: (path, mtime_ns, size) of toml and entry.
+    For an invalid client the entry it names is watched too (creating a missing file fixes it)."""
+    if isinstance(config, InvalidClient):
+        paths = [config.path]
+        if config.entry:
+            paths.append(config.path.parent / config.entry.split(":", 1)[0])
+    else:
+        paths = [config.directory / CLIENT_FILE, config.entry_file]
     out: list[Any] = []
     for p in paths:
         try:

@@ -88,8 +88,8 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def write_client_toml(name: str, **config: Any) -> Path:
-    directory = current_workspace().clients / name
+def write_client_toml(client: str, /, **config: Any) -> Path:
+    directory = current_workspace().clients / client
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "client.toml"
     path.write_text(tomlkit.dumps(config))

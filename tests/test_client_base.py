@@ -1,0 +1,121 @@
+"""ClientBase in this process: a failing job is contained, an overrunning job stops the
+heartbeat, and the runner finds the client class in a file."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from support.daemon import wait_until
+
+from quantstrip import ClientBase, db_handler
+from quantstrip.client.runner import find_client_classes, load_client_class
+from quantstrip.errors import ConfigError
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Flaky(ClientBase):
+    def __init__(self) -> None:
+        super().__init__(name="flaky")
+        self.calls = 0
+        self.errors: list[BaseException] = []
+        self.stopped = False
+        self.scheduler.every(1).seconds.do(self.job)
+
+    def job(self) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise ValueError("no quotes for SPY")
+
+    def on_error(self, exc: BaseException) -> None:
+        self.errors.append(exc)
+
+    def on_stop(self) -> None:
+        self.stopped = True
+
+
+def run_in_thread(client: ClientBase, beats: list[float] | None = None) -> threading.Thread:
+    import time
+
+    def beat(_: ClientBase) -> None:
+        if beats is not None:
+            beats.append(time.monotonic())
+
+    thread = threading.Thread(
+        target=client.run, kwargs={"heartbeat": beat, "heartbeat_interval_s": 0.1}, daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def test_failing_job_is_recorded_and_the_client_keeps_running(workspace: Path) -> None:
+    client = Flaky()
+    thread = run_in_thread(client)
+    try:
+        wait_until(lambda: client.calls >= 2, 15, "a second run after the failure")
+    finally:
+        client.stop()
+        thread.join(10)
+    assert not thread.is_alive() and client.stopped
+    assert [str(e) for e in client.errors] == ["no quotes for SPY"]
+    assert client.jobs_failed == 1 and client.jobs_run >= 2
+    events = db_handler.database().query(
+        "SELECT * FROM client_events WHERE client_name = 'flaky' AND event_type = 'job_error'"
+    )
+    assert len(events) == 1
+    assert "ValueError: no quotes for SPY" in events[0]["message"]
+    assert "raise ValueError" in events[0]["traceback"]
+
+
+def test_a_job_over_its_time_limit_withholds_the_heartbeat(workspace: Path) -> None:
+    release = threading.Event()
+
+    class Slow(ClientBase):
+        def __init__(self) -> None:
+            super().__init__(name="slow")
+            self.job_timeout_s = 0.3
+            self.scheduler.every(1).seconds.do(self.job)
+
+        def job(self) -> None:
+            release.wait(20)
+
+    client = Slow()
+    beats: list[float] = []
+    thread = run_in_thread(client, beats)
+    try:
+        wait_until(client.overdue_jobs, 15, "the job to overrun")
+        count = len(beats)
+        release.wait(0.6)
+        assert len(beats) == count, "beats continued while a job was stuck"
+        release.set()
+        wait_until(lambda: len(beats) > count, 10, "beats to resume")
+    finally:
+        release.set()
+        client.stop()
+        thread.join(10)
+
+
+def test_runner_finds_the_client_class(tmp_path: Path) -> None:
+    source = """
+from quantstrip import ClientBase
+import quantstrip
+
+class Helper:
+    pass
+
+class Mine(ClientBase):
+    pass
+
+class Other(quantstrip.ClientBase):
+    pass
+"""
+    assert find_client_classes(source) == ["Mine", "Other"]
+    path = tmp_path / "two.py"
+    path.write_text(source)
+    with pytest.raises(ConfigError, match="2 ClientBase subclasses"):
+        load_client_class(path, None, "two")
+    assert load_client_class(path, "Other", "two").__name__ == "Other"
+    with pytest.raises(ConfigError, match="not a ClientBase"):
+        load_client_class(path, "Helper", "two")

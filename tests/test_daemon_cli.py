@@ -1,0 +1,82 @@
+"""The CLI end to end (`python -m quantstrip ...` processes) and the systemd user unit."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import require_component
+from support.daemon import TICKER, DaemonHandle, write_module_client
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "quantstrip", *args],
+        cwd=cwd,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_cli_controls_the_daemon(workspace: Path, daemon: DaemonHandle) -> None:
+    write_module_client("ticker", TICKER)
+    research = workspace / "notebooks" / "eod.ipynb"
+    research.parent.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(), research)
+    promoted = cli(
+        "promote", str(research), "--name", "eod", "--schedule", "every day at 16:05", cwd=workspace
+    )
+    assert promoted.returncode == 0, promoted.stderr
+    daemon.start()
+    daemon.wait_heartbeat("ticker")
+
+    listed = cli("clients", "list", "--json", cwd=workspace)
+    assert listed.returncode == 0, listed.stderr
+    rows = {r["name"]: r for r in json.loads(listed.stdout)}
+    assert rows["ticker"]["state"] == "running" and rows["eod"]["state"] == "scheduled"
+    assert rows["eod"]["next_run"].endswith("16:05:00.000000")
+    table = cli("clients", "list", cwd=workspace).stdout
+    assert "ticker" in table and "running" in table
+
+    stopped = cli("clients", "stop", "ticker", cwd=workspace)
+    assert stopped.returncode == 0 and "state=stopping" in stopped.stdout
+    daemon.wait_state("ticker", "stopped")
+    assert cli("clients", "restart", "ticker", cwd=workspace).returncode == 0
+    daemon.wait_heartbeat("ticker")
+    unknown = cli("clients", "start", "ghost", cwd=workspace)
+    assert unknown.returncode == 1 and "no client named 'ghost'" in unknown.stderr
+
+    logs = cli("clients", "logs", "ticker", "-n", "5", cwd=workspace)
+    assert logs.returncode == 0 and logs.stdout.strip()
+
+
+def test_cli_reports_a_daemon_that_is_not_running(workspace: Path) -> None:
+    result = cli("clients", "stop", "anything", cwd=workspace)
+    assert result.returncode == 1 and "daemon not reachable" in result.stderr
+
+
+def test_service_install_writes_a_unit_that_systemd_accepts(workspace: Path) -> None:
+    unit = workspace / "units" / "quantstrip.service"
+    result = cli("service", "install", "--path", str(unit), cwd=workspace)
+    assert result.returncode == 0, result.stderr
+    text = unit.read_text()
+    assert f'ExecStart="{sys.executable}" -m quantstrip daemon' in text
+    assert f'Environment="QUANTSTRIP_HOME={workspace / "var"}"' in text
+    assert f"WorkingDirectory={workspace}" in text
+    assert "Restart=on-failure" in text and "KillMode=mixed" in text
+    analyze = shutil.which("systemd-analyze")
+    require_component(analyze is not None, "systemd-analyze (Debian package systemd)")
+    verify = subprocess.run(
+        [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    assert verify.returncode == 0, verify.stderr
