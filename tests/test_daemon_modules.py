@@ -187,3 +187,15 @@ def test_invalid_client_is_shown_while_the_others_run_and_registry_changes_apply
     daemon.wait_heartbeat("broken")
     run_now = daemon.control.run_now("broken")
     assert run_now["name"] == "broken"
+
+
+def test_removing_a_client_folder_stops_it(workspace: Path, daemon: DaemonHandle) -> None:
+    import shutil
+
+    write_module_client("ticker", TICKER)
+    daemon.start()
+    pid = daemon.wait_heartbeat("ticker").pid
+    shutil.rmtree(workspace / "clients/ticker")
+    wait_until(lambda: "ticker" not in daemon.statuses(), 30, "ticker to be forgotten")
+    wait_until(lambda: not pid_alive(pid), 10, "its process to end")
+    assert daemon.query("SELECT state FROM clients WHERE name = 'ticker'") == [{"state": "removed"}]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import nbformat
@@ -100,3 +102,30 @@ def test_scheduled_notebook_runs_each_slot_once(workspace: Path, daemon: DaemonH
     assert len(slots) == len(set(slots)) >= 2
     # Slots are aligned to the interval, so a restarted daemon computes the same ones.
     assert all(int(s[17:19]) % 3 == 0 and s.endswith(".000000") for s in slots)
+
+
+def test_missed_run_policies_after_downtime(workspace: Path, daemon: DaemonHandle) -> None:
+    # A daily slot two minutes ago: the daemon was "down" at that time.
+    slot = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=2)
+    cron = f"{slot.minute} {slot.hour} * * *"
+    cell = ["with open('slots.txt', 'a') as f:\n    f.write(scheduled_for + '\\n')"]
+    write_notebook_client(
+        "catch_up", cell, schedule=cron, missed={"policy": "run_once", "grace_s": 600}
+    )
+    write_notebook_client("skipper", cell, schedule=cron, missed={"policy": "skip"})
+    write_notebook_client(
+        "too_late", cell, schedule=cron, missed={"policy": "run_once", "grace_s": 30}
+    )
+    daemon.start()
+    run = wait_until(lambda: finished(daemon, "catch_up"), 90, "the missed run")[0]
+    assert run["trigger"] == "missed" and run["status"] == "success"
+    assert run["scheduled_for"] == slot.strftime("%Y-%m-%d %H:%M:%S.%f")
+    assert daemon.events("catch_up", "missed_run")
+
+    # Restarting the daemon does not run the same slot again.
+    assert daemon.stop() == 0
+    daemon.start()
+    time.sleep(2)
+    assert len(daemon.runs("catch_up")) == 1
+    assert daemon.runs("skipper") == [] and daemon.runs("too_late") == []
+    assert (workspace / "clients/catch_up/slots.txt").read_text().count("\n") == 1

@@ -218,7 +218,9 @@ class ControlClient:
 
 
 def clients_from_db(db_path: Path | None = None) -> list[ClientStatus]:
-    """The `clients` mirror, read-only, for when the daemon is down."""
+    """The `clients` mirror, read-only, for when the daemon is down: the last recorded state
+    (after a graceful daemon stop that is 'stopped'; after a crash of the daemon, what it last
+    saw), flagged `daemon_running=False`, with `removed` clients left out."""
     from quantstrip.db.handler import Database
     from quantstrip.db.units import parse_utc
 
@@ -226,20 +228,17 @@ def clients_from_db(db_path: Path | None = None) -> list[ClientStatus]:
     if not path.exists():
         return []
     with Database(path, read_only=True) as db:
-        rows = db.query("SELECT * FROM clients ORDER BY name")
+        rows = db.query("SELECT * FROM clients WHERE state <> 'removed' ORDER BY name")
     now = datetime.now(UTC)
     out = []
     for row in rows:
         beat = row["last_heartbeat"]
         age = (now - parse_utc(beat)).total_seconds() if beat else None
-        state = row["state"]
-        if state in ("running", "backoff", "scheduled"):
-            state = "stopped"  # nobody supervises it while the daemon is down
         out.append(
             ClientStatus(
                 name=row["name"],
                 kind=row["kind"],
-                state=state,
+                state=row["state"],
                 enabled=bool(row["enabled"]),
                 pid=None,
                 started_at=row["started_at"],

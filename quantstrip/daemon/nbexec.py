@@ -70,6 +70,11 @@ def execute_run(spec: dict[str, Any]) -> None:
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
 
+    import logging
+
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+    )
     from papermill.exceptions import PapermillExecutionError
 
     from quantstrip.db.handler import Database

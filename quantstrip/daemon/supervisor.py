@@ -24,7 +24,6 @@ import contextlib
 import fcntl
 import json
 import logging
-import multiprocessing
 import os
 import queue
 import signal
@@ -43,8 +42,9 @@ import psutil
 
 from quantstrip.client import heartbeat, services
 from quantstrip.client.runner import crash_path
-from quantstrip.daemon import registry
+from quantstrip.daemon import notebooks, registry
 from quantstrip.daemon.control import ClientStatus, ControlError, ControlServer, socket_path
+from quantstrip.daemon.notebooks import NotebookRun
 from quantstrip.daemon.registry import ClientConfig, InvalidClient
 from quantstrip.db.handler import Database
 from quantstrip.db.units import now_text, parse_utc, utc_text
@@ -57,18 +57,6 @@ TICK_S = 0.2
 RELOAD_EVERY_S = 1.0
 ORPHAN_GRACE_S = 3.0
 LOG_TAIL_LINES = 40
-MISSED_SCAN_LIMIT = 100_000
-
-
-@dataclass
-class NotebookRun:
-    run_id: int
-    process: Any  # multiprocessing.Process
-    started: float  # monotonic
-    scheduled_for: str | None
-    output_path: Path
-    deadline: float | None
-    killed_reason: str | None = None
 
 
 @dataclass
@@ -185,7 +173,6 @@ class Daemon:
         self._lock_file: Any = None
         self._client_ids: dict[str, int] = {}
         self._last_reload = 0.0
-        self._mp: Any = None
         self.db: Database | None = None
         self.server: ControlServer | None = None
         self.alerts: AlertWorker | None = None
@@ -222,7 +209,7 @@ class Daemon:
         try:
             self._reload(initial=True)
             if any(m.kind == "notebook" for m in self.clients.values()):
-                self._start_fork_server()
+                notebooks.start_fork_server()
             while not self._stopping:
                 started = time.monotonic()
                 self.tick()
@@ -289,7 +276,7 @@ class Daemon:
         self._last_reload = time.monotonic()
         files = {p.parent.name: p for p in registry.client_files(self.ws.clients)}
         for name, m in list(self.clients.items()):
-            if name not in files:
+            if name not in files and m.stop_reason != "removed":
                 log.info("client %s removed from the registry", name)
                 self._event(name, "removed", "client.toml removed")
                 self._retire(m)
@@ -318,17 +305,18 @@ class Daemon:
                     self._apply_config(m)
 
     def _retire(self, m: Managed) -> None:
-        if m.proc is not None:
-            _killpg(m.proc.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                m.proc.wait(m.config.stop_timeout_s if m.valid else 5)
-            _killpg(m.proc.pid, signal.SIGKILL)
-            m.proc = None
+        """The client's folder is gone: stop it (asynchronously) and forget it."""
         if m.run is not None:
             self._kill_run(m, "interrupted", "client removed")
+        if m.proc is not None:
+            self._begin_stop(m, "removed")
+            return
+        self._forget(m)
+
+    def _forget(self, m: Managed) -> None:
         m.state = "removed"
         self._mirror(m)
-        del self.clients[m.name]
+        self.clients.pop(m.name, None)
 
     def _apply_config(self, m: Managed, initial: bool = False) -> None:
         """Bring a client in line with its (new) config; it is not running right now."""
@@ -357,19 +345,14 @@ class Daemon:
         m.trigger = cfg.trigger()
         now = datetime.now(UTC)
         m.next_fire = m.trigger.get_next_fire_time(None, now) if m.trigger else None
-        m.state = "stopped" if m.user_stopped else "scheduled"
+        m.state = "running" if m.run else "stopped" if m.user_stopped else "scheduled"
         if initial and m.trigger and cfg.missed.policy == "run_once" and not m.user_stopped:
             self._run_missed(m, now)
 
     def _run_missed(self, m: Managed, now: datetime) -> None:
         """The latest slot inside the grace window, if nobody ran it, runs once now."""
         assert isinstance(m.config, ClientConfig)
-        start = now - timedelta(seconds=m.config.missed.grace_s)
-        latest, t = None, m.trigger.get_next_fire_time(None, start)
-        for _ in range(MISSED_SCAN_LIMIT):
-            if t is None or t > now:
-                break
-            latest, t = t, m.trigger.get_next_fire_time(t, t)
+        latest = notebooks.latest_missed_slot(m.trigger, now, m.config.missed.grace_s)
         if latest is None:
             return
         assert self.db is not None
@@ -499,10 +482,12 @@ class Daemon:
         _pid_file(m.name, "module").unlink(missing_ok=True)
         reason, m.stop_reason, m.stop_deadline = m.stop_reason, None, None
         m.next_run = None
-        if reason in ("stop", "shutdown", "reload", "restart", "disable"):
+        if reason in ("stop", "shutdown", "reload", "restart", "disable", "removed"):
             self._event(m.name, "stopped", f"pid {pid} exited with status {code} ({reason})")
             log.info("client %s stopped (%s, status %s)", m.name, reason, code)
-            if reason == "reload":
+            if reason == "removed":
+                self._forget(m)
+            elif reason == "reload":
                 self._apply_config(m)
             elif reason == "restart":
                 self._spawn(m)
@@ -586,24 +571,6 @@ class Daemon:
             return
         self._launch_run(m, utc_text(slot), "schedule")
 
-    def _mp_context(self) -> Any:
-        if self._mp is None:
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["quantstrip.daemon.nbexec"])
-            self._mp = ctx
-        return self._mp
-
-    def _start_fork_server(self) -> None:
-        """Start the fork server now, so its one-time `import papermill` (~2 s) happens while
-        nothing is due rather than delaying the first run."""
-        self._mp_context()
-        try:
-            from multiprocessing import forkserver
-
-            forkserver.ensure_running()
-        except Exception:
-            log.exception("fork server did not start; it will be retried at the first run")
-
     def _launch_run(self, m: Managed, scheduled_for: str | None, trigger: str) -> int | None:
         cfg = m.config
         assert isinstance(cfg, ClientConfig) and self.db is not None
@@ -648,12 +615,7 @@ class Daemon:
                 "QUANTSTRIP_MODE": cfg.mode,
             },
         }
-        from quantstrip.daemon.nbexec import execute_run
-
-        process = self._mp_context().Process(
-            target=execute_run, args=(spec,), name=f"run-{m.name}-{run_id}"
-        )
-        process.start()
+        process = notebooks.start_run(spec)
         self.db.update("client_runs", run_id, pid=process.pid)
         _write_pid_file(_pid_file(m.name, "notebook"), process.pid, client=m.name, run_id=run_id)
         limit = cfg.time_limit_s

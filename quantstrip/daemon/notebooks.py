@@ -1,0 +1,85 @@
+"""Notebook runs, the daemon's side: slots, run specs and the fork server that runs papermill.
+
+The daemon never imports papermill itself (about two seconds, on every daemon start). A
+multiprocessing fork server preloads `quantstrip.daemon.nbexec` (which imports papermill) once;
+each run is a fork of that server, so starting a run costs milliseconds and still gets a fresh
+kernel. `run_child` is the picklable entry point the daemon hands to the fork server: it lives
+here, in a module that is cheap to import, and finds `nbexec` already loaded in the child.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("quantstrip.daemon")
+
+RUNNER_MODULE = "quantstrip.daemon.nbexec"
+# Upper bound on trigger steps when looking for a missed slot (an every-second schedule with a
+# day of grace is 86 400 steps).
+MISSED_SCAN_LIMIT = 100_000
+
+_context: Any = None
+
+
+@dataclass
+class NotebookRun:
+    """A run in progress, as the daemon tracks it."""
+
+    run_id: int
+    process: Any  # multiprocessing.Process (forked from the fork server)
+    started: float  # monotonic
+    scheduled_for: str | None
+    output_path: Path
+    deadline: float | None  # monotonic; the whole-run wall-clock limit
+    killed_reason: str | None = None  # "status:message" once the daemon killed it
+
+
+def run_child(spec: dict[str, Any]) -> None:
+    """Runs in the forked child: execute the notebook (see nbexec.execute_run)."""
+    from quantstrip.daemon.nbexec import execute_run
+
+    execute_run(spec)
+
+
+def context() -> Any:
+    """The fork-server multiprocessing context, with papermill preloaded in the server."""
+    global _context
+    if _context is None:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([RUNNER_MODULE])
+        _context = ctx
+    return _context
+
+
+def start_fork_server() -> None:
+    """Start the server now, so its one-time import happens while nothing is due."""
+    context()
+    try:
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+    except Exception:
+        log.exception("fork server did not start; it will be retried at the first run")
+
+
+def start_run(spec: dict[str, Any]) -> Any:
+    process = context().Process(
+        target=run_child, args=(spec,), name=f"run-{spec['client']}-{spec['run_id']}"
+    )
+    process.start()
+    return process
+
+
+def latest_missed_slot(trigger: Any, now: datetime, grace_s: float) -> datetime | None:
+    """The latest fire time of `trigger` within [now - grace_s, now], if any."""
+    latest, fire = None, trigger.get_next_fire_time(None, now - timedelta(seconds=grace_s))
+    for _ in range(MISSED_SCAN_LIMIT):
+        if fire is None or fire > now:
+            break
+        latest, fire = fire, trigger.get_next_fire_time(fire, fire)
+    return latest
