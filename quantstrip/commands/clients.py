@@ -93,12 +93,16 @@ def run_action(args: argparse.Namespace) -> int:
 
 
 def log_file(name: str) -> Path | None:
-    """The client's log: the logger's stream if it wrote one, else the process output."""
+    """The client's log: the logger's stream if it wrote one, else the raw process output."""
     logs = workspace().logs
-    candidates = [logs / f"{name}.log", logs / name / f"{name}.log", logs / f"{name}.out.log"]
+    candidates = [logs / f"{name}.log", logs / "process" / f"{name}.log"]
+    try:
+        from quantstrip import logger
+
+        candidates.insert(0, Path(logger.log_path(name)))
+    except Exception:
+        pass
     existing = [p for p in candidates if p.is_file()]
-    if not existing:
-        existing = sorted(logs.glob(f"{name}*.log"), key=lambda p: p.stat().st_mtime)
     return existing[0] if existing else None
 
 

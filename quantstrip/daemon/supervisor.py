@@ -4,8 +4,9 @@ One process, one main loop (a tick every 0.2 s) that owns all state; the control
 only queues commands for it, so there is no locking around client state. Per client:
 
 - module clients run as `python -m quantstrip.client.runner` in their own session/process group
-  (`start_new_session`), stdout/stderr to `logs/<name>.out.log`. A crash is recorded with its
-  traceback, alerted, and restarted after an exponential backoff until the crash-loop limit
+  (`start_new_session`), raw stdout/stderr to `logs/process/<name>.log` (its log stream, from
+  `quantstrip.logger`, is `logs/<name>.log`). A crash is recorded with its traceback, alerted,
+  and restarted after an exponential backoff until the crash-loop limit
   (`restart.max_restarts` within `restart.window_s`) leaves it 'crashed'. A silent heartbeat
   (`heartbeat.timeout_s`) means hung: SIGTERM, then SIGKILL after `stop_timeout_s`, then the
   restart policy applies.
@@ -177,6 +178,13 @@ class Daemon:
         self.server: ControlServer | None = None
         self.alerts: AlertWorker | None = None
 
+    def process_log(self, name: str) -> Path:
+        """Raw stdout/stderr of a client's processes (what logging did not catch: a segfault,
+        print()). Kept out of logs/*.log, which belongs to the logger's per-client streams."""
+        path = self.ws.logs / "process" / f"{name}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
     # ---- lifecycle --------------------------------------------------------------------------
     def acquire_lock(self) -> None:
         path = self.ws.home / "daemon.lock"
@@ -224,7 +232,10 @@ class Daemon:
     def tick(self) -> None:
         now = time.monotonic()
         if now - self._last_reload >= RELOAD_EVERY_S:
-            self._reload()
+            try:
+                self._reload()
+            except Exception:
+                log.exception("registry reload failed (retrying in %s s)", RELOAD_EVERY_S)
         self._drain_commands()
         for m in list(self.clients.values()):
             try:
@@ -337,6 +348,7 @@ class Daemon:
             m.trigger = m.next_fire = None
             return
         if cfg.kind == "module":
+            m.restart_times.clear()  # a changed client gets a fresh crash-loop budget
             if not m.user_stopped:
                 self._spawn(m)
             else:
@@ -397,8 +409,7 @@ class Daemon:
         ]
         if cfg.entry_class:
             cmd += ["--class", cfg.entry_class]
-        self.ws.logs.mkdir(parents=True, exist_ok=True)
-        with open(self.ws.logs / f"{m.name}.out.log", "ab") as out:
+        with open(self.process_log(m.name), "ab") as out:
             m.proc = subprocess.Popen(
                 cmd,
                 cwd=cfg.directory,
@@ -469,7 +480,7 @@ class Daemon:
             )
             log.error("client %s hung: %s", m.name, message)
             m.last_error = f"hung: {message}"
-            m.last_error_traceback = _tail(self.ws.logs / f"{m.name}.out.log")
+            m.last_error_traceback = _tail(self.process_log(m.name))
             self._event(m.name, "hung", message, m.last_error_traceback)
             self._alert(m.name, f"client {m.name} hung and is being restarted: {message}")
             self._begin_stop(m, "hung")
@@ -506,9 +517,7 @@ class Daemon:
             crash = self._read_crash(m.name)
             how = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
             m.last_error = crash.get("error") or f"process {how}"
-            m.last_error_traceback = crash.get("traceback") or _tail(
-                self.ws.logs / f"{m.name}.out.log"
-            )
+            m.last_error_traceback = crash.get("traceback") or _tail(self.process_log(m.name))
             log.error("client %s crashed: %s", m.name, m.last_error)
             self._event(m.name, "crashed", f"{how}: {m.last_error}", m.last_error_traceback)
             self._alert(m.name, f"client {m.name} crashed: {m.last_error}", m.last_error_traceback)
@@ -607,7 +616,7 @@ class Daemon:
             "kernel": cfg.kernel,
             "cwd": str(cfg.directory),
             "database": str(self.ws.database),
-            "log_path": str(self.ws.logs / f"{m.name}.out.log"),
+            "log_path": str(self.process_log(m.name)),
             "env": {
                 "QUANTSTRIP_HOME": str(self.ws.home),
                 "QUANTSTRIP_WORKSPACE": str(self.ws.root),
@@ -680,7 +689,7 @@ class Daemon:
                 duration_s=duration,
                 error=error,
                 output_path=str(run.output_path) if run.output_path.exists() else None,
-                traceback=_tail(self.ws.logs / f"{m.name}.out.log"),
+                traceback=_tail(self.process_log(m.name)),
             )
         m.state = "scheduled" if m.enabled and not m.user_stopped else m.state
         if m.state == "running":
