@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from support.daemon import wait_until
 
-from quantstrip import ClientBase, db_handler
+from quantstrip import ClientBase
 from quantstrip.client.runner import find_client_classes, load_client_class
+from quantstrip.db.handler import Database
 from quantstrip.errors import ConfigError
 
 pytestmark = pytest.mark.timeout(60)
@@ -61,7 +62,7 @@ def test_failing_job_is_recorded_and_the_client_keeps_running(workspace: Path) -
     assert not thread.is_alive() and client.stopped
     assert [str(e) for e in client.errors] == ["no quotes for SPY"]
     assert client.jobs_failed == 1 and client.jobs_run >= 2
-    events = db_handler.database().query(
+    events = Database(workspace / "var" / "quantstrip.db").query(
         "SELECT * FROM client_events WHERE client_name = 'flaky' AND event_type = 'job_error'"
     )
     assert len(events) == 1

@@ -50,6 +50,7 @@ class ClientBase:
         self._running: dict[int, tuple[str, float]] = {}
         self._running_lock = threading.Lock()
         self._stop = threading.Event()
+        self._events: Any = None
 
     # ---- hooks ---------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -85,9 +86,7 @@ class ClientBase:
         message = f"job {job_name} failed: {type(exc).__name__}: {exc}"
         self.log.error("%s\n%s", message, tb)
         try:
-            from quantstrip import db_handler
-
-            db_handler.record_client_event(self.name, "job_error", message, tb)
+            self._events_db().record_client_event(self.name, "job_error", message, tb)
         except Exception as db_exc:
             self.log.warning("could not record job error: %s", db_exc)
         services.send_error_alert(self.name, message, tb)
@@ -95,6 +94,16 @@ class ClientBase:
             self.on_error(exc)
         except Exception:
             self.log.exception("on_error raised")
+
+    def _events_db(self) -> Any:
+        """The workspace database, where the monitor reads client events. Deliberately not
+        `db_handler`, which a simulation-mode client may point at its simulation database."""
+        if self._events is None:
+            from quantstrip.db.handler import Database
+            from quantstrip.paths import workspace
+
+            self._events = Database(workspace().database)
+        return self._events
 
     def overdue_jobs(self) -> list[tuple[str, float]]:
         """Jobs running longer than `job_timeout_s`: (job name, seconds running)."""
