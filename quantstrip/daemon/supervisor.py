@@ -154,6 +154,14 @@ def _killpg(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
+def _kill_run_process(process: Any) -> None:
+    """SIGKILL a run's process group (the run child and its kernel); the child itself too, in
+    case it is killed before its first instruction made it a group leader."""
+    _killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        process.kill()
+
+
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     try:
         with open(path, "rb") as f:
@@ -646,7 +654,7 @@ class Daemon:
         if m.run is None:
             return
         if m.run.process.is_alive():
-            _killpg(m.run.process.pid, signal.SIGKILL)
+            _kill_run_process(m.run.process)
         m.run.killed_reason = m.run.killed_reason or f"{status}:{reason}"
         m.run.process.join(5)
         self._finish_run(m)
@@ -659,7 +667,7 @@ class Daemon:
                 limit = m.config.time_limit_s
                 log.error("client %s run %s over its %s s limit: killed", m.name, run.run_id, limit)
                 run.killed_reason = f"timeout:exceeded its time limit of {limit:g} s"
-                _killpg(run.process.pid, signal.SIGKILL)
+                _kill_run_process(run.process)
             return
         self._finish_run(m)
 
