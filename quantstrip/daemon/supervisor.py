@@ -229,7 +229,7 @@ class Daemon:
             while not self._stopping:
                 started = time.monotonic()
                 self.tick()
-                time.sleep(max(0.0, TICK_S - (time.monotonic() - started)))
+                self._drain_commands(wait_s=max(0.0, TICK_S - (time.monotonic() - started)))
         finally:
             self._shutdown()
         return 0
@@ -726,10 +726,17 @@ class Daemon:
             raise value
         return value
 
-    def _drain_commands(self) -> None:
+    def _drain_commands(self, wait_s: float = 0.0) -> None:
+        """Answer queued commands; with `wait_s`, also wait that long for one (the loop's idle
+        time), so a control request is served at once instead of at the next tick."""
+        deadline = time.monotonic() + wait_s
         while True:
             try:
-                op, request, reply = self.commands.get_nowait()
+                remaining = deadline - time.monotonic()
+                if remaining > 0:
+                    op, request, reply = self.commands.get(timeout=remaining)
+                else:
+                    op, request, reply = self.commands.get_nowait()
             except queue.Empty:
                 return
             try:
