@@ -27,7 +27,7 @@ def test_module_client_fires_every_second_and_stops_gracefully(
     daemon.start()
     status = daemon.wait_heartbeat("ticker")
     assert status.kind == "module" and status.enabled and status.pid
-    assert status.display_name == "ticker" or status.display_name
+    assert status.display_name == "Ticker"  # as the class set it
     wait_until(lambda: ticks(workspace, "ticker") >= 3, 20, "three ticks")
     status = daemon.status("ticker")
     assert status.next_run is not None

@@ -36,6 +36,7 @@ class Beat:
     next_run: str | None = None  # UTC text of the next scheduled job, if any
     jobs_run: int = 0
     jobs_failed: int = 0
+    display_name: str | None = None  # the client's own `self.display_name`
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

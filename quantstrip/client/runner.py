@@ -130,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             next_run=utc_text(next_run) if next_run else None,
             jobs_run=client.jobs_run,
             jobs_failed=client.jobs_failed,
+            display_name=client.display_name,
         )
 
     try:

@@ -87,6 +87,7 @@ class Managed:
     next_fire: datetime | None = None
     run: NotebookRun | None = None
     mirrored: dict[str, Any] | None = None
+    reported_name: str | None = None  # display_name the running client reported
 
     @property
     def kind(self) -> str:
@@ -479,6 +480,7 @@ class Daemon:
         if beat is not None and beat.pid == m.proc.pid:
             m.last_heartbeat = beat.time
             m.next_run = beat.next_run
+            m.reported_name = beat.display_name
         since = m.last_heartbeat or m.started_epoch or time.time()
         age = time.time() - since
         if age > m.config.heartbeat.timeout_s:
@@ -840,7 +842,9 @@ class Daemon:
             last_error=m.last_error,
             last_error_traceback=m.last_error_traceback,
             restart_count=m.restart_count,
-            display_name=cfg.title if isinstance(cfg, ClientConfig) else None,
+            display_name=(cfg.display_name or m.reported_name or cfg.name)
+            if isinstance(cfg, ClientConfig)
+            else None,
             mode=cfg.mode if isinstance(cfg, ClientConfig) else None,
             schedule=cfg.schedule if isinstance(cfg, ClientConfig) else None,
         )
