@@ -80,3 +80,13 @@ def test_service_install_writes_a_unit_that_systemd_accepts(workspace: Path) -> 
         [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60
     )
     assert verify.returncode == 0, verify.stderr
+
+
+def test_a_second_daemon_for_the_same_workspace_refuses_to_start(
+    workspace: Path, daemon: DaemonHandle
+) -> None:
+    daemon.start()
+    second = cli("daemon", cwd=workspace)
+    assert second.returncode == 1
+    assert f"another daemon (pid {daemon.proc.pid}) is running" in second.stderr
+    assert daemon.control.available()
