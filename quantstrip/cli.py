@@ -15,6 +15,7 @@ from quantstrip.errors import QuantstripError
 COMMAND_MODULES = [
     "workspace",
     "odbc",
+    "demo",
     "clients",
 ]
 

@@ -1,0 +1,204 @@
+"""Recorder: the one path from canonical broker events into the lifecycle database.
+
+Idempotent by construction: executions are keyed by the broker's exec id (a replay after a
+reconnect, or a duplicate delivery, is a no-op in the database), commissions by exec id (before
+or after their fill), and order status repeats are dropped. Every fill is attributed to a
+strategy: its order's, else the one the event names, else `unattributed` (never dropped).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from quantstrip.brokers.events import (
+    AccountValueEvent,
+    BrokerEvent,
+    CommissionEvent,
+    ErrorEvent,
+    ExecutionEvent,
+    InstrumentSpec,
+    OrderPlacedEvent,
+    OrderStatusEvent,
+    PositionEvent,
+)
+from quantstrip.db.handler import Database, ExecutionInput, ExecutionResult
+from quantstrip.db.records import Order
+
+log = logging.getLogger(__name__)
+
+UNATTRIBUTED = "unattributed"
+
+
+class Recorder:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        unattributed_strategy: str = UNATTRIBUTED,
+        client_name: str | None = None,
+        on_error: Callable[[ErrorEvent], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.unattributed_strategy = unattributed_strategy
+        self.client_name = client_name
+        self.on_error = on_error
+        self.broker_positions: dict[tuple[str, str, str], PositionEvent] = {}
+        self._instrument_ids: dict[InstrumentSpec, int] = {}
+
+    def __call__(self, event: BrokerEvent) -> None:
+        self.handle(event)
+
+    def handle(self, event: BrokerEvent) -> object:
+        if isinstance(event, ExecutionEvent):
+            return self._execution(event)
+        if isinstance(event, CommissionEvent):
+            return self.db.record_commission(
+                broker=event.broker,
+                exec_id=event.exec_id,
+                commission=event.commission,
+                currency=event.currency,
+                broker_realized_pnl=event.realized_pnl,
+            )
+        if isinstance(event, OrderPlacedEvent):
+            return self._order_placed(event)
+        if isinstance(event, OrderStatusEvent):
+            return self._order_status(event)
+        if isinstance(event, AccountValueEvent):
+            return self.db.record_account_snapshot(
+                broker=event.broker,
+                account=event.account,
+                net_liquidation=event.net_liquidation,
+                cash=event.cash,
+                currency=event.currency,
+                snapshot_time=event.time,
+            )
+        if isinstance(event, PositionEvent):
+            key = (event.broker, event.account, event.instrument.symbol)
+            self.broker_positions[key] = event
+            return event
+        if isinstance(event, ErrorEvent):
+            log.warning("broker %s error %s: %s", event.broker, event.code, event.message)
+            if self.on_error:
+                self.on_error(event)
+            return event
+        raise TypeError(f"not a broker event: {event!r}")
+
+    def instrument_id(self, broker: str, spec: InstrumentSpec) -> int:
+        cached = self._instrument_ids.get(spec)
+        if cached is not None:
+            return cached
+        instrument_id = self.db.ensure_instrument(
+            spec.symbol,
+            sec_type=spec.sec_type,
+            exchange=spec.exchange,
+            currency=spec.currency,
+            multiplier=spec.multiplier,
+            primary_exchange=spec.primary_exchange,
+            expiry=spec.expiry,
+            strike=spec.strike,
+            option_right=spec.option_right,
+            broker=broker if spec.broker_contract_id else None,
+            broker_contract_id=spec.broker_contract_id,
+        )
+        self._instrument_ids[spec] = instrument_id
+        return instrument_id
+
+    def _find_order(
+        self,
+        broker: str,
+        client_order_id: str | None,
+        perm_id: str | None,
+        broker_order_id: str | None,
+        broker_client_id: str | None,
+    ) -> Order | None:
+        if client_order_id:
+            order = self.db.order_by_client_id(client_order_id)
+            if order is not None:
+                return order
+        return self.db.find_order(
+            broker,
+            perm_id=perm_id,
+            broker_order_id=broker_order_id,
+            broker_client_id=broker_client_id,
+        )
+
+    def _order_placed(self, event: OrderPlacedEvent) -> Order:
+        request = event.request
+        parent_id = None
+        if request.parent_client_order_id:
+            parent = self.db.order_by_client_id(request.parent_client_order_id)
+            parent_id = parent.id if parent else None
+        return self.db.record_order(
+            client_order_id=request.client_order_id,
+            instrument_id=self.instrument_id(event.broker, request.instrument),
+            broker=event.broker,
+            order_type=request.order_type,
+            side=request.side,
+            qty=request.qty,
+            strategy=request.strategy,
+            account=event.account,
+            limit_price=request.limit_price,
+            stop_price=request.stop_price,
+            tif=request.tif,
+            status="PendingSubmit",
+            broker_order_id=event.broker_order_id,
+            broker_client_id=event.broker_client_id,
+            perm_id=event.perm_id,
+            parent_order_id=parent_id,
+            oca_group=request.oca_group,
+            client_name=request.client_name or self.client_name,
+            created_at=event.time,
+        )
+
+    def _order_status(self, event: OrderStatusEvent) -> Order | None:
+        order = self._find_order(
+            event.broker,
+            event.client_order_id,
+            event.perm_id,
+            event.broker_order_id,
+            event.broker_client_id,
+        )
+        if order is None:
+            log.info("status %s for an order this workspace did not place: ignored", event.status)
+            return None
+        if event.perm_id and order.perm_id != str(event.perm_id):
+            order = self.db.update_order(order.id, perm_id=event.perm_id)
+        return self.db.update_order_status(
+            order.id,
+            event.status,
+            filled_qty=event.filled,
+            remaining_qty=event.remaining,
+            avg_fill_price=event.avg_fill_price,
+            message=event.message,
+            event_time=event.time,
+        )
+
+    def _execution(self, event: ExecutionEvent) -> ExecutionResult:
+        order = self._find_order(
+            event.broker,
+            event.client_order_id,
+            event.perm_id,
+            event.broker_order_id,
+            event.broker_client_id,
+        )
+        if order is not None and order.strategy_id is not None:
+            strategy: str | int = order.strategy_id
+        else:
+            strategy = event.strategy or self.unattributed_strategy
+        return self.db.record_execution(
+            ExecutionInput(
+                broker=event.broker,
+                account=event.account,
+                exec_id=event.exec_id,
+                strategy=strategy,
+                instrument_id=self.instrument_id(event.broker, event.instrument),
+                side=event.side,
+                qty=event.qty,
+                price=event.price,
+                exec_time=event.time,
+                order_id=order.id if order else None,
+                liquidity=event.liquidity,
+                exchange=event.exchange,
+            )
+        )
