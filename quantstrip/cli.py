@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "workspace",
     "odbc",
     "demo",
+    "services",
     "clients",
 ]
 

@@ -1,0 +1,180 @@
+"""Encrypted secrets: a Fernet vault under the data directory.
+
+The key comes from the OS keyring when a real backend exists, else from a 0600 key file beside
+the vault. Rotation writes the new key *in front of* the old one before re-encrypting, so a crash
+at any step leaves every secret decryptable (MultiFernet tries each key).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from quantstrip.errors import ConfigError
+from quantstrip.paths import workspace
+
+KEYRING_SERVICE = "quantstrip"
+MASK = "********"
+
+
+class Secret:
+    """A secret value whose str/repr are masked; `.reveal()` is the only way to the plaintext."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({MASK})"
+
+    def __str__(self) -> str:
+        return MASK
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Atomic write of a file that only the owner may read."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(temporary, 0o600)
+    os.replace(temporary, path)
+
+
+class Vault:
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory or workspace().secrets
+        self.vault_file = self.directory / "vault.json"
+        self.key_file = self.directory / "master.key"
+
+    # ---- keys -------------------------------------------------------------------------------
+    def _keyring(self):  # type: ignore[no-untyped-def]
+        if os.environ.get("QUANTSTRIP_KEYRING", "1") == "0":
+            return None
+        try:
+            import keyring
+            from keyring.backends import fail
+
+            backend = keyring.get_keyring()
+            if isinstance(backend, fail.Keyring) or "fail" in type(backend).__module__:
+                return None
+            return keyring
+        except Exception:
+            return None
+
+    def _keyring_user(self) -> str:
+        return str(self.directory.resolve())
+
+    def _load_keys(self) -> list[bytes]:
+        ring = self._keyring()
+        if ring is not None:
+            try:
+                stored = ring.get_password(KEYRING_SERVICE, self._keyring_user())
+            except Exception:
+                stored = None
+            if stored:
+                return [k.encode() for k in stored.split(",")]
+        if self.key_file.exists():
+            return [line for line in self.key_file.read_bytes().split() if line]
+        return []
+
+    def _store_keys(self, keys: list[bytes]) -> None:
+        ring = self._keyring()
+        if ring is not None:
+            try:
+                ring.set_password(
+                    KEYRING_SERVICE, self._keyring_user(), ",".join(k.decode() for k in keys)
+                )
+                return
+            except Exception:
+                pass
+        _write_private(self.key_file, b"\n".join(keys) + b"\n")
+
+    def _fernet(self, create: bool) -> MultiFernet | None:
+        keys = self._load_keys()
+        if not keys:
+            if not create:
+                return None
+            keys = [Fernet.generate_key()]
+            self._store_keys(keys)
+        return MultiFernet([Fernet(k) for k in keys])
+
+    # ---- values -------------------------------------------------------------------------------
+    def _tokens(self) -> dict[str, str]:
+        if not self.vault_file.exists():
+            return {}
+        try:
+            data = json.loads(self.vault_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"secret vault {self.vault_file} is corrupt: {exc.msg}") from None
+        return dict(data)
+
+    def set(self, name: str, value: str) -> None:
+        if not name:
+            raise ConfigError("secret name must not be empty")
+        if not isinstance(value, str):
+            raise ConfigError(f"secret {name}: value must be a string")
+        fernet = self._fernet(create=True)
+        assert fernet is not None
+        tokens = self._tokens()
+        tokens[name] = fernet.encrypt(value.encode()).decode()
+        _write_private(self.vault_file, json.dumps(tokens, indent=1, sort_keys=True).encode())
+
+    def get(self, name: str) -> Secret | None:
+        token = self._tokens().get(name)
+        if token is None:
+            return None
+        fernet = self._fernet(create=False)
+        if fernet is None:
+            raise ConfigError(f"secret {name} exists but the vault key is missing")
+        try:
+            return Secret(fernet.decrypt(token.encode()).decode())
+        except InvalidToken:
+            raise ConfigError(f"secret {name} cannot be decrypted with the current key") from None
+
+    def delete(self, name: str) -> bool:
+        tokens = self._tokens()
+        if tokens.pop(name, None) is None:
+            return False
+        _write_private(self.vault_file, json.dumps(tokens, indent=1, sort_keys=True).encode())
+        return True
+
+    def names(self) -> list[str]:
+        return sorted(self._tokens())
+
+    def values(self) -> Iterator[str]:
+        """Every plaintext, for the log redaction filter only."""
+        for name in self.names():
+            secret = self.get(name)
+            if secret is not None and secret.reveal():
+                yield secret.reveal()
+
+    def rotate(self) -> int:
+        """Re-encrypt every secret under a new key; returns how many were re-encrypted."""
+        old = self._load_keys()
+        new = Fernet.generate_key()
+        self._store_keys([new, *old])
+        fernet = MultiFernet([Fernet(k) for k in [new, *old]])
+        tokens = {
+            name: fernet.rotate(token.encode()).decode() for name, token in self._tokens().items()
+        }
+        _write_private(self.vault_file, json.dumps(tokens, indent=1, sort_keys=True).encode())
+        self._store_keys([new])
+        return len(tokens)

@@ -1,0 +1,265 @@
+"""Typed runtime settings for client code: `settings.get("my_strat.allocation")`.
+
+The tree is one TOML file in the data directory. Platform sections (brokers, smtp, email,
+dashboard, daemon) are validated by pydantic models; any other top-level table is a strategy
+section, whose optional `_types` table declares the type of each key. The parsed tree is cached:
+`get` touches no file, and the file's mtime is checked at most once a second. A file that fails
+validation never replaces the last valid tree, so running clients keep working while someone
+fixes a typo; the error names the key and the problem.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+from pydantic import ValidationError as PydanticValidationError
+from tomlkit.exceptions import TOMLKitError
+
+from quantstrip.errors import ConfigError
+from quantstrip.paths import workspace
+from quantstrip.secrets import MASK, Secret, Vault
+from quantstrip.settings_models import DECLARABLE_TYPES, PLATFORM_SECTIONS, PlatformSettings
+
+log = logging.getLogger(__name__)
+
+RELOAD_CHECK_S = 1.0
+_MISSING: Any = object()
+
+TEMPLATE = """\
+# Quantstrip settings. Platform sections are validated; any other table is a strategy's own
+# section, e.g.
+#   [my_strat]
+#   allocation = 0.25
+#   [my_strat._types]
+#   allocation = "float"
+# Secrets (passwords, tokens) are never written here: `quantstrip secrets set NAME`.
+
+[brokers]
+default = "sim"
+
+[email]
+default_account = "primary"
+"""
+
+
+class _State:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.path: Path | None = None
+        self.stamp: tuple[int, int] | None = None
+        self.checked_at = 0.0
+        self.tree: dict[str, Any] = {}
+        self.platform = PlatformSettings()
+        self.last_error: str | None = None
+
+
+_state = _State()
+
+
+def settings_path() -> Path:
+    override = os.environ.get("QUANTSTRIP_SETTINGS")
+    return Path(override) if override else workspace().settings_file
+
+
+def _format_pydantic(exc: PydanticValidationError, prefix: str = "") -> str:
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(p) for p in (prefix, *error["loc"]) if p != "")
+        problems.append(f"{key}: {error['msg']}")
+    return "; ".join(problems)
+
+
+def _validate(document: dict[str, Any]) -> tuple[PlatformSettings, dict[str, Any]]:
+    """Validate a parsed tree; returns the platform model and the plain tree (with defaults)."""
+    platform_part = {k: v for k, v in document.items() if k in PLATFORM_SECTIONS}
+    try:
+        platform = PlatformSettings.model_validate(platform_part)
+    except PydanticValidationError as exc:
+        raise ConfigError(f"invalid settings: {_format_pydantic(exc)}") from None
+    tree: dict[str, Any] = platform.model_dump()
+    for name, section in document.items():
+        if name in PLATFORM_SECTIONS:
+            continue
+        if not isinstance(section, dict):
+            raise ConfigError(f"invalid settings: {name}: a strategy section must be a table")
+        declared = section.get("_types", {})
+        for key, type_name in declared.items():
+            expected = DECLARABLE_TYPES.get(str(type_name))
+            if expected is None:
+                raise ConfigError(
+                    f"invalid settings: {name}._types.{key}: unknown type {type_name!r} "
+                    f"(use one of {', '.join(DECLARABLE_TYPES)})"
+                )
+            if key in section:
+                value = section[key]
+                wrong_bool = isinstance(value, bool) and type_name != "bool"
+                if wrong_bool or not isinstance(value, expected):
+                    raise ConfigError(
+                        f"invalid settings: {name}.{key}: expected {type_name}, "
+                        f"got {type(value).__name__} {value!r}"
+                    )
+        tree[name] = section
+    return platform, tree
+
+
+def _parse(text: str, origin: str) -> dict[str, Any]:
+    try:
+        return tomlkit.parse(text).unwrap()
+    except TOMLKitError as exc:
+        raise ConfigError(f"invalid settings: {origin} is not valid TOML: {exc}") from None
+
+
+def validate_text(text: str) -> dict[str, Any]:
+    """Validate TOML text before saving it (the dashboard's settings manager); returns the tree."""
+    return _validate(_parse(text, "text"))[1]
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def _refresh(force: bool = False) -> None:
+    with _state.lock:
+        path = settings_path()
+        now = time.monotonic()
+        if not force and path == _state.path and now - _state.checked_at < RELOAD_CHECK_S:
+            return
+        _state.checked_at = now
+        stamp = _stamp(path)
+        if not force and path == _state.path and stamp == _state.stamp:
+            return
+        first_load = path != _state.path
+        try:
+            text = path.read_text(encoding="utf-8") if stamp else ""
+            platform, tree = _validate(_parse(text, str(path)))
+        except ConfigError as exc:
+            _state.last_error = str(exc)
+            if first_load:
+                _state.path, _state.stamp = path, stamp
+                raise
+            log.error("%s (keeping the previous valid settings)", exc)
+            _state.stamp = stamp
+            return
+        _state.path, _state.stamp = path, stamp
+        _state.platform, _state.tree, _state.last_error = platform, tree, None
+
+
+def reload() -> None:
+    """Re-read the file now; raises ConfigError if it is invalid (previous tree kept)."""
+    _refresh(force=True)
+    if _state.last_error:
+        raise ConfigError(_state.last_error)
+
+
+def last_error() -> str | None:
+    """The problem with the file on disk, if its last load failed."""
+    _refresh()
+    return _state.last_error
+
+
+def platform() -> PlatformSettings:
+    _refresh()
+    return _state.platform
+
+
+def get(key: str, default: Any = _MISSING) -> Any:
+    """The typed value at a dotted key; `default` when absent (KeyError if no default)."""
+    _refresh()
+    node: Any = _state.tree
+    for part in key.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            if default is _MISSING:
+                raise KeyError(f"no setting {key!r}")
+            return default
+    return node
+
+
+def tree() -> dict[str, Any]:
+    """The whole tree plus masked secrets, safe to show in a UI."""
+    _refresh()
+    return {**_state.tree, "secrets": dict.fromkeys(Vault().names(), MASK)}
+
+
+def set(key: str, value: Any) -> None:
+    """Write one value back, keeping the file's comments and layout; validated before writing."""
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"invalid settings key {key!r}")
+    path = settings_path()
+    with _state.lock:
+        text = path.read_text(encoding="utf-8") if path.exists() else TEMPLATE
+        try:
+            document = tomlkit.parse(text)
+        except TOMLKitError as exc:
+            raise ConfigError(f"invalid settings: {path} is not valid TOML: {exc}") from None
+        parts = key.split(".")
+        node: Any = document
+        for part in parts[:-1]:
+            if part not in node:
+                node[part] = tomlkit.table()
+            node = node[part]
+            if not isinstance(node, dict):
+                raise ConfigError(f"invalid settings key {key!r}: {part} is not a table")
+        node[parts[-1]] = value
+        new_text = tomlkit.dumps(document)
+        _validate(_parse(new_text, key))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text(new_text, encoding="utf-8")
+        os.replace(temporary, path)
+        _refresh(force=True)
+
+
+def save_text(text: str) -> None:
+    """Replace the whole file with validated text (the settings manager's Save)."""
+    validate_text(text)
+    path = settings_path()
+    with _state.lock:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+        _refresh(force=True)
+
+
+def raw_text() -> str:
+    path = settings_path()
+    return path.read_text(encoding="utf-8") if path.exists() else TEMPLATE
+
+
+def set_secret(name: str, value: str) -> None:
+    """Store a secret encrypted (never in the settings file); the logger starts redacting it."""
+    Vault().set(name, value)
+    from quantstrip import logger
+
+    logger.refresh_redaction()
+
+
+def get_secret(name: str, default: Secret | None = None) -> Secret | None:
+    """The secret as a masked `Secret` (call `.reveal()` where the plaintext is needed)."""
+    found = Vault().get(name)
+    return found if found is not None else default
+
+
+def secret_names() -> list[str]:
+    return Vault().names()
+
+
+def rotate_key() -> int:
+    return Vault().rotate()
+
+
+def _reset_for_tests() -> None:
+    global _state
+    _state = _State()

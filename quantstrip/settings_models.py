@@ -1,0 +1,105 @@
+"""Typed models of the platform's settings sections.
+
+Unknown keys in a platform section are errors (a typo must not silently fall back to a
+default). Secrets are never fields here: they live encrypted in the vault (`quantstrip.secrets`)
+under dotted names such as `smtp.primary.password`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class IbSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(7497, ge=1, le=65535)
+    client_id: int = Field(1, ge=0)
+    account: str = ""
+    master_client_id: int | None = None
+    timeout_s: float = Field(10.0, gt=0)
+    readonly: bool = False
+
+
+class FlexSettings(Section):
+    query_id: str = ""
+    base_url: str = "https://ndcdyn.interactivebrokers.com/AccountManagement/FlexWebService"
+    poll_attempts: int = Field(10, ge=1)
+    poll_interval_s: float = Field(5.0, ge=0)
+
+
+class IbWebSettings(Section):
+    base_url: str = "https://api.ibkr.com/v1/api/"
+    account_id: str = ""
+    use_oauth: bool = True
+    consumer_key: str = ""
+    access_token: str = ""
+
+
+class AlpacaSettings(Section):
+    paper: bool = True
+    key_id: str = ""
+    base_url: str | None = None
+
+
+class BrokersSettings(Section):
+    default: Literal["sim", "ib", "ib_web", "alpaca"] = "sim"
+    ib: IbSettings = IbSettings()
+    flex: FlexSettings = FlexSettings()
+    ib_web: IbWebSettings = IbWebSettings()
+    alpaca: AlpacaSettings = AlpacaSettings()
+
+
+class SmtpAccount(Section):
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    security: Literal["ssl", "starttls", "plain"] = "starttls"
+    username: str = ""
+    from_addr: str
+    timeout_s: float = Field(15.0, gt=0)
+
+
+class EmailSettings(Section):
+    default_account: str = "primary"
+    recipients: dict[str, list[str]] = Field(default_factory=dict)
+    digest_interval_minutes: float = Field(60.0, ge=0)
+    retry_attempts: int = Field(3, ge=1, le=10)
+    retry_backoff_s: float = Field(2.0, ge=0)
+    subject_prefix: str = "[Quantstrip]"
+
+
+class DashboardSettings(Section):
+    host: Literal["127.0.0.1", "localhost", "::1"] = "127.0.0.1"
+    port: int = Field(8888, ge=1, le=65535)
+
+
+class DaemonSettings(Section):
+    heartbeat_timeout_s: float = Field(60.0, gt=0)
+    stop_grace_s: float = Field(10.0, gt=0)
+    max_restarts: int = Field(5, ge=0)
+
+
+class PlatformSettings(Section):
+    brokers: BrokersSettings = BrokersSettings()
+    smtp: dict[str, SmtpAccount] = Field(default_factory=dict)
+    email: EmailSettings = EmailSettings()
+    dashboard: DashboardSettings = DashboardSettings()
+    daemon: DaemonSettings = DaemonSettings()
+
+
+PLATFORM_SECTIONS = frozenset(PlatformSettings.model_fields)
+
+# Types a strategy section may declare in its `_types` table.
+DECLARABLE_TYPES: dict[str, type | tuple[type, ...]] = {
+    "int": int,
+    "float": (int, float),
+    "str": str,
+    "bool": bool,
+    "list": list,
+    "dict": dict,
+}

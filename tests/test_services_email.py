@@ -1,0 +1,102 @@
+"""email_manager against a real authenticating SMTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+from support.smtp import SMTP_PASSWORD, free_port
+
+from quantstrip import email_manager, settings
+from quantstrip.db.handler import Database, ExecutionInput
+
+
+def notifications(workspace: Path) -> list[tuple]:
+    db = sqlite3.connect(workspace / "var" / "quantstrip.db")
+    return db.execute(
+        "SELECT kind, status, recipients, subject, attempts, batch_id "
+        "FROM notifications ORDER BY id"
+    ).fetchall()
+
+
+def test_send_delivers_with_recipients_subject_body_and_attachment(mail_workspace, smtp_server):
+    row = email_manager.send(
+        "Fills",
+        "3 fills today",
+        to=["a@example.test", "b@example.test"],
+        attachments=[("fills.csv", b"symbol,qty\nAAPL,10\n")],
+    )
+    assert row.status == "sent"
+    message = smtp_server.messages[0]
+    assert smtp_server.envelopes[0][1] == ["a@example.test", "b@example.test"]
+    assert message["Subject"] == "[Quantstrip] Fills"
+    assert "3 fills today" in message.get_body(("plain",)).get_content()
+    attachment = next(message.iter_attachments())
+    assert attachment.get_filename() == "fills.csv"
+    assert attachment.get_content() == b"symbol,qty\nAAPL,10\n"
+    assert notifications(mail_workspace)[0][:2] == ("email", "sent")
+
+
+def test_per_client_recipients_and_summary_rendering(mail_workspace, smtp_server):
+    settings.set("email.recipients.alpha", ["alpha-desk@example.test"])
+    email_manager.send_summary({"signal": "BUY", "symbol": "AAPL"}, client="alpha")
+    assert smtp_server.envelopes[0][1] == ["alpha-desk@example.test"]
+    body = smtp_server.messages[0].get_body(("plain",)).get_content()
+    assert "signal  BUY" in body and "symbol  AAPL" in body
+
+
+def test_queue_batches_into_one_digest_per_recipient_list(mail_workspace, smtp_server):
+    for i in range(3):
+        email_manager.queue(f"signal {i}", f"body {i}")
+    assert email_manager.flush() == []  # interval not elapsed
+    digests = email_manager.flush(force=True)
+    assert len(digests) == 1 and len(smtp_server.messages) == 1
+    body = smtp_server.messages[0].get_body(("plain",)).get_content()
+    assert all(f"signal {i}" in body for i in range(3))
+    rows = notifications(mail_workspace)
+    assert [r[1] for r in rows if r[0] == "digest-item"] == ["batched"] * 3
+    assert {r[5] for r in rows if r[0] == "digest-item"} == {digests[0].id}
+
+
+def test_server_down_records_failure_and_retries_without_raising(mail_workspace, smtp_server):
+    settings.set("smtp.primary.port", free_port())  # nothing listens there
+    row = email_manager.send("Will fail", "body")
+    assert row.status == "failed" and row.attempts == 3
+    assert "ConnectionRefusedError" in row.last_error
+    settings.set("smtp.primary.port", smtp_server.port)
+    resent = email_manager.resend(row.id)
+    assert resent.status == "sent" and resent.attempts == 4
+    assert smtp_server.messages[0]["Subject"] == "[Quantstrip] Will fail"
+
+
+def test_error_alert_carries_the_traceback_and_never_the_password(mail_workspace, smtp_server):
+    try:
+        raise ValueError(f"bad fill, password={SMTP_PASSWORD}")
+    except ValueError as exc:
+        row = email_manager.send_error_alert("alpha", exc)
+    assert row is not None and row.status == "sent"
+    body = smtp_server.messages[0].get_body(("plain",)).get_content()
+    assert "Traceback" in body and "ValueError" in body
+    assert SMTP_PASSWORD not in body
+    for path in (mail_workspace / "var").rglob("*"):
+        if path.is_file():
+            assert SMTP_PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_eod_summary_is_built_from_the_database(mail_workspace, smtp_server):
+    today = datetime.now(UTC).date()
+    with Database(mail_workspace / "var" / "quantstrip.db") as db:
+        aapl = db.ensure_instrument("AAPL")
+        for exec_id, side, price, hour in (("x1", "BUY", "100", 14), ("x2", "SELL", "101.5", 15)):
+            when = datetime(today.year, today.month, today.day, hour, tzinfo=UTC)
+            db.record_execution(
+                ExecutionInput("sim", "S1", exec_id, "alpha", aapl, side, 10, price, when)
+            )
+            db.record_commission(broker="sim", exec_id=exec_id, commission="1.00")
+        db.record_client_event("alpha", "error", "feed stalled")
+    row = email_manager.send_eod_summary("alpha")
+    assert row.status == "sent"
+    body = smtp_server.messages[0].get_body(("plain",)).get_content()
+    assert "Realised PnL (net of commissions): 13.00" in body
+    assert "Trades (2):" in body and "feed stalled" in body
