@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "odbc",
     "demo",
     "services",
+    "report",
     "clients",
 ]
 

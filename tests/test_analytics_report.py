@@ -1,0 +1,180 @@
+"""Portfolio report over the demo history: every figure equals the views' to the cent, metrics
+agree with an independent computation, the query library reads but never writes."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from quantstrip.analytics import list_queries, portfolio_report, run_query
+from quantstrip.analytics.connection import connect
+from quantstrip.analytics.queries import QueryHandle, ReadOnlyQueryError
+from quantstrip.demo import build_demo
+
+END = date(2025, 6, 30)
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("analytics") / "demo.db"
+    build_demo(path, seed=5, years=2, end=END)
+    return path
+
+
+def cents(value: float) -> int:
+    return round(value * 100)
+
+
+def test_every_report_figure_equals_the_views_to_the_cent(demo_db: Path) -> None:
+    report = portfolio_report(demo_db, today=END)
+    sql = sqlite3.connect(demo_db)
+    per_strategy = {
+        row[0]: row[1:]
+        for row in sql.execute(
+            "SELECT strategy, SUM(net_pnl), SUM(gross_pnl), SUM(commission) FROM v_daily_pnl "
+            "GROUP BY strategy"
+        )
+    }
+    trips = dict(sql.execute("SELECT strategy, COUNT(*) FROM v_round_trips GROUP BY strategy"))
+    commissions = dict(
+        sql.execute("SELECT strategy, SUM(commission) FROM v_commissions GROUP BY 1")
+    )
+    assert set(per_strategy) == set(report.stats.index) - {"Portfolio"}
+    for strategy, (net, gross, fee) in per_strategy.items():
+        row = report.stats.loc[strategy]
+        assert cents(row.net_pnl) == cents(net)
+        assert cents(row.gross_pnl) == cents(gross)
+        assert cents(row.commission) == cents(fee) == cents(commissions[strategy])
+        assert row.trades == trips[strategy]
+    portfolio = report.stats.loc["Portfolio"]
+    assert cents(portfolio.net_pnl) == cents(sum(v[0] for v in per_strategy.values()))
+    by_query = run_query(
+        next(q.sql for q in list_queries() if q.name == "pnl_by_strategy"), db_path=demo_db
+    )
+    for _, row in by_query.iterrows():
+        assert cents(row.net_pnl) == cents(report.stats.loc[row.strategy].net_pnl)
+    final_equity = report.equity["Portfolio"].iloc[-1]
+    assert cents(final_equity - 300_000) == cents(portfolio.net_pnl)
+
+
+def _reference_sharpe(daily_pnl: list[float], capital: float) -> float:
+    returns = [p / capital for p in daily_pnl]
+    mean = sum(returns) / len(returns)
+    var = sum((r - mean) ** 2 for r in returns) / (len(returns) - 1)
+    return mean / math.sqrt(var) * math.sqrt(252)
+
+
+def _reference_drawdown(equity: list[float]) -> float:
+    peak, worst = equity[0], 0.0
+    for value in equity:
+        peak = max(peak, value)
+        worst = min(worst, value - peak)
+    return -worst
+
+
+def test_sharpe_and_drawdown_agree_with_an_independent_computation(demo_db: Path) -> None:
+    report = portfolio_report(demo_db, today=END)
+    for strategy in report.daily_pnl.columns:
+        pnl = report.daily_pnl[strategy].tolist()
+        assert report.stats.loc[strategy].sharpe == pytest.approx(
+            _reference_sharpe(pnl, 100_000.0), rel=1e-9
+        )
+        equity, running = [], 100_000.0
+        for p in pnl:
+            running += p
+            equity.append(running)
+        assert report.stats.loc[strategy].max_drawdown == pytest.approx(
+            _reference_drawdown(equity), abs=0.005
+        )
+        dd = report.stats.loc[strategy]
+        assert dd.drawdown_peak <= dd.drawdown_trough
+
+
+def test_horizons_and_strategy_filter(demo_db: Path) -> None:
+    everything = portfolio_report(demo_db, today=END)
+    ytd = portfolio_report(demo_db, horizon="ytd", today=END)
+    custom = portfolio_report(demo_db, horizon=("2025-01-01", "2025-06-30"), today=END)
+    assert ytd.daily_pnl.index.min().date() >= date(2025, 1, 1)
+    assert cents(ytd.stats.loc["Portfolio"].net_pnl) == cents(custom.stats.loc["Portfolio"].net_pnl)
+    assert ytd.stats.loc["Portfolio"].trades < everything.stats.loc["Portfolio"].trades
+    one = portfolio_report(demo_db, strategies=["mean_reversion"], today=END)
+    assert list(one.stats.index) == ["mean_reversion", "Portfolio"]
+    weekly = portfolio_report(demo_db, frequency="W", today=END).resampled_pnl()
+    assert cents(weekly.to_numpy().sum()) == cents(everything.stats.loc["Portfolio"].net_pnl)
+    with pytest.raises(ValueError, match="horizon"):
+        portfolio_report(demo_db, horizon="forever")
+
+
+def test_charts_render_offline_as_svg(demo_db: Path) -> None:
+    svgs = portfolio_report(demo_db, horizon="1y", today=END).chart_svgs()
+    assert set(svgs) == {"equity", "drawdown", "returns", "strategies"}
+    for svg in svgs.values():
+        assert svg.startswith("<svg")
+        assert "https://" not in svg and "cdn" not in svg.lower()
+
+
+def test_query_library_lists_builtins_and_user_queries(demo_db: Path, workspace: Path) -> None:
+    user = workspace / "var" / "queries" / "big_winners.sql"
+    user.write_text(
+        "-- title: Big winners\n-- description: Trades over 500\n"
+        "SELECT * FROM v_round_trips WHERE net_pnl > 500\n"
+    )
+    queries = {q.name: q for q in list_queries()}
+    for name in (
+        "pnl_by_trade",
+        "pnl_by_strategy",
+        "pnl_by_symbol",
+        "commission_analysis",
+        "return_on_capital",
+        "position_history",
+        "open_positions",
+        "daily_pnl",
+    ):
+        assert (
+            queries[name].source == "builtin" and queries[name].title and queries[name].description
+        )
+    assert queries["big_winners"].source == "user" and queries["big_winners"].title == "Big winners"
+    for query in queries.values():
+        frame = run_query(query.sql, db_path=demo_db)
+        assert frame is not None
+
+
+def test_writes_are_refused_and_the_database_is_untouched(demo_db: Path) -> None:
+    before = demo_db.read_bytes()
+    for statement in (
+        "DELETE FROM executions",
+        "UPDATE strategies SET name = 'x'",
+        "SELECT 1; DROP TABLE executions",
+        "ATTACH 'other.db' AS o",
+    ):
+        with pytest.raises(ReadOnlyQueryError, match="read-only"):
+            run_query(statement, db_path=demo_db)
+    assert demo_db.read_bytes() == before
+    conn = connect(demo_db)
+    with pytest.raises(Exception, match="read-only"):
+        conn.execute("INSERT INTO strategies (name, created_at) VALUES ('x', 'y')")
+
+
+def test_a_long_query_can_be_cancelled(demo_db: Path) -> None:
+    handle = QueryHandle(demo_db)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            handle.run("SELECT COUNT(*) FROM range(100000000000) a, range(1000) b")
+        except BaseException as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    time.sleep(0.5)
+    handle.interrupt()
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    assert errors and "interrupt" in str(errors[0]).lower()
