@@ -289,9 +289,13 @@ def flush(force: bool = False) -> list[Notification]:
 
 
 def send_error_alert(
-    client: str, error: BaseException | str, traceback_text: str | None = None
+    client: str,
+    error: BaseException | str,
+    traceback_text: str | None = None,
+    to: Sequence[str] | None = None,
 ) -> Notification | None:
-    """Alert on a runtime error, with its traceback. Never raises."""
+    """Alert on a runtime error, with its traceback. Never raises. `to` overrides the
+    configured recipients (the daemon passes a client.toml's `recipients`)."""
     try:
         if isinstance(error, BaseException):
             headline = f"{type(error).__name__}: {error}"
@@ -305,7 +309,11 @@ def send_error_alert(
             body += f"\n{traceback_text}"
         first_line = headline.splitlines()[0] if headline else "error"
         return send(
-            f"Error in {client}: {first_line[:120]}", redact(body), client=client, kind="alert"
+            f"Error in {client}: {first_line[:120]}",
+            redact(body),
+            to=to,
+            client=client,
+            kind="alert",
         )
     except Exception:
         log.exception("error alert for %s could not be recorded", client)

@@ -42,6 +42,10 @@ class ClientBase:
         )
         self.log = services.get_logger(self.name)
         self.scheduler = Scheduler(tz=tz or os.environ.get("QUANTSTRIP_CLIENT_TZ"), wrap=self._wrap)
+        # client.toml `recipients` for this client's alerts (empty: the settings decide).
+        self.recipients: list[str] = json.loads(
+            os.environ.get("QUANTSTRIP_CLIENT_RECIPIENTS") or "[]"
+        )
         timeout = os.environ.get("QUANTSTRIP_JOB_TIMEOUT_S")
         # A job running longer than this stops the heartbeat (None: jobs may run forever).
         self.job_timeout_s: float | None = float(timeout) if timeout else None
@@ -89,7 +93,7 @@ class ClientBase:
             self._events_db().record_client_event(self.name, "job_error", message, tb)
         except Exception as db_exc:
             self.log.warning("could not record job error: %s", db_exc)
-        services.send_error_alert(self.name, message, tb)
+        services.send_error_alert(self.name, message, tb, to=self.recipients or None)
         try:
             self.on_error(exc)
         except Exception:

@@ -58,12 +58,21 @@ def get_logger(name: str) -> logging.Logger:
         return logging.getLogger(f"quantstrip.client.{name}")
 
 
-def send_error_alert(client: str, error: Any, traceback_text: str | None = None) -> None:
+def send_error_alert(
+    client: str,
+    error: Any,
+    traceback_text: str | None = None,
+    to: list[str] | None = None,
+) -> None:
     """Record and e-mail an error alert; never raises (the email manager promises the same,
-    this guards against it being absent or broken)."""
+    this guards against it being absent or broken). `to`: the client.toml's recipients, if
+    any (otherwise the email manager uses the settings' recipients for the client)."""
     try:
         from quantstrip import email_manager
 
-        email_manager.send_error_alert(client, error, traceback_text=traceback_text)
+        if to:
+            email_manager.send_error_alert(client, error, traceback_text=traceback_text, to=to)
+        else:
+            email_manager.send_error_alert(client, error, traceback_text=traceback_text)
     except Exception as exc:
         _fallback.warning("error alert for %s not sent: %s", client, exc)

@@ -24,6 +24,7 @@ import papermill  # preloaded in the fork server: the point of this module
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # papermill tags the cell it inserts; it is not one of the author's cells.
 INJECTED_TAG = "injected-parameters"
+ERROR_TAG = "papermill-error-cell-tag"
 
 
 def kernel_for(requested: str | None) -> str:
@@ -48,9 +49,12 @@ def source_cell_number(output_path: Path, cell_index: int) -> int:
         import nbformat
 
         nb = nbformat.read(output_path, as_version=4)
+        # `cell_index` counts the cells papermill executed; the error banners it adds to the
+        # output afterwards are not among them.
+        executed = [c for c in nb.cells if ERROR_TAG not in c.get("metadata", {}).get("tags", [])]
         injected = sum(
             1
-            for cell in nb.cells[:cell_index]
+            for cell in executed[:cell_index]
             if INJECTED_TAG in cell.get("metadata", {}).get("tags", [])
         )
         return cell_index - injected + 1

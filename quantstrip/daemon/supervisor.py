@@ -106,19 +106,24 @@ class AlertWorker:
     """Sends alerts off the main loop: an SMTP server that hangs must not stall supervision."""
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[str, str, str | None] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[str, str, str | None, list[str] | None] | None] = (
+            queue.Queue()
+        )
         self._thread = threading.Thread(target=self._work, name="alerts", daemon=True)
         self._thread.start()
 
-    def send(self, client: str, message: str, tb: str | None = None) -> None:
-        self._queue.put((client, message, tb))
+    def send(
+        self, client: str, message: str, tb: str | None = None, to: list[str] | None = None
+    ) -> None:
+        self._queue.put((client, message, tb, to))
 
     def _work(self) -> None:
         while True:
             item = self._queue.get()
             if item is None:
                 return
-            services.send_error_alert(*item)
+            client, message, tb, to = item
+            services.send_error_alert(client, message, tb, to=to)
 
     def close(self, timeout_s: float = 5.0) -> None:
         self._queue.put(None)
@@ -401,6 +406,7 @@ class Daemon:
             QUANTSTRIP_WORKSPACE=str(self.ws.root),
             QUANTSTRIP_CLIENT_TZ=cfg.tz,
             QUANTSTRIP_CLIENT_PARAMETERS=json.dumps(cfg.parameters, default=str),
+            QUANTSTRIP_CLIENT_RECIPIENTS=json.dumps(cfg.recipients),
         )
         env.pop("QUANTSTRIP_JOB_TIMEOUT_S", None)
         if cfg.time_limit_s:
@@ -890,7 +896,9 @@ class Daemon:
 
     def _alert(self, name: str, message: str, tb: str | None = None) -> None:
         if self.alerts is not None:
-            self.alerts.send(name, message, tb)
+            m = self.clients.get(name)
+            to = m.config.recipients if m and isinstance(m.config, ClientConfig) else None
+            self.alerts.send(name, message, tb, to=to or None)
 
     def _cleanup_orphans(self) -> None:
         """Kill what a previous daemon left running and close its unfinished runs."""

@@ -144,14 +144,15 @@ class DaemonHandle:
         self.proc: subprocess.Popen[bytes] | None = None
         self.control = ControlClient(socket_path(self.ws.home), timeout_s=20)
         self.log_path = root / "daemon-test.log"
-        self.env = dict(os.environ, PYTHONUNBUFFERED="1")
 
     def start(self, timeout_s: float = 60.0) -> DaemonHandle:
+        # The environment as it is now: fixtures set up after this one (mail) may have added to it.
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "quantstrip", "daemon"],
                 cwd=self.root,
-                env=self.env,
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -165,7 +166,10 @@ class DaemonHandle:
         return self.control.available()
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        """The daemon's output and its log stream (logs/daemon.log once the logger is set up)."""
+        out = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        stream = self.ws.logs / "daemon.log"
+        return out + (stream.read_text(errors="replace") if stream.exists() else "")
 
     def stop(self, timeout_s: float = 30.0) -> int:
         assert self.proc is not None

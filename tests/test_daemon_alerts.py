@@ -1,0 +1,77 @@
+"""Alerts reach a real SMTP server (aiosmtpd on 127.0.0.1): a crashed client, a failing job,
+a failed notebook run, each with its traceback, recorded as a notification."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from support.daemon import DaemonHandle, wait_until, write_module_client, write_notebook_client
+from support.smtp import Inbox
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def mails(inbox: Inbox, text: str) -> list[EmailMessage]:
+    return [m for m in list(inbox.messages) if text in str(m["Subject"])]
+
+
+def body(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    return part.get_content() if part is not None else ""
+
+
+def test_crash_job_error_and_failed_run_are_emailed(
+    mail_workspace: Path, smtp_server: Inbox, daemon: DaemonHandle
+) -> None:
+    write_module_client(
+        "crasher",
+        """
+        from quantstrip import ClientBase
+
+        class Crasher(ClientBase):
+            def on_start(self):
+                raise RuntimeError("broker login refused")
+        """,
+        restart={"max_restarts": 0},
+        recipients=["desk@example.test"],
+    )
+    write_module_client(
+        "flaky",
+        """
+        from quantstrip import ClientBase
+
+        class Flaky(ClientBase):
+            def __init__(self):
+                super().__init__()
+                self.scheduler.every(1).seconds.do(self.rebalance)
+
+            def rebalance(self):
+                raise ValueError("no quotes for SPY")
+        """,
+    )
+    write_notebook_client("eod", ["raise KeyError('close')"])
+    daemon.start()
+    daemon.wait_state("crasher", "crashed", 60)
+    daemon.control.run_now("eod")
+
+    crash = wait_until(lambda: mails(smtp_server, "crasher crashed"), 60, "the crash alert")[0]
+    assert "RuntimeError: broker login refused" in str(crash["Subject"])
+    assert "Traceback" in body(crash) and "on_start" in body(crash)
+    # client.toml recipients win over the settings' default recipients.
+    assert crash["To"] == "desk@example.test"
+    assert wait_until(lambda: mails(smtp_server, "crasher gave up"), 30, "the crash-loop alert")
+
+    job = wait_until(lambda: mails(smtp_server, "job rebalance failed"), 60, "the job alert")[0]
+    assert "ValueError: no quotes for SPY" in body(job) and job["To"] == "ops@example.test"
+    assert daemon.status("flaky").state == "running"  # a failing job does not stop the client
+
+    run = wait_until(lambda: mails(smtp_server, "Error in eod"), 90, "the run alert")[0]
+    assert "in cell 2" in str(run["Subject"]) and "KeyError" in body(run)
+
+    sent = daemon.query(
+        "SELECT client_name, status FROM notifications WHERE kind = 'alert' ORDER BY id"
+    )
+    assert {r["client_name"] for r in sent} >= {"crasher", "flaky", "eod"}
+    assert all(r["status"] == "sent" for r in sent)
