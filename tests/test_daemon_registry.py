@@ -139,3 +139,22 @@ def test_promote_module_detects_its_client_class(workspace: Path) -> None:
     with pytest.raises(ValidationError) as info:
         promote(notebook, "report")
     assert info.value.field == "schedule"
+
+
+def test_daemon_settings_supply_defaults_a_client_toml_leaves_out(workspace: Path) -> None:
+    from quantstrip import settings
+
+    settings._reset_for_tests()
+    try:
+        settings.set("daemon.heartbeat_timeout_s", 7.5)
+        settings.set("daemon.max_restarts", 2)
+        make_entry(workspace, "a", "a.py")
+        config = load_client(write_client_toml("a", kind="module", entry="a.py"))
+        assert config.heartbeat.timeout_s == 7.5 and config.restart.max_restarts == 2
+        assert config.stop_timeout_s == 10.0
+        explicit = write_client_toml(
+            "a", kind="module", entry="a.py", heartbeat={"interval_s": 1, "timeout_s": 3}
+        )
+        assert load_client(explicit).heartbeat.timeout_s == 3
+    finally:
+        settings._reset_for_tests()

@@ -23,7 +23,8 @@ max_restarts = 5                # within window_s, then the client is left 'cras
 policy = "skip"                 # skip | run_once (within grace_s)
 [heartbeat]
 interval_s = 5
-timeout_s = 30
+timeout_s = 60                  # defaults of timeout_s, stop_timeout_s and max_restarts come
+                                # from the [daemon] settings
 [parameters]                     # injected into the notebook / exposed to the module
 lookback = 20
 ```
@@ -64,7 +65,7 @@ class MissedRuns(_Strict):
 
 class HeartbeatPolicy(_Strict):
     interval_s: float = Field(5.0, gt=0)
-    timeout_s: float = Field(30.0, gt=0)
+    timeout_s: float = Field(60.0, gt=0)  # default: settings daemon.heartbeat_timeout_s
 
     @model_validator(mode="after")
     def _timeout_exceeds_interval(self) -> HeartbeatPolicy:
@@ -160,6 +161,34 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _apply_platform_defaults(data: dict[str, Any]) -> None:
+    """Keys a client.toml leaves out take the `[daemon]` settings (heartbeat timeout, stop
+    grace, max restarts), so an installation tunes them in one place. Settings are read when a
+    client is (re)loaded; a broken settings file leaves the built-in defaults."""
+    try:
+        from quantstrip import settings
+
+        timeout = settings.get("daemon.heartbeat_timeout_s", None)
+        grace = settings.get("daemon.stop_grace_s", None)
+        restarts = settings.get("daemon.max_restarts", None)
+    except Exception:
+        return
+    for section, key, value in (
+        ("heartbeat", "timeout_s", timeout),
+        (None, "stop_timeout_s", grace),
+        ("restart", "max_restarts", restarts),
+    ):
+        if value is None:
+            continue
+        target = data if section is None else data.get(section, {})
+        if not isinstance(target, dict):
+            continue  # the model reports the wrong type, naming the key
+        if key not in target:
+            target[key] = value
+            if section is not None:
+                data[section] = target
+
+
 def load_client(path: Path) -> ClientConfig:
     """Parse and validate one client.toml; ConfigError names the file and key on failure."""
     try:
@@ -167,6 +196,7 @@ def load_client(path: Path) -> ClientConfig:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     data.setdefault("name", path.parent.name)
+    _apply_platform_defaults(data)
     try:
         config = ClientConfig(**data, directory=path.parent)
     except ValidationError as exc:
