@@ -263,7 +263,7 @@ class Daemon:
 
     def _shutdown(self) -> None:
         log.info("daemon stopping: stopping clients")
-        for m in self.clients.values():
+        for m in list(self.clients.values()):
             if m.proc is not None and m.proc.poll() is None:
                 self._begin_stop(m, "shutdown")
             if m.run is not None:
@@ -272,13 +272,13 @@ class Daemon:
             [m.config.stop_timeout_s for m in self.clients.values() if m.valid] or [1.0]
         )
         while time.monotonic() < deadline + 1:
-            pending = [m for m in self.clients.values() if m.proc is not None]
+            pending = [m for m in list(self.clients.values()) if m.proc is not None]
             for m in pending:
                 self._poll_module(m)
             if not any(m.proc for m in self.clients.values()):
                 break
             time.sleep(0.05)
-        for m in self.clients.values():
+        for m in list(self.clients.values()):
             if m.proc is not None:
                 _killpg(m.proc.pid, signal.SIGKILL)
                 m.proc.wait(5)
