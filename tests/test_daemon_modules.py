@@ -199,3 +199,32 @@ def test_removing_a_client_folder_stops_it(workspace: Path, daemon: DaemonHandle
     wait_until(lambda: "ticker" not in daemon.statuses(), 30, "ticker to be forgotten")
     wait_until(lambda: not pid_alive(pid), 10, "its process to end")
     assert daemon.query("SELECT state FROM clients WHERE name = 'ticker'") == [{"state": "removed"}]
+
+
+def test_run_now_fires_a_module_clients_jobs_immediately(
+    workspace: Path, daemon: DaemonHandle
+) -> None:
+    write_module_client(
+        "nightly",
+        """
+        from pathlib import Path
+        from quantstrip import ClientBase
+
+        class Nightly(ClientBase):
+            def __init__(self):
+                super().__init__()
+                self.scheduler.every().monday.at("03:00", tz="Asia/Tokyo").do(self.job)
+
+            def job(self):
+                Path(__file__).with_name("ran.txt").write_text(self.parameters["greeting"])
+        """,
+        parameters={"greeting": "hello"},
+    )
+    daemon.start()
+    status = daemon.wait_heartbeat("nightly")
+    assert status.next_run is not None and status.next_run.endswith(":00:00.000000")
+    daemon.control.run_now("nightly")
+    ran = workspace / "clients/nightly/ran.txt"
+    wait_until(ran.exists, 20, "the job to run now")
+    assert ran.read_text() == "hello"
+    assert daemon.status("nightly").next_run == status.next_run  # its schedule is unchanged
