@@ -57,7 +57,8 @@ def context() -> Any:
 
 
 def start_fork_server() -> None:
-    """Start the server now, so its one-time import happens while nothing is due."""
+    """Start the server now (no-op if it runs), so its one-time import happens while nothing is
+    due rather than delaying the first run."""
     context()
     try:
         from multiprocessing import forkserver

@@ -230,8 +230,6 @@ class Daemon:
         log.info("daemon %s started for %s", os.getpid(), self.ws.root)
         try:
             self._reload(initial=True)
-            if any(m.kind == "notebook" for m in self.clients.values()):
-                notebooks.start_fork_server()
             while not self._stopping:
                 started = time.monotonic()
                 self.tick()
@@ -368,6 +366,7 @@ class Daemon:
             else:
                 m.state = "stopped"
             return
+        notebooks.start_fork_server()  # idempotent; papermill loads while nothing is due
         m.trigger = cfg.trigger()
         now = datetime.now(UTC)
         m.next_fire = m.trigger.get_next_fire_time(None, now) if m.trigger else None
