@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "demo",
     "services",
     "report",
+    "dashboard",
     "clients",
 ]
 

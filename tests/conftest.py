@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins: list[str] = ["support.daemon", "support.smtp"]
+pytest_plugins: list[str] = ["support.daemon", "support.smtp", "support.browser"]
 
 
 def require_component(available: bool, what: str) -> None:

@@ -44,7 +44,7 @@ def drawdown_chart(report: PortfolioReport) -> alt.Chart:
     return (
         alt.Chart(data, title="Drawdown")
         .mark_area(opacity=0.5)
-        .encode(x="date:T", y="drawdown:Q", color="strategy:N")
+        .encode(x="date:T", y=alt.Y("drawdown:Q", stack=None), color="strategy:N")
         .properties(width=WIDTH, height=HEIGHT)
     )
 

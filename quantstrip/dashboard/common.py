@@ -1,0 +1,112 @@
+"""Pieces every page shares: header, tables, error boxes, CSV download, a periodic refresher."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import threading
+from collections.abc import Callable
+
+import ipywidgets as w
+import pandas as pd
+
+from quantstrip.dashboard import PAGES
+
+STYLE = """
+<style>
+.qs-table { border-collapse: collapse; font-size: 13px; }
+.qs-table th, .qs-table td { border-bottom: 1px solid #ddd; padding: 3px 8px; text-align: right; }
+.qs-table th { background: #f3f5f7; }
+.qs-error { color: #a40000; white-space: pre-wrap; font-family: monospace; }
+.qs-ok { color: #0a6b0a; }
+.qs-nav a { margin-right: 12px; }
+</style>
+"""
+
+
+def nav() -> w.HTML:
+    links = " ".join(
+        f'<a href="{name}.ipynb">{html.escape(title)}</a>' for name, title in PAGES.items()
+    )
+    return w.HTML(f'{STYLE}<div class="qs-nav"><a href="home.ipynb">Home</a> {links}</div>')
+
+
+def header(title: str) -> w.VBox:
+    return w.VBox([nav(), w.HTML(f"<h2>{html.escape(title)}</h2>")])
+
+
+def table_html(frame: pd.DataFrame, max_rows: int = 500) -> str:
+    if frame is None or frame.empty:
+        return "<p><i>No rows.</i></p>"
+    shown = frame.head(max_rows)
+    more = f"<p>{len(frame) - max_rows} more rows not shown.</p>" if len(frame) > max_rows else ""
+    return (
+        shown.to_html(classes="qs-table", index=False, na_rep="", float_format="{:,.2f}".format)
+        + more
+    )
+
+
+def error_html(message: str) -> str:
+    return f'<div class="qs-error">{html.escape(message)}</div>'
+
+
+def csv_link(frame: pd.DataFrame, filename: str = "result.csv") -> str:
+    """A download link carrying the CSV itself (no server round trip, works offline)."""
+    payload = base64.b64encode(frame.to_csv(index=False).encode()).decode()
+    return (
+        f'<a download="{html.escape(filename)}" href="data:text/csv;base64,{payload}">'
+        f"Download CSV ({len(frame)} rows)</a>"
+    )
+
+
+class SortableTable(w.VBox):
+    """A results table with a sort column and direction, and a CSV export link."""
+
+    def __init__(self, frame: pd.DataFrame | None = None, filename: str = "result.csv") -> None:
+        self.filename = filename
+        self.frame = frame if frame is not None else pd.DataFrame()
+        self.sort_by = w.Dropdown(description="Sort by", options=["(none)"])
+        self.descending = w.Checkbox(description="descending", value=False)
+        self.body = w.HTML()
+        self.download = w.HTML()
+        self.sort_by.observe(lambda _: self.render(), names="value")
+        self.descending.observe(lambda _: self.render(), names="value")
+        super().__init__([w.HBox([self.sort_by, self.descending]), self.download, self.body])
+        self.set(self.frame)
+
+    def set(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self.sort_by.options = ["(none)", *map(str, frame.columns)]
+        self.sort_by.value = "(none)"
+        self.render()
+
+    def render(self) -> None:
+        frame = self.frame
+        if self.sort_by.value and self.sort_by.value != "(none)" and not frame.empty:
+            frame = frame.sort_values(self.sort_by.value, ascending=not self.descending.value)
+        self.body.value = table_html(frame)
+        self.download.value = csv_link(frame, self.filename) if not frame.empty else ""
+
+
+class Refresher:
+    """Calls `callback` every `seconds` from a daemon thread until the kernel ends."""
+
+    def __init__(self, callback: Callable[[], None], seconds: float) -> None:
+        self.callback = callback
+        self.seconds = seconds
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Refresher:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.seconds):
+            # A failed refresh must not kill the page; the next one retries.
+            with contextlib.suppress(Exception):
+                self.callback()
+
+    def stop(self) -> None:
+        self._stop.set()

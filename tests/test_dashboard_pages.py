@@ -1,0 +1,163 @@
+"""Every dashboard page in headless chromium: loads with no console error and no request off
+loopback, shows the demo data, and its controls really act (the monitor stops and starts a
+client process)."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+import psutil
+import pytest
+from support.browser import Dashboard, screenshot
+
+PAGE_TIMEOUT_MS = 120_000
+IGNORED_CONSOLE = ("favicon",)
+
+
+def open_page(page, dashboard: Dashboard, name: str, ready: str):  # type: ignore[no-untyped-def]
+    if not hasattr(page, "failed_responses"):
+        page.failed_responses = []
+        page.on(
+            "response",
+            lambda r: r.status >= 400 and page.failed_responses.append((r.status, r.url)),
+        )
+    page.goto(dashboard.page_url(name), timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_selector(ready, timeout=PAGE_TIMEOUT_MS)
+    return page
+
+
+def assert_clean(page, dashboard: Dashboard) -> None:  # type: ignore[no-untyped-def]
+    errors = [e for e in page.console_errors if not any(i in e for i in IGNORED_CONSOLE)]
+    assert errors == [], getattr(page, "failed_responses", [])
+    assert dashboard.violations == [], "requests left loopback"
+    assert "Traceback" not in page.content()
+
+
+def test_unauthenticated_requests_are_refused(dashboard: Dashboard) -> None:
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    for path in ("/voila/render/reports/home.ipynb", "/api/contents", "/lab"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            opener.open(f"{dashboard.base_url}{path}", timeout=30)
+        assert refused.value.code in (302, 403)
+        assert "login" in (refused.value.headers.get("Location") or "/login")
+
+
+def test_home_links_every_tool(page, dashboard: Dashboard) -> None:
+    open_page(page, dashboard, "home", "a.qs-link")
+    links = page.locator("a.qs-link").all_inner_texts()
+    for title in (
+        "Client monitor",
+        "SQL editor",
+        "Portfolio report",
+        "Notification centre",
+        "Settings manager",
+        "Logs",
+        "Package manager",
+        "JupyterLab (IDE)",
+    ):
+        assert title in links
+    assert "executions" in page.content()
+    screenshot(page, "home")
+    assert_clean(page, dashboard)
+
+
+def test_portfolio_shows_statistics_and_offline_charts(page, dashboard: Dashboard) -> None:
+    open_page(page, dashboard, "portfolio", ".qs-stats table")
+    stats = page.locator(".qs-stats").inner_text()
+    for strategy in ("ma_crossover", "mean_reversion", "momentum_rotation", "Portfolio"):
+        assert strategy in stats
+    assert page.locator(".qs-chart svg").count() == 4
+    screenshot(page, "portfolio")
+    assert_clean(page, dashboard)
+
+
+def test_sql_editor_runs_queries_and_refuses_writes(page, dashboard: Dashboard) -> None:
+    open_page(page, dashboard, "sql_editor", ".qs-sql textarea")
+    page.fill(".qs-sql textarea", "SELECT strategy, COUNT(*) AS n FROM v_round_trips GROUP BY 1")
+    page.click(".qs-run button, button.qs-run")
+    page.wait_for_selector("text=rows in", timeout=PAGE_TIMEOUT_MS)
+    assert "mean_reversion" in page.content()
+    assert page.locator("a[download='query.csv']").count() == 1
+    screenshot(page, "sql_editor")
+    page.fill(".qs-sql textarea", "DELETE FROM executions")
+    page.click(".qs-run button, button.qs-run")
+    page.wait_for_selector("text=read-only", timeout=PAGE_TIMEOUT_MS)
+    import sqlite3
+
+    count = (
+        sqlite3.connect(dashboard.root / "var" / "quantstrip.db")
+        .execute("SELECT COUNT(*) FROM executions")
+        .fetchone()[0]
+    )
+    assert count > 0
+    assert_clean(page, dashboard)
+
+
+def _ticker_pid(dashboard: Dashboard) -> int | None:
+    from quantstrip.daemon.control import ControlClient, socket_path
+
+    control = ControlClient(socket_path(dashboard.root / "var"))
+    status = {s.name: s for s in control.list_clients()}.get("ticker")
+    return status.pid if status and status.state == "running" else None
+
+
+def test_monitor_stop_and_start_really_control_the_process(page, dashboard: Dashboard) -> None:
+    open_page(page, dashboard, "monitor", ".qs-client")
+    page.wait_for_selector(".qs-state-ticker:has-text('running')", timeout=PAGE_TIMEOUT_MS)
+    pid = _ticker_pid(dashboard)
+    assert pid and psutil.pid_exists(pid)
+    screenshot(page, "monitor")
+    page.click(".qs-stop-ticker button, button.qs-stop-ticker")
+    page.wait_for_selector(".qs-state-ticker:has-text('stopped')", timeout=PAGE_TIMEOUT_MS)
+    psutil.Process(pid).wait(timeout=30) if psutil.pid_exists(pid) else None
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    page.click(".qs-start-ticker button, button.qs-start-ticker")
+    page.wait_for_selector(".qs-state-ticker:has-text('running')", timeout=PAGE_TIMEOUT_MS)
+    new_pid = _ticker_pid(dashboard)
+    assert new_pid and new_pid != pid and psutil.pid_exists(new_pid)
+    assert_clean(page, dashboard)
+
+
+def test_logs_page_tails_a_client_log(page, dashboard: Dashboard) -> None:
+    open_page(page, dashboard, "logs", "select")
+    page.locator("select").first.select_option("ticker")
+    page.wait_for_selector(".qs-log:has-text('tick')", timeout=PAGE_TIMEOUT_MS)
+    screenshot(page, "logs")
+    assert_clean(page, dashboard)
+
+
+def test_notifications_page_lists_messages(page, dashboard: Dashboard) -> None:
+    open_page(page, dashboard, "notifications", "text=Notification centre")
+    screenshot(page, "notifications")
+    assert_clean(page, dashboard)
+
+
+def test_settings_page_validates_before_saving_and_masks_secrets(page, dashboard: Dashboard):
+    open_page(page, dashboard, "settings", ".qs-settings-text textarea")
+    original = page.input_value(".qs-settings-text textarea")
+    settings_file = dashboard.root / "var" / "settings.toml"
+    before = settings_file.read_text() if settings_file.exists() else None
+    assert "[brokers]" in original
+    page.fill(".qs-settings-text textarea", "[dashboard]\nprot = 1\n")
+    page.click(".qs-save button, button.qs-save")
+    page.wait_for_selector(
+        ".qs-settings-status:has-text('dashboard.prot')", timeout=PAGE_TIMEOUT_MS
+    )
+    after = settings_file.read_text() if settings_file.exists() else None
+    assert after == before  # the invalid text was never written
+    assert "dashboard.token" in page.locator(".qs-secrets").inner_text()
+    assert dashboard.token not in page.content()
+    screenshot(page, "settings")
+    assert_clean(page, dashboard)
+
+
+def test_packages_page_lists_the_environment(page, dashboard: Dashboard) -> None:
+    open_page(page, dashboard, "packages", ".qs-packages")
+    assert "duckdb" in page.locator(".qs-packages").inner_text()
+    screenshot(page, "packages")
+    assert_clean(page, dashboard)
