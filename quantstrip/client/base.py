@@ -36,6 +36,12 @@ class ClientBase:
         self.name: str = name or os.environ.get("QUANTSTRIP_CLIENT") or type(self).__name__
         self.display_name: str = self.name
         self.mode: str = os.environ.get("QUANTSTRIP_MODE", "simulation")
+        if self.mode == "simulation":
+            # Simulation never pollutes the production record: db_handler writes to its own file.
+            from quantstrip import db_handler
+            from quantstrip.paths import workspace
+
+            db_handler.use(workspace().simulation_database)
         # [parameters] of client.toml, passed by the daemon.
         self.parameters: dict[str, Any] = json.loads(
             os.environ.get("QUANTSTRIP_CLIENT_PARAMETERS") or "{}"
