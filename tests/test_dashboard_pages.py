@@ -71,6 +71,7 @@ def test_portfolio_shows_statistics_and_offline_charts(page, dashboard: Dashboar
     stats = page.locator(".qs-stats").inner_text()
     for strategy in ("ma_crossover", "mean_reversion", "momentum_rotation", "Portfolio"):
         assert strategy in stats
+    page.wait_for_selector(".qs-chart-strategies svg", timeout=PAGE_TIMEOUT_MS)
     assert page.locator(".qs-chart svg").count() == 4
     screenshot(page, "portfolio")
     assert_clean(page, dashboard)

@@ -125,7 +125,7 @@ class PortfolioReport:
     equity: pd.DataFrame  # business days x (strategies + PORTFOLIO)
     drawdown: pd.DataFrame
     returns: pd.DataFrame
-    round_trips: pd.DataFrame
+    trade_counts: pd.DataFrame  # per strategy: trades, wins, losses, win_sum, loss_sum
 
     def resampled_pnl(self) -> pd.DataFrame:
         """Net PnL per period at the report's frequency (D, W or M)."""
@@ -160,9 +160,14 @@ def _load(conn, start: date | None, end: date | None, strategies: list[str] | No
         params,
     ).df()
     trips_where = where.replace("date", "exit_date")
+    # Trade statistics are aggregated in DuckDB: a million round trips never reach pandas.
     trips = conn.execute(
-        "SELECT strategy, symbol, direction, qty, entry_time, exit_time, exit_date, gross_pnl, "
-        f"commission, net_pnl FROM v_round_trips{trips_where}",
+        "SELECT strategy, COUNT(*) AS trades, "
+        "COUNT(*) FILTER (WHERE net_pnl > 0) AS wins, "
+        "COUNT(*) FILTER (WHERE net_pnl < 0) AS losses, "
+        "COALESCE(SUM(net_pnl) FILTER (WHERE net_pnl > 0), 0) AS win_sum, "
+        "COALESCE(SUM(net_pnl) FILTER (WHERE net_pnl < 0), 0) AS loss_sum "
+        f"FROM v_round_trips{trips_where} GROUP BY strategy",
         params,
     ).df()
     roc = conn.execute("SELECT strategy, peak_capital FROM v_return_on_capital").df()
@@ -208,9 +213,9 @@ def portfolio_report(
     rows = []
     for name in [*names, PORTFOLIO]:
         in_scope = daily if name == PORTFOLIO else daily[daily["strategy"] == name]
-        trades = trips if name == PORTFOLIO else trips[trips["strategy"] == name]
-        wins = trades[trades["net_pnl"] > 0]["net_pnl"]
-        losses = trades[trades["net_pnl"] < 0]["net_pnl"]
+        scope = trips if name == PORTFOLIO else trips[trips["strategy"] == name]
+        count, wins, losses = (int(scope[c].sum()) for c in ("trades", "wins", "losses"))
+        win_sum, loss_sum = float(scope["win_sum"].sum()), float(scope["loss_sum"].sum())
         net = round(float(in_scope["net_pnl"].sum()), 2)
         peak_capital = (
             sum(peaks.get(n, 0.0) for n in names) if name == PORTFOLIO else peaks.get(name, 0.0)
@@ -229,13 +234,11 @@ def portfolio_report(
                 "drawdown_peak": dd.peak,
                 "drawdown_trough": dd.trough,
                 "drawdown_recovery": dd.recovery,
-                "trades": len(trades),
-                "win_rate": (len(wins) / len(trades)) if len(trades) else None,
-                "avg_win": round(float(wins.mean()), 2) if len(wins) else None,
-                "avg_loss": round(float(losses.mean()), 2) if len(losses) else None,
-                "profit_factor": (float(wins.sum()) / -float(losses.sum()))
-                if len(losses) and float(losses.sum())
-                else None,
+                "trades": count,
+                "win_rate": (wins / count) if count else None,
+                "avg_win": round(win_sum / wins, 2) if wins else None,
+                "avg_loss": round(loss_sum / losses, 2) if losses else None,
+                "profit_factor": (win_sum / -loss_sum) if losses and loss_sum else None,
                 "return_on_capital": (net / peak_capital) if peak_capital else None,
             }
         )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 import ipywidgets as w
 import pandas as pd
 
-from quantstrip.analytics import portfolio_report
+from quantstrip.analytics import PortfolioReport, portfolio_report
 from quantstrip.analytics.connection import connect
 from quantstrip.dashboard.common import error_html, header, table_html
 
@@ -89,14 +91,23 @@ class PortfolioPage(w.VBox):
         for column in ("max_drawdown_pct", "win_rate", "return_on_capital"):
             stats[column] = stats[column].map(lambda v: "" if pd.isna(v) else f"{v:.1%}")
         self.stats.value = table_html(stats)
-        svgs = report.chart_svgs()
-        self.charts.value = "".join(
-            f'<div class="qs-chart qs-chart-{k}">{v}</div>' for k, v in svgs.items()
-        )
+        # Charts take a second or two (Altair + vl-convert): statistics show first, charts follow.
+        self.charts.value = "<i>rendering charts…</i>"
+        threading.Thread(target=self._render_charts, args=(report,), daemon=True).start()
         periods = report.resampled_pnl().tail(24).rename_axis(index="date", columns=None)
         periods = periods.reset_index()
         periods["date"] = periods["date"].dt.date
         self.periods.value = table_html(periods)
+
+    def _render_charts(self, report: PortfolioReport) -> None:
+        try:
+            svgs = report.chart_svgs()
+        except Exception as exc:
+            self.charts.value = error_html(f"charts failed: {exc}")
+            return
+        self.charts.value = "".join(
+            f'<div class="qs-chart qs-chart-{k}">{v}</div>' for k, v in svgs.items()
+        )
 
 
 def page() -> PortfolioPage:
