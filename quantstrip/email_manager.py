@@ -75,7 +75,7 @@ def _connect(account: SmtpAccount) -> smtplib.SMTP:
 
 def _ssl_context() -> ssl.SSLContext:
     context = ssl.create_default_context()
-    cafile = settings.get("email.cafile", None)
+    cafile = settings.platform().email.cafile
     if cafile:
         context.load_verify_locations(cafile)
     return context

@@ -71,6 +71,8 @@ class EmailSettings(Section):
     retry_attempts: int = Field(3, ge=1, le=10)
     retry_backoff_s: float = Field(2.0, ge=0)
     subject_prefix: str = "[Quantstrip]"
+    # Extra CA bundle to trust for SMTP over TLS (a private relay with its own certificate).
+    cafile: str | None = None
 
 
 class DashboardSettings(Section):

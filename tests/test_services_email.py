@@ -100,3 +100,40 @@ def test_eod_summary_is_built_from_the_database(mail_workspace, smtp_server):
     body = smtp_server.messages[0].get_body(("plain",)).get_content()
     assert "Realised PnL (net of commissions): 13.00" in body
     assert "Trades (2):" in body and "feed stalled" in body
+
+
+def test_starttls_account_verifies_the_server_and_authenticates(mail_workspace, starttls_server):
+    inbox, cert = starttls_server
+    settings.set(
+        "smtp.secure",
+        {
+            "host": "127.0.0.1",
+            "port": inbox.port,
+            "security": "starttls",
+            "username": "quant",
+            "from_addr": "quantstrip@localhost",
+        },
+    )
+    settings.set("email.cafile", str(cert))
+    settings.set_secret("smtp.secure.password", SMTP_PASSWORD)
+    row = email_manager.send("Over TLS", "encrypted", account="secure")
+    assert row.status == "sent" and row.smtp_account == "secure"
+    assert inbox.messages[0]["Subject"] == "[Quantstrip] Over TLS"
+
+
+def test_starttls_refuses_an_untrusted_certificate(mail_workspace, starttls_server):
+    inbox, _ = starttls_server
+    settings.set(
+        "smtp.secure",
+        {
+            "host": "127.0.0.1",
+            "port": inbox.port,
+            "security": "starttls",
+            "username": "quant",
+            "from_addr": "quantstrip@localhost",
+        },
+    )
+    settings.set_secret("smtp.secure.password", SMTP_PASSWORD)
+    row = email_manager.send("Untrusted", "body", account="secure")
+    assert row.status == "failed" and "CERTIFICATE_VERIFY_FAILED" in (row.last_error or "")
+    assert inbox.messages == []

@@ -83,3 +83,69 @@ def mail_workspace(workspace, smtp_server: Inbox, monkeypatch: pytest.MonkeyPatc
     settings.set_secret("smtp.primary.password", SMTP_PASSWORD)
     yield workspace
     settings._reset_for_tests()
+
+
+def self_signed_certificate(directory):  # type: ignore[no-untyped-def]
+    """A certificate for 127.0.0.1 (IP SAN) and its key, written as PEM files."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "smtp.crt", directory / "smtp.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture
+def starttls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Inbox, object]]:
+    """An SMTP server that requires STARTTLS before AUTH; yields it and its certificate path."""
+    import ssl
+
+    cert, key = self_signed_certificate(tmp_path_factory.mktemp("tls"))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    inbox = Inbox()
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=free_port(),
+        authenticator=_authenticate,
+        auth_required=True,
+        require_starttls=True,
+        tls_context=context,
+    )
+    controller.start()
+    inbox.port = controller.port
+    try:
+        yield inbox, cert
+    finally:
+        controller.stop()
