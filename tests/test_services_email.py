@@ -102,20 +102,24 @@ def test_eod_summary_is_built_from_the_database(mail_workspace, smtp_server):
     assert "Trades (2):" in body and "feed stalled" in body
 
 
-def test_starttls_account_verifies_the_server_and_authenticates(mail_workspace, starttls_server):
-    inbox, cert = starttls_server
+def use_starttls_account(port: int) -> None:
     settings.set(
         "smtp.secure",
         {
             "host": "127.0.0.1",
-            "port": inbox.port,
+            "port": port,
             "security": "starttls",
             "username": "quant",
             "from_addr": "quantstrip@localhost",
         },
     )
-    settings.set("email.cafile", str(cert))
     settings.set_secret("smtp.secure.password", SMTP_PASSWORD)
+
+
+def test_starttls_account_verifies_the_server_and_authenticates(mail_workspace, starttls_server):
+    inbox, cert = starttls_server
+    use_starttls_account(inbox.port)
+    settings.set("email.cafile", str(cert))
     row = email_manager.send("Over TLS", "encrypted", account="secure")
     assert row.status == "sent" and row.smtp_account == "secure"
     assert inbox.messages[0]["Subject"] == "[Quantstrip] Over TLS"
@@ -123,17 +127,7 @@ def test_starttls_account_verifies_the_server_and_authenticates(mail_workspace, 
 
 def test_starttls_refuses_an_untrusted_certificate(mail_workspace, starttls_server):
     inbox, _ = starttls_server
-    settings.set(
-        "smtp.secure",
-        {
-            "host": "127.0.0.1",
-            "port": inbox.port,
-            "security": "starttls",
-            "username": "quant",
-            "from_addr": "quantstrip@localhost",
-        },
-    )
-    settings.set_secret("smtp.secure.password", SMTP_PASSWORD)
+    use_starttls_account(inbox.port)
     row = email_manager.send("Untrusted", "body", account="secure")
     assert row.status == "failed" and "CERTIFICATE_VERIFY_FAILED" in (row.last_error or "")
     assert inbox.messages == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -41,17 +42,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[Inbox]:
-    """An authenticating SMTP server on loopback; the messages it accepted are in `.messages`."""
+@contextmanager
+def serving(**options: object) -> Iterator[Inbox]:
+    """An authenticating aiosmtpd server on a free loopback port, stopped on exit."""
     inbox = Inbox()
     controller = Controller(
         inbox,
         hostname="127.0.0.1",
         port=free_port(),
         authenticator=_authenticate,
-        auth_require_tls=False,
         auth_required=True,
+        **options,
     )
     controller.start()
     inbox.port = controller.port
@@ -59,6 +60,13 @@ def smtp_server() -> Iterator[Inbox]:
         yield inbox
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[Inbox]:
+    """A plain SMTP server with AUTH; the messages it accepted are in `.messages`."""
+    with serving(auth_require_tls=False) as inbox:
+        yield inbox
 
 
 @pytest.fixture
@@ -133,19 +141,5 @@ def starttls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     cert, key = self_signed_certificate(tmp_path_factory.mktemp("tls"))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    inbox = Inbox()
-    controller = Controller(
-        inbox,
-        hostname="127.0.0.1",
-        port=free_port(),
-        authenticator=_authenticate,
-        auth_required=True,
-        require_starttls=True,
-        tls_context=context,
-    )
-    controller.start()
-    inbox.port = controller.port
-    try:
+    with serving(require_starttls=True, tls_context=context) as inbox:
         yield inbox, cert
-    finally:
-        controller.stop()
