@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "services",
     "report",
     "dashboard",
+    "flex",
     "clients",
 ]
 
