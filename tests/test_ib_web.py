@@ -1,0 +1,185 @@
+"""The Client Portal Web API adapter (ibind) against a local stand-in of the documented API."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from quantstrip import settings
+from quantstrip.brokers import InstrumentSpec, OrderRequest, Recorder
+from quantstrip.brokers.ib_web import IbWebBroker, oauth_config_from_settings
+from quantstrip.db.handler import Database
+from quantstrip.errors import ConfigError
+
+AAPL = InstrumentSpec("AAPL", broker_contract_id="265598")
+QUESTION = (
+    "You are submitting an order without market data. We strongly recommend against this as it "
+    "may result in erroneous and unexpected trades. Are you sure you want to submit this order?"
+)
+
+
+class WebApiStandIn:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, object]] = []
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _send(self, payload: object, code: int = 200) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                path = urlparse(self.path).path
+                stand_in.seen.append(("GET", path, None))
+                if path == "/v1/api/portfolio/DU123/positions/0":
+                    self._send(
+                        [
+                            {
+                                "acctId": "DU123",
+                                "conid": 265598,
+                                "contractDesc": "AAPL",
+                                "position": 10.0,
+                                "avgCost": 99.0,
+                                "currency": "USD",
+                            }
+                        ]
+                    )
+                elif path == "/v1/api/iserver/marketdata/history":
+                    self._send(
+                        {
+                            "symbol": "AAPL",
+                            "data": [
+                                {
+                                    "o": 100,
+                                    "c": 101,
+                                    "h": 102,
+                                    "l": 99,
+                                    "v": 1000,
+                                    "t": 1741104000000,
+                                }
+                            ],
+                        }
+                    )
+                elif path == "/v1/api/iserver/account/trades/":
+                    self._send(
+                        [
+                            {
+                                "execution_id": "0000e0d5.67c6f0a1.01.01",
+                                "symbol": "AAPL",
+                                "side": "B",
+                                "size": 10,
+                                "price": "198.95",
+                                "conid": "265598",
+                                "trade_time_r": 1741100535000,
+                                "commission": "1.00",
+                                "account": "DU123",
+                                "order_ref": "wb-7f3a",
+                            }
+                        ]
+                    )
+                else:
+                    self._send({"error": "not found"}, 404)
+
+            def do_POST(self) -> None:
+                path = urlparse(self.path).path
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                stand_in.seen.append(("POST", path, body))
+                if path == "/v1/api/iserver/account/DU123/orders":
+                    self._send([{"id": "q-1", "message": [QUESTION], "messageIds": ["o354"]}])
+                elif path == "/v1/api/iserver/reply/q-1":
+                    self._send([{"order_id": "1234567", "order_status": "Submitted"}])
+                else:
+                    self._send({})
+
+            def do_DELETE(self) -> None:
+                stand_in.seen.append(("DELETE", urlparse(self.path).path, None))
+                self._send({"msg": "Request was submitted", "order_id": 1234567})
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/v1/api/"
+
+
+@pytest.fixture
+def web_api() -> Iterator[WebApiStandIn]:
+    stand_in = WebApiStandIn()
+    thread = threading.Thread(target=stand_in.server.serve_forever, daemon=True)
+    thread.start()
+    yield stand_in
+    stand_in.server.shutdown()
+
+
+@pytest.fixture
+def broker(web_api: WebApiStandIn, workspace: Path) -> Iterator[IbWebBroker]:
+    settings._reset_for_tests()
+    adapter = IbWebBroker(url=web_api.url, account_id="DU123", use_oauth=False)
+    adapter.connect()
+    yield adapter
+    adapter.disconnect()
+
+
+def test_positions_and_history(broker: IbWebBroker) -> None:
+    (position,) = broker.positions()
+    assert (position.instrument.symbol, position.qty, position.avg_cost) == ("AAPL", 10, 99)
+    (bar,) = broker.historical_bars(AAPL)
+    assert (bar.open, bar.close, bar.volume) == (100, 101, 1000)
+
+
+def test_order_confirmation_is_answered_and_the_order_recorded(broker, web_api, tmp_path) -> None:
+    with Database(tmp_path / "q.db") as db:
+        broker.subscribe(Recorder(db))
+        oid = broker.submit(OrderRequest(AAPL, "BUY", 10, "LMT", limit_price="99", strategy="web"))
+        order = db.order_by_client_id(oid)
+        assert order is not None and order.broker_order_id == "1234567"
+        posted = [s for s in web_api.seen if s[0] == "POST"]
+        assert posted[0][2]["orders"][0]["cOID"] == oid
+        assert posted[1][1] == "/v1/api/iserver/reply/q-1" and posted[1][2] == {"confirmed": True}
+        broker.cancel(oid)
+        assert ("DELETE", "/v1/api/iserver/account/DU123/order/1234567", None) in web_api.seen
+
+
+def test_an_unexpected_question_refuses_the_order(web_api, workspace) -> None:
+    settings._reset_for_tests()
+    strict = IbWebBroker(url=web_api.url, account_id="DU123", use_oauth=False, answers={})
+    strict.connect()
+    with pytest.raises(ValueError, match=r"No answer found for question"):
+        strict.submit(OrderRequest(AAPL, "BUY", 1, strategy="web"))
+    strict.disconnect()
+
+
+def test_polled_fills_are_stored_once_with_their_commission(broker, tmp_path) -> None:
+    with Database(tmp_path / "q.db") as db:
+        broker.subscribe(Recorder(db))
+        assert broker.poll_executions() == 1
+        assert broker.poll_executions() == 1
+        rows = db.query("SELECT exec_id, side, qty, price, commission FROM v_executions")
+        assert [tuple(r) for r in rows] == [("0000e0d5.67c6f0a1.01.01", "BUY", 10.0, 198.95, 1.0)]
+
+
+def test_oauth_configuration_comes_from_settings_and_secrets(workspace, monkeypatch) -> None:
+    monkeypatch.setenv("QUANTSTRIP_KEYRING", "0")
+    settings._reset_for_tests()
+    settings.set("brokers.ib_web.consumer_key", "TESTCONS")
+    settings.set("brokers.ib_web.access_token", "token-abc")
+    with pytest.raises(ConfigError, match="access_token_secret"):
+        oauth_config_from_settings()
+    for name in ("access_token_secret", "dh_prime", "encryption_key", "signature_key"):
+        settings.set_secret(f"brokers.ib_web.{name}", f"value-of-{name}")
+    config = oauth_config_from_settings()
+    assert (config.consumer_key, config.access_token) == ("TESTCONS", "token-abc")
+    assert config.access_token_secret == "value-of-access_token_secret"
+    text = settings.settings_path().read_text()
+    assert "value-of-" not in text
