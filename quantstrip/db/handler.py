@@ -40,6 +40,7 @@ from quantstrip.errors import AppendOnlyError, NotFoundError, ValidationError
 
 SIDES = {"BUY": "BUY", "BOT": "BUY", "B": "BUY", "SELL": "SELL", "SLD": "SELL", "S": "SELL"}
 ORDER_TYPES = {"MKT", "LMT", "STP", "STP LMT"}
+TERMINAL_STATUSES = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive", "Rejected"})
 MAX_PAGE = 10_000
 
 
@@ -562,7 +563,11 @@ class Database:
         when = utc_text(event_time, "event_time")
         with transaction(self.conn):
             current = self.order(order_id)
+            if current.status in TERMINAL_STATUSES and status not in TERMINAL_STATUSES:
+                # A late or replayed update (a partial fill after Filled) must not reopen it.
+                return current
             filled_m = current.filled_qty_micros if filled_m is None else filled_m
+            filled_m = max(filled_m, current.filled_qty_micros)
             avg_m = current.avg_fill_price_micros if avg_m in (None, 0) else avg_m
             last = self.conn.execute(
                 "SELECT status, filled_qty_micros, remaining_qty_micros, message FROM order_events "
