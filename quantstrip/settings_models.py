@@ -24,6 +24,9 @@ class IbSettings(Section):
     master_client_id: int | None = None
     timeout_s: float = Field(10.0, gt=0)
     readonly: bool = False
+    # Time zone TWS writes execution times in (its login setting); times are stored in UTC.
+    tws_timezone: str = "UTC"
+    reconnect_attempts: int = Field(10, ge=0)
 
 
 class FlexSettings(Section):
