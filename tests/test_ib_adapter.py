@@ -213,3 +213,45 @@ def test_execution_times_are_utc_on_a_new_york_host(tmp_path: Path, workspace: P
         <= stored
         <= datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=5)
     )
+
+
+def test_the_ib_example_client_trades_and_reconciles(
+    tws: TwsServer, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+    import shutil
+
+    from quantstrip import db_handler, settings
+
+    monkeypatch.setenv("QUANTSTRIP_KEYRING", "0")
+    monkeypatch.setenv("QUANTSTRIP_MODE", "paper")
+    monkeypatch.setenv("QUANTSTRIP_CLIENT", "ib_example")
+    monkeypatch.setenv(
+        "QUANTSTRIP_CLIENT_PARAMETERS", '{"symbol": "AAPL", "conid": "265598", "quantity": 10}'
+    )
+    settings._reset_for_tests()
+    settings.set("brokers.ib", {"host": "127.0.0.1", "port": tws.port, "client_id": 11})
+    source = Path(__file__).resolve().parents[1] / "clients" / "ib_example"
+    shutil.copytree(source, workspace / "clients" / "ib_example")
+    spec = importlib.util.spec_from_file_location(
+        "ib_example", workspace / "clients" / "ib_example" / "ib_example.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    client = module.IbExample()
+    client.on_start()
+    try:
+        parent, _take, _stop = client.enter()
+        ledger = Ledger(workspace / "var" / "quantstrip.db")
+        entry = float(client.broker.requests[parent].limit_price)
+        tws.move_price(entry - 0.5)
+        wait_for(lambda: ledger.status(parent) == "Filled", "entry filled")
+        summary = client.reconcile()
+        assert summary["differences (db, ib)"] == {}
+        assert summary["positions at IB"] == {"AAPL": 10}
+        assert ledger.rows("SELECT strategy FROM v_positions") == [("ib_example",)]
+    finally:
+        client.on_stop()
+        db_handler.close()
+        settings._reset_for_tests()
