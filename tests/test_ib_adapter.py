@@ -255,3 +255,22 @@ def test_the_ib_example_client_trades_and_reconciles(
         client.on_stop()
         db_handler.close()
         settings._reset_for_tests()
+
+
+def test_master_client_id_option_connects_as_the_master(
+    tws: TwsServer, workspace: Path, monkeypatch
+) -> None:
+    from quantstrip import settings
+
+    monkeypatch.setenv("QUANTSTRIP_KEYRING", "0")
+    settings._reset_for_tests()
+    with pytest.raises(IbError, match="master_client_id"):
+        IbBroker(host="127.0.0.1", port=tws.port, master=True)
+    settings.set("brokers.ib.master_client_id", 99)
+    broker = IbBroker(host="127.0.0.1", port=tws.port, master=True, timeout_s=5)
+    broker.connect()
+    try:
+        assert [f for f in tws.inbound if f[0] == "71"][-1][2] == "99"
+    finally:
+        broker.close()
+        settings._reset_for_tests()

@@ -157,7 +157,11 @@ class IbBroker(Broker):
         tws_timezone: str | None = None,
         reconnect_attempts: int | None = None,
         reconnect_backoff_s: float = 1.0,
+        master: bool = False,
     ) -> None:
+        """`master=True` connects as TWS's master API client id (settings
+        `brokers.ib.master_client_id`), which receives every API client's fills and commissions:
+        one recorder then captures the fills of all strategies, whichever client placed them."""
         super().__init__()
         from quantstrip import settings
 
@@ -165,6 +169,10 @@ class IbBroker(Broker):
         self.host = host or ib_settings.host
         self.port = port or ib_settings.port
         self.client_id = ib_settings.client_id if client_id is None else client_id
+        if master:
+            if ib_settings.master_client_id is None:
+                raise IbError("brokers.ib.master_client_id is not set (TWS: API > Settings)")
+            self.client_id = ib_settings.master_client_id
         self.account = account or ib_settings.account
         self.timeout_s = timeout_s or ib_settings.timeout_s
         self.reconnect_attempts = (
