@@ -153,7 +153,11 @@ def _attempt(db: Database, row: Notification, message: EmailMessage | None, acco
             except (OSError, smtplib.SMTPException, ConfigError) as exc:
                 last_error = redact(f"{type(exc).__name__}: {exc}")
                 log.warning("mail %s attempt %d failed: %s", row.id, attempts, last_error)
-                if isinstance(exc, ConfigError | smtplib.SMTPAuthenticationError):
+                # Permanent problems: retrying cannot help and only delays the caller.
+                permanent = (
+                    ConfigError | smtplib.SMTPAuthenticationError | smtplib.SMTPNotSupportedError
+                )
+                if isinstance(exc, permanent):
                     break
                 if attempt + 1 < email.retry_attempts:
                     time.sleep(email.retry_backoff_s * (2**attempt))

@@ -104,6 +104,9 @@ def _validate(document: dict[str, Any]) -> tuple[PlatformSettings, dict[str, Any
                         f"invalid settings: {name}.{key}: expected {type_name}, "
                         f"got {type(value).__name__} {value!r}"
                     )
+                if type_name == "float":
+                    # TOML writes `allocation = 1` as an int; `get` returns the declared type.
+                    section[key] = float(value)
         tree[name] = section
     return platform, tree
 
@@ -190,6 +193,28 @@ def tree() -> dict[str, Any]:
     """The whole tree plus masked secrets, safe to show in a UI."""
     _refresh()
     return {**_state.tree, "secrets": dict.fromkeys(Vault().names(), MASK)}
+
+
+def describe() -> list[dict[str, Any]]:
+    """Every leaf setting as a row (key, value, type, secret) for the dashboard's settings
+    manager; secrets appear by name with a masked value, never the plaintext."""
+    _refresh()
+    rows: list[dict[str, Any]] = []
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict) and node:
+            for name, child in node.items():
+                if name != "_types":
+                    walk(f"{prefix}.{name}" if prefix else str(name), child)
+        else:
+            rows.append(
+                {"key": prefix, "value": node, "type": type(node).__name__, "secret": False}
+            )
+
+    walk("", _state.tree)
+    for name in Vault().names():
+        rows.append({"key": name, "value": MASK, "type": "secret", "secret": True})
+    return rows
 
 
 def set(key: str, value: Any) -> None:

@@ -102,13 +102,13 @@ def test_eod_summary_is_built_from_the_database(mail_workspace, smtp_server):
     assert "Trades (2):" in body and "feed stalled" in body
 
 
-def use_starttls_account(port: int) -> None:
+def use_starttls_account(port: int, security: str = "starttls") -> None:
     settings.set(
         "smtp.secure",
         {
             "host": "127.0.0.1",
             "port": port,
-            "security": "starttls",
+            "security": security,
             "username": "quant",
             "from_addr": "quantstrip@localhost",
         },
@@ -131,3 +131,12 @@ def test_starttls_refuses_an_untrusted_certificate(mail_workspace, starttls_serv
     row = email_manager.send("Untrusted", "body", account="secure")
     assert row.status == "failed" and "CERTIFICATE_VERIFY_FAILED" in (row.last_error or "")
     assert inbox.messages == []
+
+
+def test_ssl_account_verifies_the_server_and_authenticates(mail_workspace, ssl_server):
+    inbox, cert = ssl_server
+    use_starttls_account(inbox.port, security="ssl")
+    settings.set("email.cafile", str(cert))
+    row = email_manager.send("Over SSL", "encrypted from the first byte", account="secure")
+    assert row.status == "sent", row.last_error
+    assert inbox.messages[0]["Subject"] == "[Quantstrip] Over SSL"

@@ -143,3 +143,17 @@ def starttls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     context.load_cert_chain(cert, key)
     with serving(require_starttls=True, tls_context=context) as inbox:
         yield inbox, cert
+
+
+@pytest.fixture
+def ssl_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Inbox, object]]:
+    """An SMTP server speaking TLS from the first byte (port 465 style); yields it and its
+    certificate path."""
+    import ssl
+
+    cert, key = self_signed_certificate(tmp_path_factory.mktemp("ssl"))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    # aiosmtpd only counts STARTTLS as TLS for its AUTH rule; this connection is TLS throughout.
+    with serving(ssl_context=context, auth_require_tls=False) as inbox:
+        yield inbox, cert

@@ -1,0 +1,73 @@
+"""Encrypted secrets: Fernet at rest, masked everywhere, private key file, key rotation."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from quantstrip import settings
+from quantstrip.secrets import Secret, Vault
+
+PLANTED = "planted-Secret-9f8e7d"
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings(workspace: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("QUANTSTRIP_KEYRING", "0")
+    settings._reset_for_tests()
+    yield
+    settings._reset_for_tests()
+
+
+def test_secret_is_encrypted_at_rest_and_masked_everywhere(workspace: Path, caplog) -> None:
+    settings.set_secret("smtp.primary.password", PLANTED)
+    secret = settings.get_secret("smtp.primary.password")
+    assert isinstance(secret, Secret) and secret.reveal() == PLANTED
+    assert PLANTED not in repr(secret) and PLANTED not in str(secret)
+    assert settings.tree()["secrets"] == {"smtp.primary.password": "********"}
+    from quantstrip import logger
+
+    log = logger.get("planted")
+    log.info("connecting with password %s", PLANTED)
+    log.warning("token=%s", "abc123def")
+    for handler in log.handlers:
+        handler.flush()
+    for path in (workspace / "var").rglob("*"):
+        if path.is_file():
+            assert PLANTED.encode() not in path.read_bytes(), path
+    text = logger.log_path("planted").read_text()
+    assert "********" in text and "abc123def" not in text
+    assert PLANTED not in caplog.text
+
+
+def test_key_file_is_private_and_rotation_keeps_every_secret(workspace: Path) -> None:
+    vault = Vault()
+    vault.set("a", "alpha-value")
+    vault.set("b", "beta-value")
+    assert stat.S_IMODE(vault.key_file.stat().st_mode) == 0o600
+    old_key = vault.key_file.read_bytes()
+    old_tokens = vault.vault_file.read_text()
+    assert vault.rotate() == 2
+    assert vault.key_file.read_bytes() != old_key
+    assert vault.vault_file.read_text() != old_tokens
+    assert vault.get("a").reveal() == "alpha-value" and vault.get("b").reveal() == "beta-value"
+
+
+def test_rotate_key_command(workspace: Path) -> None:
+    settings.set_secret("flex.token", "tok-123456")
+    result = subprocess.run(
+        [sys.executable, "-m", "quantstrip.cli", "secrets", "rotate-key"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "QUANTSTRIP_KEYRING": "0"},
+    )
+    assert "re-encrypted 1 secret" in result.stdout
+    assert "tok-123456" not in result.stdout
+    assert settings.get_secret("flex.token").reveal() == "tok-123456"
