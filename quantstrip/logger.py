@@ -220,6 +220,9 @@ def search(
     limit: int = 1000,
 ) -> list[LogRecord]:
     """Records across current and rotated files, oldest first, filtered by level/time/text."""
+    # Naive datetimes are taken as UTC, the only time zone the files are written in.
+    since = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
+    until = until.replace(tzinfo=UTC) if until and until.tzinfo is None else until
     names = [client] if client else clients()
     found: list[LogRecord] = []
     for name in names:

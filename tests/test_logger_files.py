@@ -98,6 +98,8 @@ def test_search_by_level_and_time_across_rotated_files(client_log) -> None:
     assert [r.message for r in errors] == ["old failure", "new failure"]
     recent = logger.search("alpha", since=datetime(2026, 6, 1, tzinfo=UTC))
     assert "old info" not in [r.message for r in recent]
+    naive = logger.search("alpha", until=datetime(2026, 1, 1, 10, 30))  # taken as UTC
+    assert [r.message for r in naive] == ["old failure"]
     assert "alpha" in logger.clients()
 
 

@@ -71,3 +71,19 @@ def test_rotate_key_command(workspace: Path) -> None:
     assert "re-encrypted 1 secret" in result.stdout
     assert "tok-123456" not in result.stdout
     assert settings.get_secret("flex.token").reveal() == "tok-123456"
+
+
+def test_null_keyring_backend_falls_back_to_the_key_file(workspace: Path, monkeypatch) -> None:
+    import keyring
+    from keyring.backends import null
+
+    monkeypatch.setenv("QUANTSTRIP_KEYRING", "1")
+    previous = keyring.get_keyring()
+    keyring.set_keyring(null.Keyring())
+    try:
+        vault = Vault()
+        vault.set("ib_web.access_token_secret", "null-backend-value")
+        assert stat.S_IMODE(vault.key_file.stat().st_mode) == 0o600
+        assert vault.get("ib_web.access_token_secret").reveal() == "null-backend-value"
+    finally:
+        keyring.set_keyring(previous)
