@@ -2,7 +2,8 @@
 
 The tree is one TOML file in the data directory. Platform sections (brokers, smtp, email,
 dashboard, daemon) are validated by pydantic models; any other top-level table is a strategy
-section, whose optional `_types` table declares the type of each key. The parsed tree is cached:
+section, whose optional `_types` table (or `settings.declare(section, key=type)` from code)
+declares the type of each key. The parsed tree is cached:
 `get` touches no file, and the file's mtime is checked at most once a second. A file that fails
 validation never replaces the last valid tree, so running clients keep working while someone
 fixes a typo; the error names the key and the problem.
@@ -60,6 +61,8 @@ class _State:
 
 
 _state = _State()
+# Types declared from code with `declare`; a `_types` table in the file overrides per key.
+_declared: dict[str, dict[str, str]] = {}
 
 
 def settings_path() -> Path:
@@ -88,7 +91,7 @@ def _validate(document: dict[str, Any]) -> tuple[PlatformSettings, dict[str, Any
             continue
         if not isinstance(section, dict):
             raise ConfigError(f"invalid settings: {name}: a strategy section must be a table")
-        declared = section.get("_types", {})
+        declared = {**_declared.get(name, {}), **section.get("_types", {})}
         for key, type_name in declared.items():
             expected = DECLARABLE_TYPES.get(str(type_name))
             if expected is None:
@@ -195,6 +198,32 @@ def tree() -> dict[str, Any]:
     return {**_state.tree, "secrets": dict.fromkeys(Vault().names(), MASK)}
 
 
+def declare(section: str, **types: type | str) -> None:
+    """Declare the types of a strategy section's keys from code, e.g.
+    `settings.declare("my_strat", allocation=float, symbols=list)`; the same as a
+    `[my_strat._types]` table in the file. Raises ConfigError if the current file disagrees."""
+    if section in PLATFORM_SECTIONS:
+        raise ConfigError(f"{section}: platform sections have fixed types")
+    names: dict[str, str] = {}
+    for key, kind in types.items():
+        name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+        if name not in DECLARABLE_TYPES:
+            raise ConfigError(
+                f"{section}.{key}: cannot declare type {name!r} "
+                f"(use one of {', '.join(DECLARABLE_TYPES)})"
+            )
+        names[key] = name
+    with _state.lock:
+        previous = dict(_declared.get(section, {}))
+        _declared[section] = {**previous, **names}
+        try:
+            reload()
+        except ConfigError:
+            _declared[section] = previous  # a rejected declaration must not poison reloads
+            _refresh(force=True)
+            raise
+
+
 def describe() -> list[dict[str, Any]]:
     """Every leaf setting as a row (key, value, type, secret) for the dashboard's settings
     manager; secrets appear by name with a masked value, never the plaintext."""
@@ -288,3 +317,4 @@ def rotate_key() -> int:
 def _reset_for_tests() -> None:
     global _state
     _state = _State()
+    _declared.clear()

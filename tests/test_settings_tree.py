@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,3 +101,26 @@ def test_describe_lists_every_leaf_and_masks_secrets(workspace: Path, monkeypatc
     }
     assert rows["smtp.primary.password"]["value"] == "********"
     assert "describe-Secret-77" not in repr(settings.describe())
+
+
+def test_declare_from_code_types_a_strategy_section(workspace: Path) -> None:
+    settings.settings_path().write_text("[my_strat]\nallocation = 2\nname = 'x'\n")
+    settings.declare("my_strat", allocation=float, symbols=list)
+    assert isinstance(settings.get("my_strat.allocation"), float)
+    with pytest.raises(ConfigError, match=r"my_strat\.name: expected int"):
+        settings.declare("my_strat", name=int)
+    assert settings.last_error() is None and settings.get("my_strat.name") == "x"
+    with pytest.raises(ConfigError, match=r"brokers: platform sections"):
+        settings.declare("brokers", default=str)
+
+
+def test_a_change_from_another_process_is_picked_up(workspace: Path, monkeypatch) -> None:
+    monkeypatch.setattr(settings, "RELOAD_CHECK_S", 0.0)
+    assert settings.get("dashboard.port") == 8888
+    subprocess.run(
+        [sys.executable, "-m", "quantstrip.cli", "settings", "set", "dashboard.port", "8899"],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    assert settings.get("dashboard.port") == 8899
