@@ -34,6 +34,10 @@ LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 _lock = threading.Lock()
 _configured: dict[str, str] = {}  # "process" -> client name the root logger writes for
 _secret_values: list[str] = []
+# A secret stored by another process (the settings manager, the CLI) must be redacted here too:
+# the filter stats the vault file at most every REDACTION_CHECK_S and reloads when it changed.
+REDACTION_CHECK_S = 2.0
+_vault_seen: dict[str, object] = {"checked_at": 0.0, "stamp": None}
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,25 @@ class UtcFormatter(logging.Formatter):
 FORMATTER = UtcFormatter("%(asctime)s %(levelname)s [%(client)s] %(name)s: %(message)s")
 
 
+def _vault_stamp() -> tuple[int, int] | None:
+    try:
+        st = (workspace().secrets / "vault.json").stat()
+    except (OSError, ValueError):
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def _refresh_if_vault_changed() -> None:
+    now = time.monotonic()
+    if now - float(_vault_seen["checked_at"]) < REDACTION_CHECK_S:  # type: ignore[arg-type]
+        return
+    _vault_seen["checked_at"] = now
+    if _vault_stamp() != _vault_seen["stamp"]:
+        refresh_redaction()
+
+
 def redact(text: str) -> str:
+    _refresh_if_vault_changed()
     for value in _secret_values:
         text = text.replace(value, MASK)
     return PATTERNS.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
@@ -93,6 +115,7 @@ def refresh_redaction() -> None:
     except Exception:
         values = []
     _secret_values[:] = values
+    _vault_seen["stamp"] = _vault_stamp()
 
 
 def log_path(client: str) -> Path:

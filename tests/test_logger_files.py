@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -118,3 +120,22 @@ def test_setup_routes_module_loggers_to_the_client_file(workspace: Path) -> None
             if handler not in before:
                 root.removeHandler(handler)
                 handler.close()
+
+
+def test_a_secret_stored_by_another_process_is_redacted(client_log, monkeypatch) -> None:
+    monkeypatch.setenv("QUANTSTRIP_KEYRING", "0")
+    monkeypatch.setattr(logger, "REDACTION_CHECK_S", 0.0)
+    client_log.info("warm up")  # the filter has loaded the (empty) vault
+    subprocess.run(
+        [sys.executable, "-m", "quantstrip.cli", "secrets", "set", "alpaca.secret"],
+        input="other-Process-Secret\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "QUANTSTRIP_KEYRING": "0"},
+    )
+    client_log.info("leaked? other-Process-Secret")
+    flush(client_log)
+    text = logger.log_path("alpha").read_text()
+    assert "other-Process-Secret" not in text and "leaked? ********" in text
