@@ -29,6 +29,7 @@ __all__ = [
     "Page",
     "close",
     "database",
+    "reset",
     "split_ib_exec_id",
     "use",
 ]
@@ -61,10 +62,18 @@ def database() -> Database:
 
 
 def close() -> None:
+    """Close this process's connection; the next call reopens the same database."""
     with _lock:
         if _state["db"] is not None and _state["pid"] == os.getpid():
             _state["db"].close()
         _state.update(db=None, pid=None)
+
+
+def reset() -> None:
+    """Close and forget any `use(...)` redirection: back to the workspace database."""
+    close()
+    with _lock:
+        _state["path"] = None
 
 
 def __getattr__(name: str) -> Any:

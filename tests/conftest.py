@@ -37,6 +37,6 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     from quantstrip.paths import init_workspace
 
     init_workspace()
-    db_handler.close()
+    db_handler.reset()
     yield root
-    db_handler.close()
+    db_handler.reset()
