@@ -167,3 +167,25 @@ def test_cli_install_prints_dsn_and_windows_steps(trading_db: Path, odbc_ini: Pa
     assert "DSN 'Quantstrip' written" in result.stdout
     assert "From ODBC" in result.stdout
     assert odbc_ini.read_text().count("[Quantstrip]") == 1
+
+
+def test_excel_sees_the_same_figures_as_the_portfolio_report(
+    trading_db: Path, odbc_ini: Path
+) -> None:
+    from quantstrip.analytics import portfolio_report
+
+    install_dsn(trading_db)
+    cursor = pyodbc.connect(f"DSN={DSN_NAME}").cursor()
+    report = portfolio_report(trading_db)
+    rows = cursor.execute(
+        "SELECT strategy, SUM(net_pnl), SUM(commission) FROM v_daily_pnl GROUP BY strategy"
+    ).fetchall()
+    assert len(rows) == 2
+    for strategy, net, commission in rows:
+        assert round(net, 2) == round(report.stats.loc[strategy].net_pnl, 2)
+        assert round(commission, 2) == round(report.stats.loc[strategy].commission, 2)
+    trips = dict(
+        cursor.execute("SELECT strategy, COUNT(*) FROM v_round_trips GROUP BY 1").fetchall()
+    )
+    for strategy, count in trips.items():
+        assert count == report.stats.loc[strategy].trades
