@@ -22,6 +22,7 @@ VIEWS = (
     "v_executions",
     "v_round_trips",
     "v_daily_pnl",
+    "v_daily_trades",
     "v_commissions",
     "v_positions",
     "v_position_history",

@@ -45,13 +45,21 @@ def test_every_report_figure_equals_the_views_to_the_cent(demo_db: Path) -> None
     commissions = dict(
         sql.execute("SELECT strategy, SUM(commission) FROM v_commissions GROUP BY 1")
     )
+    # v_daily_pnl and v_daily_trades read trigger-kept aggregates: check them against views
+    # computed from the individual fills and round trips as well.
+    gross_by_fill = dict(
+        sql.execute("SELECT strategy, SUM(realized_pnl_gross) FROM v_position_history GROUP BY 1")
+    )
+    win_rates = dict(sql.execute("SELECT strategy, AVG(net_pnl > 0) FROM v_round_trips GROUP BY 1"))
     assert set(per_strategy) == set(report.stats.index) - {"Portfolio"}
     for strategy, (net, gross, fee) in per_strategy.items():
         row = report.stats.loc[strategy]
         assert cents(row.net_pnl) == cents(net)
         assert cents(row.gross_pnl) == cents(gross)
         assert cents(row.commission) == cents(fee) == cents(commissions[strategy])
+        assert cents(row.gross_pnl) == cents(gross_by_fill[strategy])
         assert row.trades == trips[strategy]
+        assert row.win_rate == pytest.approx(win_rates[strategy], abs=1e-12)
     portfolio = report.stats.loc["Portfolio"]
     assert cents(portfolio.net_pnl) == cents(sum(v[0] for v in per_strategy.values()))
     by_query = run_query(

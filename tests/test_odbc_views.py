@@ -21,6 +21,7 @@ DATE_COLUMNS = {
     "v_executions": "exec_date",
     "v_round_trips": "exit_date",
     "v_daily_pnl": "date",
+    "v_daily_trades": "date",
     "v_commissions": "date",
     "v_position_history": "date",
 }
@@ -28,6 +29,7 @@ MONEY_COLUMNS = {
     "v_executions": ["qty", "price", "notional", "commission"],
     "v_round_trips": ["qty", "entry_price", "exit_price", "gross_pnl", "commission", "net_pnl"],
     "v_daily_pnl": ["gross_pnl", "commission", "net_pnl"],
+    "v_daily_trades": ["win_pnl", "loss_pnl"],
     "v_commissions": ["qty", "notional", "commission"],
     "v_positions": ["qty", "avg_cost", "cost_basis", "realized_pnl_gross"],
     "v_position_history": ["qty_before", "qty_after", "realized_pnl_gross"],

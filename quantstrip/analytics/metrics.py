@@ -11,7 +11,8 @@ Definitions (all in the account currency, days are UTC calendar days of fills):
 - daily return: daily net PnL / capital base (a fixed base, so returns add up to total PnL).
 - Sharpe: mean(daily return) / std(daily return, ddof=1) * sqrt(252); risk-free rate 0.
 - Sortino: mean(daily return) / sqrt(mean(min(return, 0)^2)) * sqrt(252).
-- trades: closed round trips (`v_round_trips`) exiting in the horizon; win rate = share with
+- trades: closed round trips (`v_round_trips`, counted per exit day in `v_daily_trades`)
+  exiting in the horizon; win rate = share with
   net PnL > 0; profit factor = sum of winning net PnL / |sum of losing net PnL|.
 - return on invested capital: net PnL in the horizon / peak capital deployed
   (`v_return_on_capital.peak_capital`, all history).
@@ -159,15 +160,12 @@ def _load(conn, start: date | None, end: date | None, strategies: list[str] | No
         f"SELECT strategy, date, gross_pnl, commission, net_pnl, fills FROM v_daily_pnl{where}",
         params,
     ).df()
-    trips_where = where.replace("date", "exit_date")
-    # Trade statistics are aggregated in DuckDB: a million round trips never reach pandas.
+    # Round-trip counts come from the trigger-kept daily aggregate (v_daily_trades), which
+    # equals counting v_round_trips by exit date without touching a million round trips.
     trips = conn.execute(
-        "SELECT strategy, COUNT(*) AS trades, "
-        "COUNT(*) FILTER (WHERE net_pnl > 0) AS wins, "
-        "COUNT(*) FILTER (WHERE net_pnl < 0) AS losses, "
-        "COALESCE(SUM(net_pnl) FILTER (WHERE net_pnl > 0), 0) AS win_sum, "
-        "COALESCE(SUM(net_pnl) FILTER (WHERE net_pnl < 0), 0) AS loss_sum "
-        f"FROM v_round_trips{trips_where} GROUP BY strategy",
+        "SELECT strategy, SUM(trades) AS trades, SUM(wins) AS wins, SUM(losses) AS losses, "
+        "SUM(win_pnl) AS win_sum, SUM(loss_pnl) AS loss_sum "
+        f"FROM v_daily_trades{where} GROUP BY strategy",
         params,
     ).df()
     roc = conn.execute("SELECT strategy, peak_capital FROM v_return_on_capital").df()
@@ -210,13 +208,22 @@ def portfolio_report(
     returns[PORTFOLIO] = pnl.sum(axis=1) / (sum(capital.values()) or 1.0)
     drawdown = equity - equity.cummax()
     peaks = dict(zip(roc["strategy"], roc["peak_capital"], strict=True))
+    # One grouped sum per table; the loop below only looks rows up.
+    everyone = [*names, PORTFOLIO]
+    money_columns = ["net_pnl", "gross_pnl", "commission"]
+    money = daily.groupby("strategy")[money_columns].sum()
+    money.loc[PORTFOLIO] = daily[money_columns].sum()
+    money = money.reindex(everyone, fill_value=0.0)
+    count_columns = ["trades", "wins", "losses", "win_sum", "loss_sum"]
+    counts = trips.groupby("strategy")[count_columns].sum()
+    counts.loc[PORTFOLIO] = trips[count_columns].sum()
+    counts = counts.reindex(everyone, fill_value=0)
     rows = []
-    for name in [*names, PORTFOLIO]:
-        in_scope = daily if name == PORTFOLIO else daily[daily["strategy"] == name]
-        scope = trips if name == PORTFOLIO else trips[trips["strategy"] == name]
-        count, wins, losses = (int(scope[c].sum()) for c in ("trades", "wins", "losses"))
-        win_sum, loss_sum = float(scope["win_sum"].sum()), float(scope["loss_sum"].sum())
-        net = round(float(in_scope["net_pnl"].sum()), 2)
+    for name in everyone:
+        in_scope, scope = money.loc[name], counts.loc[name]
+        count, wins, losses = (int(scope[c]) for c in ("trades", "wins", "losses"))
+        win_sum, loss_sum = float(scope["win_sum"]), float(scope["loss_sum"])
+        net = round(float(in_scope["net_pnl"]), 2)
         peak_capital = (
             sum(peaks.get(n, 0.0) for n in names) if name == PORTFOLIO else peaks.get(name, 0.0)
         )
@@ -225,8 +232,8 @@ def portfolio_report(
             {
                 "strategy": name,
                 "net_pnl": net,
-                "gross_pnl": round(float(in_scope["gross_pnl"].sum()), 2),
-                "commission": round(float(in_scope["commission"].sum()), 2),
+                "gross_pnl": round(float(in_scope["gross_pnl"]), 2),
+                "commission": round(float(in_scope["commission"]), 2),
                 "sharpe": sharpe(returns[name]),
                 "sortino": sortino(returns[name]),
                 "max_drawdown": dd.depth,

@@ -921,6 +921,7 @@ class Database:
             key,
         ).fetchall()
         if not rows:
+            self._refresh_capital(strategy_id)
             return
         method = self.conn.execute(
             "SELECT position_method FROM strategies WHERE id = ?", (strategy_id,)
@@ -928,6 +929,28 @@ class Database:
         state = PositionState(method, self.instrument(instrument_id).multiplier_micros)
         for row in rows:
             self._apply_to_position(Execution.from_row(row), state)
+        self._refresh_capital(strategy_id)
+
+    def _refresh_capital(self, strategy_id: int) -> None:
+        """Recompute a strategy's deployed-capital aggregate after its events were replaced.
+
+        The insert trigger keeps it incrementally while events arrive in time order; a rebuild
+        deletes and replays events, which marks the row stale until this runs.
+        """
+        row = self.conn.execute(
+            "SELECT capital_micros, peak_micros, last_event_time, last_event_id "
+            "FROM v_capital_recomputed WHERE strategy_id = ?",
+            (strategy_id,),
+        ).fetchone()
+        values = tuple(row) if row else (0, None, "", 0)
+        self.conn.execute(
+            "INSERT INTO agg_strategy_capital (strategy_id, capital_micros, peak_micros, "
+            "last_event_time, last_event_id, stale) VALUES (?, ?, ?, ?, ?, 0) "
+            "ON CONFLICT (strategy_id) DO UPDATE SET capital_micros = excluded.capital_micros, "
+            "peak_micros = excluded.peak_micros, last_event_time = excluded.last_event_time, "
+            "last_event_id = excluded.last_event_id, stale = 0",
+            (strategy_id, *values),
+        )
 
     def rebuild_positions(self) -> None:
         """Recompute every position from the executions (a repair and a check)."""

@@ -1,0 +1,270 @@
+"""The trigger-kept aggregates (daily PnL, daily round trips, peak capital) always equal a
+recomputation from the base rows, whatever order fills, commissions and corrections arrive in."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from quantstrip.db.handler import Database, ExecutionInput
+from quantstrip.db.migrate import _migrations, _split, migrate
+
+
+def _trunc_div(a: int, b: int) -> int:
+    """SQLite's integer division truncates toward zero (Python's // floors)."""
+    quotient = abs(a) // abs(b)
+    return quotient if (a >= 0) == (b > 0) else -quotient
+
+
+def reference_daily(conn: sqlite3.Connection) -> dict[tuple[int, str], tuple[int, int, int]]:
+    rows = conn.execute(
+        "SELECT e.strategy_id, substr(e.exec_time, 1, 10), SUM(pe.realized_pnl_gross_micros), "
+        "SUM(COALESCE(c.commission_micros, 0)), COUNT(*) FROM executions e "
+        "JOIN position_events pe ON pe.execution_id = e.id "
+        "LEFT JOIN commissions c ON c.execution_id = e.id "
+        "WHERE e.superseded_by IS NULL GROUP BY 1, 2"
+    ).fetchall()
+    return {(r[0], r[1]): (r[2], r[3], r[4]) for r in rows}
+
+
+def reference_trips(conn: sqlite3.Connection) -> dict[tuple[int, str], tuple[int, ...]]:
+    fills = {
+        r[0]: (r[1], r[2])
+        for r in conn.execute(
+            "SELECT e.id, e.qty_micros, c.commission_micros FROM executions e "
+            "LEFT JOIN commissions c ON c.execution_id = e.id"
+        )
+    }
+    out: dict[tuple[int, str], list[int]] = {}
+    for strategy, exit_time, qty, gross, opening, closing in conn.execute(
+        "SELECT strategy_id, exit_time, qty_micros, realized_pnl_gross_micros, "
+        "opening_execution_id, closing_execution_id FROM position_closures"
+    ):
+        net = gross
+        for execution in (opening, closing):
+            fill_qty, fee = fills.get(execution, (1, None))
+            if fee is not None:
+                net -= _trunc_div(fee * qty, fill_qty)
+        row = out.setdefault((strategy, exit_time[:10]), [0, 0, 0, 0, 0])
+        row[0] += 1
+        row[1] += net > 0
+        row[2] += net < 0
+        row[3] += max(net, 0)
+        row[4] += min(net, 0)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def reference_peaks(conn: sqlite3.Connection) -> dict[int, int]:
+    running: dict[int, int] = {}
+    peaks: dict[int, int] = {}
+    for strategy, delta in conn.execute(
+        "SELECT strategy_id, cost_basis_after_micros - cost_basis_before_micros "
+        "FROM position_events ORDER BY event_time, id"
+    ):
+        running[strategy] = running.get(strategy, 0) + delta
+        peaks[strategy] = max(peaks.get(strategy, running[strategy]), running[strategy])
+    return peaks
+
+
+def assert_aggregates_match(db: Database) -> None:
+    conn = db.conn
+    daily = {
+        (r[0], r[1]): (r[2], r[3], r[4])
+        for r in conn.execute(
+            "SELECT strategy_id, day, gross_micros, commission_micros, fills "
+            "FROM agg_daily_pnl WHERE fills <> 0 OR gross_micros <> 0 OR commission_micros <> 0"
+        )
+    }
+    assert daily == reference_daily(conn)
+    trips = {
+        (r[0], r[1]): tuple(r[2:])
+        for r in conn.execute(
+            "SELECT strategy_id, day, trades, wins, losses, win_micros, loss_micros "
+            "FROM agg_daily_trips WHERE trades <> 0 OR wins <> 0 OR losses <> 0 "
+            "OR win_micros <> 0 OR loss_micros <> 0"
+        )
+    }
+    assert trips == reference_trips(conn)
+    peaks = {
+        k: round(v * 1e6)
+        for k, v in conn.execute("SELECT strategy_id, peak_capital FROM v_return_on_capital")
+    }
+    assert peaks == reference_peaks(conn)
+
+
+@pytest.fixture
+def db(tmp_path: Path):
+    database = Database(tmp_path / "q.db")
+    yield database
+    database.close()
+
+
+def _fill(db: Database, exec_id: str, side: str, qty: float, price: str, when: str, **kw):
+    instrument = db.ensure_instrument(kw.pop("symbol", "AAPL"))
+    return db.record_execution(
+        ExecutionInput(
+            kw.pop("broker", "sim"),
+            "ACC",
+            exec_id,
+            kw.pop("strategy", "s"),
+            instrument,
+            side,
+            qty,
+            price,
+            when,
+        )
+    )
+
+
+def test_a_commission_arriving_after_the_close_turns_a_small_win_into_a_loss(db) -> None:
+    _fill(db, "1", "BUY", 100, "10.00", "2025-01-02T15:00:00Z")
+    _fill(db, "2", "SELL", 100, "10.01", "2025-01-03T15:00:00Z")
+    wins = db.conn.execute("SELECT trades, wins, losses FROM agg_daily_trips").fetchone()
+    assert tuple(wins) == (1, 1, 0)
+    db.record_commission(broker="sim", exec_id="2", commission=1.50)
+    after = db.conn.execute("SELECT trades, wins, losses, loss_micros FROM agg_daily_trips")
+    assert tuple(after.fetchone()) == (1, 0, 1, -500_000)
+    assert_aggregates_match(db)
+
+
+def test_a_commission_stored_twice_is_counted_once(db) -> None:
+    _fill(db, "1", "BUY", 100, "10.00", "2025-01-02T15:00:00Z")
+    _fill(db, "2", "SELL", 100, "11.00", "2025-01-03T15:00:00Z")
+    for _ in range(3):
+        db.record_commission(broker="sim", exec_id="1", commission=1.00)
+    assert_aggregates_match(db)
+    row = db.conn.execute("SELECT SUM(commission_micros) FROM agg_daily_pnl").fetchone()
+    assert row[0] == 1_000_000
+
+
+def test_an_ib_correction_replaces_the_fill_in_every_aggregate(db) -> None:
+    _fill(db, "0001.01", "BUY", 100, "10.00", "2025-01-02T15:00:00Z", broker="ib")
+    _fill(db, "0002.01", "SELL", 100, "12.00", "2025-01-03T15:00:00Z", broker="ib")
+    db.record_commission(broker="ib", exec_id="0002.01", commission=1.00)
+    _fill(db, "0002.02", "SELL", 100, "11.00", "2025-01-03T15:00:00Z", broker="ib")
+    assert_aggregates_match(db)
+    gross = db.conn.execute("SELECT SUM(gross_micros) FROM agg_daily_pnl").fetchone()[0]
+    assert gross == 100_000_000  # 100 x (11 - 10): the superseded 12.00 no longer counts
+
+
+def test_an_out_of_order_fill_marks_capital_stale_until_the_rebuild_refreshes_it(db) -> None:
+    _fill(db, "1", "BUY", 100, "10.00", "2025-01-03T15:00:00Z")
+    _fill(db, "2", "BUY", 100, "20.00", "2025-01-02T15:00:00Z")  # older: position replayed
+    stale = db.conn.execute("SELECT stale FROM agg_strategy_capital").fetchone()[0]
+    assert stale == 0
+    assert_aggregates_match(db)
+
+
+def test_a_full_rebuild_leaves_every_aggregate_equal_to_its_recomputation(db) -> None:
+    _fill(db, "1", "BUY", 100, "10.00", "2025-01-02T15:00:00Z")
+    _fill(db, "2", "SELL", 50, "11.00", "2025-01-03T15:00:00Z")
+    _fill(db, "3", "SELL", 80, "9.00", "2025-01-04T15:00:00Z")
+    db.record_commission(broker="sim", exec_id="3", commission=2.00)
+    db.rebuild_positions()
+    assert_aggregates_match(db)
+
+
+def test_position_events_refuse_edits_in_place(db) -> None:
+    _fill(db, "1", "BUY", 100, "10.00", "2025-01-02T15:00:00Z")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.conn.execute("UPDATE position_events SET realized_pnl_gross_micros = 5")
+
+
+def test_the_migration_backfills_aggregates_of_an_existing_database(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with Database(path) as db:
+        _fill(db, "1", "BUY", 100, "10.00", "2025-01-02T15:00:00Z")
+        _fill(db, "2", "SELL", 100, "11.00", "2025-01-03T15:00:00Z")
+        db.record_commission(broker="sim", exec_id="2", commission=1.00)
+    # Take the database back to schema version 2 (the base rows are what version 2 wrote).
+    conn = sqlite3.connect(path)
+    added = conn.execute(
+        "SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view') "
+        "OR (type = 'table' AND name LIKE 'agg_%')"
+    ).fetchall()
+    for kind, name in added:
+        conn.execute(f"DROP {kind.upper()} {name}")
+    for number, _name, script in _migrations()[:2]:
+        if number == 2:
+            for statement in _split(script):
+                conn.execute(statement)
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    assert migrate(path) >= 3
+    with Database(path) as upgraded:
+        assert_aggregates_match(upgraded)
+        days = upgraded.conn.execute("SELECT COUNT(*) FROM agg_daily_pnl").fetchone()[0]
+        assert days == 2
+
+
+operations = st.lists(
+    st.tuples(
+        st.sampled_from(["fill", "fill", "fill", "commission", "correct", "late", "rebuild"]),
+        st.integers(min_value=0, max_value=10_000),
+    ),
+    min_size=1,
+    max_size=60,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=operations)
+def test_aggregates_equal_a_recomputation_after_any_sequence_of_events(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, int]]
+) -> None:
+    path = tmp_path_factory.mktemp("agg") / "q.db"
+    with Database(path) as db:
+        rng = random.Random(len(ops))
+        recorded: list[str] = []
+        pending_fees: list[str] = []
+        for n, (op, seed) in enumerate(ops):
+            rng.seed(seed)
+            day = 2 + rng.randrange(5)
+            when = f"2025-01-{day:02d}T{10 + rng.randrange(8)}:{rng.randrange(60):02d}:00Z"
+            if op in ("fill", "late"):
+                exec_id = f"{n:04x}.01"
+                if op == "late":  # its commission first, the fill later in the sequence
+                    db.record_commission(broker="ib", exec_id=exec_id, commission=rng.random() * 3)
+                _fill(
+                    db,
+                    exec_id,
+                    rng.choice(["BUY", "SELL"]),
+                    rng.randrange(1, 300),
+                    f"{rng.uniform(9, 11):.2f}",
+                    when,
+                    broker="ib",
+                    strategy=rng.choice(["a", "b"]),
+                    symbol=rng.choice(["AAPL", "MSFT"]),
+                )
+                recorded.append(exec_id)
+                if op == "fill":
+                    pending_fees.append(exec_id)
+            elif op == "commission" and pending_fees:
+                exec_id = pending_fees.pop(rng.randrange(len(pending_fees)))
+                db.record_commission(broker="ib", exec_id=exec_id, commission=rng.random() * 3)
+            elif op == "correct" and recorded:
+                prior = db.execution_by_exec_id("ib", rng.choice(recorded))
+                base = prior.base_exec_id
+                number = prior.correction_number + 1
+                _fill(
+                    db,
+                    f"{base}.{number:02x}",
+                    prior.side,
+                    prior.qty_micros / 1e6,
+                    f"{rng.uniform(9, 11):.2f}",
+                    prior.exec_time,
+                    broker="ib",
+                    strategy=prior.strategy_id,
+                    symbol=db.instrument(prior.instrument_id).symbol,
+                )
+            elif op == "rebuild":
+                db.rebuild_positions()
+        assert_aggregates_match(db)
