@@ -3,6 +3,7 @@ agree with an independent computation, the query library reads but never writes.
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 import threading
@@ -10,9 +11,10 @@ import time
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from quantstrip.analytics import list_queries, portfolio_report, run_query
+from quantstrip.analytics import charts, list_queries, portfolio_report, run_query
 from quantstrip.analytics.connection import connect
 from quantstrip.analytics.queries import QueryHandle, ReadOnlyQueryError
 from quantstrip.demo import build_demo
@@ -125,6 +127,27 @@ def test_charts_render_offline_as_svg(demo_db: Path) -> None:
     for svg in svgs.values():
         assert svg.startswith("<svg")
         assert "https://" not in svg and "cdn" not in svg.lower()
+
+
+def test_dashboard_charts_carry_their_data_inline_for_the_bundled_vega(demo_db: Path) -> None:
+    report = portfolio_report(demo_db, today=END)
+    for name, chart in report.charts().items():
+        bundle = charts.mime_bundle(chart)
+        spec = bundle["data"][charts.VEGALITE_MIME]
+        text = json.dumps(spec)
+        assert '"url"' not in text, name  # nothing for the browser to fetch
+        rows = sum(len(v) for v in spec.get("datasets", {}).values())
+        assert rows > 0, name
+
+
+def test_long_histories_are_folded_into_weeks_for_the_browser() -> None:
+    days = pd.bdate_range("2010-01-01", periods=2600, name="date")
+    wide = pd.DataFrame({f"s{i}": range(2600) for i in range(10)}, index=days, dtype=float)
+    long = charts._long(wide, "equity")
+    assert len(long) <= charts.MAX_POINTS
+    assert long.groupby("strategy")["equity"].max().eq(2599).all()  # the last value is kept
+    drawdown = charts._long(-wide, "drawdown", fold="min")
+    assert drawdown["drawdown"].min() == -2599  # the deepest point survives the folding
 
 
 def test_query_library_lists_builtins_and_user_queries(demo_db: Path, workspace: Path) -> None:

@@ -71,8 +71,22 @@ def test_portfolio_shows_statistics_and_offline_charts(page, dashboard: Dashboar
     stats = page.locator(".qs-stats").inner_text()
     for strategy in ("ma_crossover", "mean_reversion", "momentum_rotation", "Portfolio"):
         assert strategy in stats
-    page.wait_for_selector(".qs-chart-strategies svg", timeout=PAGE_TIMEOUT_MS)
-    assert page.locator(".qs-chart svg").count() == 4
+    # The browser draws the Vega-Lite specs with the Vega bundled in Voila (no CDN: assert_clean
+    # fails on any request that leaves the machine).
+    for chart in ("equity", "drawdown", "returns", "strategies"):
+        page.wait_for_selector(f".qs-chart-{chart} svg.marks", timeout=PAGE_TIMEOUT_MS)
+        assert page.locator(f".qs-chart-{chart} svg.marks path").count() > 0
+    labels = page.locator(".qs-chart-strategies svg.marks").text_content() or ""
+    assert "mean_reversion" in labels and "momentum_rotation" in labels
+    # Narrowing the selection redraws statistics and charts for that strategy alone.
+    page.locator(".qs-portfolio-strategies select").select_option(["momentum_rotation"])
+    page.click(".qs-update button, button.qs-update")
+    page.wait_for_function(
+        "() => { const s = document.querySelector('.qs-chart-strategies svg.marks');"
+        " return s && !s.textContent.includes('mean_reversion'); }",
+        timeout=PAGE_TIMEOUT_MS,
+    )
+    assert "mean_reversion" not in page.locator(".qs-stats").inner_text()
     screenshot(page, "portfolio")
     assert_clean(page, dashboard)
 

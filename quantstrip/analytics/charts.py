@@ -1,7 +1,8 @@
-"""Altair charts of a PortfolioReport, rendered to SVG by vl-convert.
+"""Altair charts of a PortfolioReport, as Vega-Lite specs with inline data.
 
-Altair's default renderer loads vega from a CDN; the dashboard must work with no internet, so
-every chart is turned into a self-contained SVG on the server instead.
+Altair's default renderer loads Vega from a CDN; the dashboard must work with no internet. The
+dashboard hands the spec to the Vega renderer bundled with Voila (`mime_bundle`); e-mails and
+files get a self-contained SVG rendered on the server by vl-convert (`to_svg`).
 """
 
 from __future__ import annotations
@@ -18,12 +19,56 @@ if TYPE_CHECKING:
 WIDTH, HEIGHT = 640, 240
 
 
-def to_svg(chart: alt.TopLevelMixin) -> str:
+VEGALITE_MIME = "application/vnd.vegalite.v5+json"
+# Points per time-series chart above which days are folded into weeks: a ten-year history of
+# fifty strategies would otherwise ship 125,000 points to the browser.
+MAX_POINTS = 20_000
+
+
+def to_spec(chart: alt.TopLevelMixin) -> dict:
+    """The Vega-Lite spec with its data inline (no URL to fetch, no row limit)."""
     # The charts are built here from known columns: skip Altair's slow JSON-schema validation.
-    return vl_convert.vegalite_to_svg(chart.to_json(validate=False))
+    with alt.data_transformers.enable("default", max_rows=None):
+        return chart.to_dict(validate=False)
 
 
-def _long(frame: pd.DataFrame, value: str) -> pd.DataFrame:
+def to_svg(chart: alt.TopLevelMixin) -> str:
+    """A self-contained SVG rendered on the server (for e-mail and files, no browser needed)."""
+    return vl_convert.vegalite_to_svg(to_spec(chart))
+
+
+# JupyterLab's Vega renderer rasterises every chart to PNG after drawing it unless the output
+# already has an image/png; a 1x1 placeholder spares the browser that second rendering. The
+# renderer (rank 57) is still preferred over the image renderer (rank 90).
+_BLANK_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg"
+    "=="
+)
+
+
+def mime_bundle(chart: alt.TopLevelMixin) -> dict:
+    """A display_data output the dashboard's browser renders with the Vega bundled in Voila.
+
+    Rendering in the browser keeps the kernel free (vl-convert costs most of a second on first
+    use); the Vega library comes from Voila's own static files, never from a CDN. SVG output and
+    no "open in editor" link: nothing on the page points outside the machine.
+    """
+    embed = {
+        "renderer": "svg",
+        "actions": {"export": True, "source": False, "compiled": False, "editor": False},
+    }
+    return {
+        "output_type": "display_data",
+        "data": {VEGALITE_MIME: to_spec(chart), "image/png": _BLANK_PNG, "text/plain": "<chart>"},
+        "metadata": {VEGALITE_MIME: {"embed_options": embed}},
+    }
+
+
+def _long(frame: pd.DataFrame, value: str, fold: str = "last") -> pd.DataFrame:
+    if len(frame) * max(1, len(frame.columns)) > MAX_POINTS and isinstance(
+        frame.index, pd.DatetimeIndex
+    ):
+        frame = frame.resample("W-FRI").agg(fold)
     flat = frame.rename_axis(index="date", columns=None).reset_index()
     out = flat.melt(id_vars="date", var_name="strategy", value_name=value)
     out["date"] = pd.to_datetime(out["date"])
@@ -41,7 +86,7 @@ def equity_chart(report: PortfolioReport) -> alt.Chart:
 
 
 def drawdown_chart(report: PortfolioReport) -> alt.Chart:
-    data = _long(report.drawdown, "drawdown")
+    data = _long(report.drawdown, "drawdown", fold="min")
     return (
         alt.Chart(data, title="Drawdown")
         .mark_area(opacity=0.5)

@@ -133,6 +133,17 @@ class PortfolioReport:
         rule = {"D": "D", "W": "W-FRI", "M": "ME"}[self.frequency]
         return self.daily_pnl.resample(rule).sum() if rule != "D" else self.daily_pnl
 
+    def charts(self) -> dict[str, object]:
+        """The four Altair charts by name: equity, drawdown, returns, strategies."""
+        from quantstrip.analytics import charts
+
+        return {
+            "equity": charts.equity_chart(self),
+            "drawdown": charts.drawdown_chart(self),
+            "returns": charts.return_histogram(self),
+            "strategies": charts.strategy_bars(self),
+        }
+
     def chart_svgs(self) -> dict[str, str]:
         from quantstrip.analytics import charts
 

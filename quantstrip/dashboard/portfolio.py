@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import threading
+from collections.abc import Callable
 
 import ipywidgets as w
 import pandas as pd
@@ -17,6 +19,7 @@ HORIZONS = [
     ("Last 12 months", "1y"),
     ("Last 3 months", "3m"),
 ]
+CHARTS = ("equity", "drawdown", "returns", "strategies")
 COLUMNS = [
     "net_pnl",
     "gross_pnl",
@@ -52,6 +55,7 @@ class PortfolioPage(w.VBox):
             description="Strategies",
             rows=min(6, max(2, len(names))),
         )
+        self.strategies.add_class("qs-portfolio-strategies")
         self.frequency = w.ToggleButtons(
             options=[("Daily", "D"), ("Weekly", "W"), ("Monthly", "M")], value="D"
         )
@@ -59,7 +63,11 @@ class PortfolioPage(w.VBox):
         self.apply.add_class("qs-update")
         self.stats = w.HTML()
         self.stats.add_class("qs-stats")
-        self.charts = w.HTML()
+        self.chart_error = w.HTML()
+        self.chart_outputs = {name: w.Output() for name in CHARTS}
+        for name, output in self.chart_outputs.items():
+            output.add_class("qs-chart")
+            output.add_class(f"qs-chart-{name}")
         self.periods = w.HTML()
         self.apply.on_click(lambda _: self.refresh())
         super().__init__(
@@ -68,14 +76,15 @@ class PortfolioPage(w.VBox):
                 w.HBox([self.horizon, self.strategies, w.VBox([self.frequency, self.apply])]),
                 w.HTML("<h3>Statistics</h3>"),
                 self.stats,
-                self.charts,
+                self.chart_error,
+                *self.chart_outputs.values(),
                 w.HTML("<h3>Net PnL per period</h3>"),
                 self.periods,
             ]
         )
-        self.refresh()
+        self.refresh(first=True)
 
-    def refresh(self) -> None:
+    def refresh(self, first: bool = False) -> None:
         chosen = list(self.strategies.value)
         if not chosen:
             self.stats.value = error_html("choose at least one strategy")
@@ -91,23 +100,63 @@ class PortfolioPage(w.VBox):
         for column in ("max_drawdown_pct", "win_rate", "return_on_capital"):
             stats[column] = stats[column].map(lambda v: "" if pd.isna(v) else f"{v:.1%}")
         self.stats.value = table_html(stats)
-        # Charts take a second or two (Altair + vl-convert): statistics show first, charts follow.
-        self.charts.value = "<i>rendering charts…</i>"
-        threading.Thread(target=self._render_charts, args=(report,), daemon=True).start()
+        # Statistics first; the charts follow once the page's cell has finished, built in a
+        # thread (importing Altair costs most of a second) and drawn by the browser.
+        draw = threading.Thread(target=self._show_charts, args=(report,), daemon=True).start
+        if first:
+            _after_cell(draw)
+        else:
+            draw()
         periods = report.resampled_pnl().tail(24).rename_axis(index="date", columns=None)
         periods = periods.reset_index()
         periods["date"] = periods["date"].dt.date
         self.periods.value = table_html(periods)
 
-    def _render_charts(self, report: PortfolioReport) -> None:
+    def _show_charts(self, report: PortfolioReport) -> None:
+        # The browser renders the Vega-Lite specs with the Vega bundled in Voila: the kernel only
+        # builds them, instead of rasterising them itself with vl-convert.
         try:
-            svgs = report.chart_svgs()
+            _skip_iri_grammar()
+            from quantstrip.analytics.charts import mime_bundle
+
+            bundles = {name: mime_bundle(chart) for name, chart in report.charts().items()}
         except Exception as exc:
-            self.charts.value = error_html(f"charts failed: {exc}")
+            self.chart_error.value = error_html(f"charts failed: {exc}")
             return
-        self.charts.value = "".join(
-            f'<div class="qs-chart qs-chart-{k}">{v}</div>' for k, v in svgs.items()
-        )
+        self.chart_error.value = ""
+        for name, output in self.chart_outputs.items():
+            output.outputs = (bundles[name],)
+
+
+def _skip_iri_grammar() -> None:
+    """Keep jsonschema (imported by Altair) from compiling rfc3987-syntax's IRI grammar.
+
+    jsonschema registers an "iri" format checker when rfc3987-syntax is installed (it comes with
+    Jupyter's own dependencies), and that module builds a Lark parser at import: 0.7 s of CPU
+    in every dashboard kernel that draws a chart. Chart specs never use the "iri" format; this
+    kernel only renders the dashboard, so the checker is left out here and nowhere else.
+    """
+    if "rfc3987_syntax" not in sys.modules and "jsonschema" not in sys.modules:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]
+
+
+def _after_cell(action: Callable[[], None]) -> None:
+    """Run `action` once the running notebook cell has finished (at once outside IPython)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython ships with the dashboard's kernel
+        action()
+        return
+    shell = get_ipython()
+    if shell is None:
+        action()
+        return
+
+    def once(*_: object) -> None:
+        shell.events.unregister("post_run_cell", once)
+        action()
+
+    shell.events.register("post_run_cell", once)
 
 
 def page() -> PortfolioPage:
