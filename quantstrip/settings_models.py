@@ -47,7 +47,9 @@ class IbWebSettings(Section):
 class AlpacaSettings(Section):
     paper: bool = True
     key_id: str = ""
-    base_url: str | None = None
+    base_url: str | None = None  # REST trading API (default: Alpaca's paper or live endpoint)
+    stream_url: str | None = None  # trade-update websocket (default: Alpaca's)
+    data_url: str | None = None  # market-data API for bars (default: Alpaca's)
 
 
 class BrokersSettings(Section):

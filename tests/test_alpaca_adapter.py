@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
+from alpaca.common.exceptions import APIError
 
 from quantstrip.brokers import InstrumentSpec, OrderRequest, Recorder
 from quantstrip.brokers.alpaca import AlpacaBroker
 from quantstrip.db.handler import Database
+from quantstrip.errors import ConfigError, NotFoundError
 
 NOW = "2025-03-04T15:02:15.123456Z"
+E1 = "00000000-0000-4000-8000-000000000001"  # Alpaca's execution ids are UUIDs
+E2 = "00000000-0000-4000-8000-000000000002"
 
 
 def order_json(
@@ -114,3 +122,207 @@ def test_order_submitted_over_rest_and_fills_from_trade_updates_stored_once(alpa
         assert [tuple(r) for r in rows] == [("alp", 4.0, 198.95), ("alp", 6.0, 199.05)]
         assert db.order_by_client_id(oid).status == "Filled"
         assert db.positions()[0].qty == 10
+
+
+class TradeUpdateServer:
+    """Alpaca's trade-update websocket on 127.0.0.1, as its documentation describes it.
+
+    Authenticates the client, acknowledges `listen`, then plays one script per connection; a
+    script ending with "drop" closes the socket without a goodbye, as a network failure would.
+    """
+
+    def __init__(self, scripts: list[list[dict | str]], key: str, secret: str) -> None:
+        self.scripts = scripts
+        self.key, self.secret = key, secret
+        self.connections = 0
+        self.auth_failures = 0
+        self.ready = threading.Event()
+        self.done = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.port = 0
+
+    async def handle(self, ws) -> None:
+        auth = json.loads(await ws.recv())
+        data = auth.get("data", {})
+        if data.get("key_id") != self.key or data.get("secret_key") != self.secret:
+            self.auth_failures += 1
+            await ws.send(
+                json.dumps({"stream": "authorization", "data": {"status": "unauthorized"}})
+            )
+            return
+        await ws.send(
+            json.dumps(
+                {
+                    "stream": "authorization",
+                    "data": {"status": "authorized", "action": "authenticate"},
+                }
+            )
+        )
+        listen = json.loads(await ws.recv())
+        assert listen == {"action": "listen", "data": {"streams": ["trade_updates"]}}
+        await ws.send(json.dumps({"stream": "listening", "data": {"streams": ["trade_updates"]}}))
+        script = self.scripts[min(self.connections, len(self.scripts) - 1)]
+        self.connections += 1
+        for step in script:
+            if step == "drop":
+                ws.transport.abort()  # no close frame: the client sees a broken connection
+                return
+            await ws.send(json.dumps({"stream": "trade_updates", "data": step}))
+        self.done.set()
+        await asyncio.Event().wait()  # keep the connection open until the server stops
+
+    def run(self) -> None:
+        from websockets.asyncio.server import serve
+
+        async def main() -> None:
+            self.loop = asyncio.get_running_loop()
+            self.stop = asyncio.Event()
+            async with serve(self.handle, "127.0.0.1", 0) as server:
+                self.port = next(iter(server.sockets)).getsockname()[1]
+                self.ready.set()
+                await self.stop.wait()
+
+        asyncio.run(main())
+
+    def shutdown(self) -> None:
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.stop.set)
+
+
+def _update(event: str, exec_id: str, qty: str, price: str, order: dict) -> dict:
+    return {
+        "event": event,
+        "execution_id": exec_id,
+        "timestamp": NOW,
+        "price": price,
+        "qty": qty,
+        "position_qty": qty,
+        "order": order,
+    }
+
+
+def test_trade_updates_over_the_real_stream_survive_a_drop_and_replay(alpaca, tmp_path: Path):
+    broker = AlpacaBroker(api_key="PKTEST", secret_key="s3cret", url_override=alpaca.url)
+    broker.connect()
+    with Database(tmp_path / "q.db") as db:
+        broker.subscribe(Recorder(db))
+        oid = broker.submit(OrderRequest(InstrumentSpec("AAPL"), "BUY", 10, strategy="alp"))
+        alpaca_id = db.order_by_client_id(oid).broker_order_id
+        first = _update(
+            "partial_fill",
+            E1,
+            "4",
+            "198.95",
+            order_json(oid, "partially_filled", "4", "198.95", alpaca_id),
+        )
+        second = _update(
+            "fill", E2, "6", "199.05", order_json(oid, "filled", "10", "199.01", alpaca_id)
+        )
+        # Connection 1: the partial fill, then the network drops. Connection 2 (after the
+        # SDK's own reconnect): the partial fill replayed, the final fill, and a duplicate.
+        server = TradeUpdateServer([[first, "drop"], [first, second, second]], "PKTEST", "s3cret")
+        threading.Thread(target=server.run, daemon=True).start()
+        assert server.ready.wait(10)
+        broker.stream_url = f"ws://127.0.0.1:{server.port}/stream"
+        broker.start_trade_updates()
+        try:
+            assert server.done.wait(30), "the stream never reconnected"
+            for _ in range(200):  # bounded: the last update is being recorded
+                if db.order_by_client_id(oid).status == "Filled":
+                    break
+                threading.Event().wait(0.05)
+        finally:
+            broker.disconnect()
+            server.shutdown()
+        assert server.connections == 2 and server.auth_failures == 0
+        rows = db.query("SELECT exec_id, qty, price FROM v_executions ORDER BY exec_id")
+        assert [tuple(r) for r in rows] == [(E1, 4.0, 198.95), (E2, 6.0, 199.05)]
+        assert db.order_by_client_id(oid).status == "Filled"
+        assert db.positions()[0].qty == 10
+
+
+class BarsStandIn:
+    """Alpaca's market-data endpoint: two pages of daily bars for AAPL, nothing for others."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                url = urlparse(self.path)
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                stand_in.requests.append({"path": url.path, **query})
+                if self.headers.get("APCA-API-KEY-ID") != "PKTEST":
+                    self._reply(403, {"message": "forbidden."})
+                    return
+                if query.get("symbols") != "AAPL":
+                    self._reply(200, {"bars": {}, "next_page_token": None})
+                    return
+                page = query.get("page_token")
+                bar = {
+                    "o": 100.0,
+                    "h": 102.5,
+                    "l": 99.5,
+                    "c": 101.25,
+                    "v": 12000,
+                    "n": 40,
+                    "vw": 101,
+                }
+                if page is None:
+                    body = {
+                        "bars": {"AAPL": [{"t": "2025-01-02T05:00:00Z", **bar}]},
+                        "next_page_token": "p2",
+                    }
+                else:
+                    body = {
+                        "bars": {"AAPL": [{"t": "2025-01-03T05:00:00Z", **bar, "c": 102.0}]},
+                        "next_page_token": None,
+                    }
+                self._reply(200, body)
+
+            def _reply(self, status: int, body: dict) -> None:
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+
+@pytest.fixture
+def bars_server() -> Iterator[BarsStandIn]:
+    stand_in = BarsStandIn()
+    threading.Thread(target=stand_in.server.serve_forever, daemon=True).start()
+    yield stand_in
+    stand_in.server.shutdown()
+
+
+def test_daily_bars_come_from_the_market_data_api_across_pages(bars_server) -> None:
+    broker = AlpacaBroker(api_key="PKTEST", secret_key="s", data_url=bars_server.url)
+    bars = broker.historical_bars(
+        InstrumentSpec("AAPL"), start=datetime(2025, 1, 1, tzinfo=UTC), bar_size="1 day"
+    )
+    assert [b.close for b in bars] == [Decimal("101.25"), Decimal("102")]
+    assert bars[0].time == datetime(2025, 1, 2, 5, tzinfo=UTC)
+    assert bars_server.requests[0]["path"] == "/v2/stocks/bars"
+    assert bars_server.requests[0]["timeframe"] == "1Day"
+    assert len(bars_server.requests) == 2  # the second page was fetched
+
+
+def test_bars_errors_are_raised_not_returned_empty(bars_server) -> None:
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    broker = AlpacaBroker(api_key="PKTEST", secret_key="s", data_url=bars_server.url)
+    with pytest.raises(NotFoundError, match="no 1 day bars for MSFT"):
+        broker.historical_bars(InstrumentSpec("MSFT"), start=start)
+    with pytest.raises(ConfigError, match="bar_size"):
+        broker.historical_bars(InstrumentSpec("AAPL"), start=start, bar_size="3 days")
+    wrong_key = AlpacaBroker(api_key="PKWRONG", secret_key="s", data_url=bars_server.url)
+    with pytest.raises(APIError, match="forbidden"):
+        wrong_key.historical_bars(InstrumentSpec("AAPL"), start=start)

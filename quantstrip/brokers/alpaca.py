@@ -1,18 +1,27 @@
 """Alpaca through alpaca-py: the same canonical events as every other broker.
 
 Orders go through the REST TradingClient (paper by default). Fills arrive as trade updates
-(`fill` / `partial_fill` events of the trading stream); each carries Alpaca's execution id, which
+(`fill` / `partial_fill` events of the trading stream, `start_trade_updates()` runs alpaca-py's
+TradingStream in a thread, reconnecting by itself); each carries Alpaca's execution id, which
 becomes the canonical exec id, so a replayed or duplicated update is stored once. Alpaca charges
-no commission on US equities: a zero CommissionEvent is emitted so the fill is complete.
+no commission on US equities: a zero CommissionEvent is emitted so the fill is complete. Bars
+come from the market-data API (StockHistoricalDataClient). Every URL can be overridden, which is
+how the tests point the unmodified SDK at servers on 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from alpaca.data.historical import StockHistoricalDataClient
+from alpaca.data.requests import StockBarsRequest
+from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderClass, OrderSide, TimeInForce
 from alpaca.trading.models import TradeUpdate
@@ -24,6 +33,7 @@ from alpaca.trading.requests import (
     StopOrderRequest,
     TakeProfitRequest,
 )
+from alpaca.trading.stream import TradingStream
 
 from quantstrip.brokers.base import Broker
 from quantstrip.brokers.events import (
@@ -39,9 +49,20 @@ from quantstrip.brokers.events import (
     decimal,
     utc,
 )
-from quantstrip.errors import ConfigError
+from quantstrip.errors import ConfigError, NotFoundError
+
+log = logging.getLogger(__name__)
 
 BROKER = "alpaca"
+BAR_SIZES = {
+    "1 min": TimeFrame(1, TimeFrameUnit.Minute),
+    "5 mins": TimeFrame(5, TimeFrameUnit.Minute),
+    "15 mins": TimeFrame(15, TimeFrameUnit.Minute),
+    "30 mins": TimeFrame(30, TimeFrameUnit.Minute),
+    "1 hour": TimeFrame(1, TimeFrameUnit.Hour),
+    "1 day": TimeFrame(1, TimeFrameUnit.Day),
+    "1 week": TimeFrame(1, TimeFrameUnit.Week),
+}
 STATUS = {
     "new": "Submitted",
     "accepted": "Submitted",
@@ -74,13 +95,19 @@ class AlpacaBroker(Broker):
         secret_key: str | None = None,
         paper: bool = True,
         url_override: str | None = None,
+        stream_url: str | None = None,
+        data_url: str | None = None,
     ) -> None:
         super().__init__()
         self.account = account
         self._key, self._secret = api_key, secret_key
         self.paper = paper
         self.url_override = url_override
+        self.stream_url = stream_url
+        self.data_url = data_url
         self.client: TradingClient | None = None
+        self._stream: TradingStream | None = None
+        self._stream_thread: threading.Thread | None = None
         self._orders: dict[str, OrderRequest] = {}
         self._alpaca_ids: dict[str, str] = {}
 
@@ -99,6 +126,8 @@ class AlpacaBroker(Broker):
             secret_key=secret.reveal(),
             paper=alpaca.paper,
             url_override=alpaca.base_url,
+            stream_url=alpaca.stream_url,
+            data_url=alpaca.data_url,
             **kw,
         )
 
@@ -108,7 +137,59 @@ class AlpacaBroker(Broker):
         )
 
     def disconnect(self) -> None:
+        self.stop_trade_updates()
         self.client = None
+
+    # ---- trade-update stream --------------------------------------------------------------
+    def start_trade_updates(self) -> None:
+        """Stream fills and order updates into the canonical events, in a background thread.
+
+        alpaca-py's TradingStream authenticates, listens to `trade_updates` and reconnects with
+        backoff after a drop; updates replayed after a reconnect are stored once (by execution
+        id). Events are delivered under the broker's emit lock, so a recorder sharing this
+        broker with the client's own thread never sees two transactions at once.
+        """
+        if self._stream_thread is not None and self._stream_thread.is_alive():
+            return
+        if not self._key or not self._secret:
+            raise ConfigError("Alpaca trade updates need an API key id and secret key")
+        stream = TradingStream(
+            self._key, self._secret, paper=self.paper, url_override=self.stream_url
+        )
+
+        async def deliver(update: TradeUpdate) -> None:
+            try:
+                self.on_trade_update(update)
+            except Exception:  # one bad message must not stop the stream
+                log.exception("Alpaca trade update could not be mapped: %r", update)
+
+        stream.subscribe_trade_updates(deliver)
+        self._stream = stream
+        self._stream_thread = threading.Thread(
+            target=stream.run, name="alpaca-trade-updates", daemon=True
+        )
+        self._stream_thread.start()
+
+    def stop_trade_updates(self, timeout: float = 10.0) -> None:
+        stream, thread = self._stream, self._stream_thread
+        self._stream, self._stream_thread = None, None
+        if stream is None or thread is None:
+            return
+        for _ in range(int(timeout * 20)):  # the stream's loop exists once run() has started
+            if stream._loop is not None or not thread.is_alive():
+                break
+            thread.join(0.05)
+        if stream._loop is not None and stream._loop.is_running():
+            # stop_ws() alone is noticed only when a receive times out (5 s); closing the socket
+            # as well ends the receive at once and the SDK's loop sees it should not reconnect.
+            async def stop() -> None:
+                await stream.stop_ws()
+                await stream.close()
+
+            asyncio.run_coroutine_threadsafe(stop(), stream._loop).result(timeout)
+        thread.join(timeout)
+        if thread.is_alive():
+            log.warning("Alpaca trade-update stream did not stop within %.0f s", timeout)
 
     def _api(self) -> TradingClient:
         if self.client is None:
@@ -223,10 +304,33 @@ class AlpacaBroker(Broker):
         end: datetime | None = None,
         bar_size: str = "1 day",
     ) -> list[Bar]:
-        raise ConfigError(
-            "Alpaca bars come from its market-data API (alpaca.data.StockHistoricalDataClient), "
-            "which this adapter does not wrap; use your data source"
+        """Bars from Alpaca's market-data API; an empty answer is an error, not an empty list."""
+        timeframe = BAR_SIZES.get(bar_size)
+        if timeframe is None:
+            raise ConfigError(f"bar_size: expected one of {sorted(BAR_SIZES)}, got {bar_size!r}")
+        client = StockHistoricalDataClient(self._key, self._secret, url_override=self.data_url)
+        response = client.get_stock_bars(
+            StockBarsRequest(
+                symbol_or_symbols=instrument.symbol, timeframe=timeframe, start=start, end=end
+            )
         )
+        rows = response.data.get(instrument.symbol, []) if hasattr(response, "data") else []
+        if not rows:
+            raise NotFoundError(
+                f"Alpaca returned no {bar_size} bars for {instrument.symbol} "
+                f"between {start} and {end}"
+            )
+        return [
+            Bar(
+                utc(row.timestamp),
+                decimal(row.open, "open"),
+                decimal(row.high, "high"),
+                decimal(row.low, "low"),
+                decimal(row.close, "close"),
+                decimal(row.volume, "volume"),
+            )
+            for row in rows
+        ]
 
     def on_trade_update(self, update: TradeUpdate | dict[str, Any]) -> None:
         """Map one trade update (stream message) to canonical events."""

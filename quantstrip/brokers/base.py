@@ -8,6 +8,7 @@ through `subscribe`: the recorder is one subscriber, a strategy may be another.
 from __future__ import annotations
 
 import logging
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -34,6 +35,9 @@ class Broker(ABC):
 
     def __init__(self) -> None:
         self._subscribers: list[EventCallback] = []
+        # Streaming adapters deliver events from their own thread while the client thread
+        # submits orders: one event at a time, so a recorder's transactions never interleave.
+        self._emit_lock = threading.RLock()
 
     # ---- event stream -------------------------------------------------------------------
     def subscribe(self, callback: EventCallback) -> Callable[[], None]:
@@ -43,11 +47,14 @@ class Broker(ABC):
 
     def emit(self, event: BrokerEvent) -> None:
         """Deliver an event to every subscriber; one failing subscriber does not starve others."""
-        for callback in list(self._subscribers):
-            try:
-                callback(event)
-            except Exception:
-                log.exception("event subscriber %r failed on %s", callback, type(event).__name__)
+        with self._emit_lock:
+            for callback in list(self._subscribers):
+                try:
+                    callback(event)
+                except Exception:
+                    log.exception(
+                        "event subscriber %r failed on %s", callback, type(event).__name__
+                    )
 
     # ---- lifecycle ------------------------------------------------------------------------
     @abstractmethod
