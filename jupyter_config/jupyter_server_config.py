@@ -42,3 +42,10 @@ c.VoilaConfiguration.template = "quantstrip"
 c.MappingKernelManager.cull_idle_timeout = 300
 c.MappingKernelManager.cull_interval = 60
 c.MappingKernelManager.cull_connected = False
+
+# JupyterLab reads settings overrides from here: they add a "Quantstrip" menu whose entries open
+# every dashboard page (jupyter_config/lab/settings/overrides.json; a test keeps it in step with
+# quantstrip.dashboard.PAGES).
+c.LabApp.app_settings_dir = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "lab", "settings"
+)

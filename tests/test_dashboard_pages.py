@@ -11,6 +11,8 @@ import psutil
 import pytest
 from support.browser import Dashboard, screenshot
 
+from quantstrip.dashboard import PAGES
+
 PAGE_TIMEOUT_MS = 120_000
 IGNORED_CONSOLE = ("favicon",)
 
@@ -176,3 +178,19 @@ def test_packages_page_lists_the_environment(page, dashboard: Dashboard) -> None
     assert "duckdb" in page.locator(".qs-packages").inner_text()
     screenshot(page, "packages")
     assert_clean(page, dashboard)
+
+
+def test_jupyterlab_has_a_quantstrip_menu_reaching_every_page(page, dashboard: Dashboard) -> None:
+    page.goto(f"{dashboard.base_url}/lab?token={dashboard.token}", timeout=PAGE_TIMEOUT_MS)
+    menu = page.locator(".lm-MenuBar-itemLabel", has_text="Quantstrip")
+    menu.wait_for(timeout=PAGE_TIMEOUT_MS)
+    menu.click()
+    entries = page.locator(".lm-Menu-itemLabel").all_inner_texts()
+    for title in PAGES.values():
+        assert title in entries
+    with page.context.expect_page(timeout=PAGE_TIMEOUT_MS) as opened:
+        page.locator(".lm-Menu-itemLabel", has_text="Client monitor").click()
+    monitor = opened.value
+    monitor.wait_for_selector("text=updated", timeout=PAGE_TIMEOUT_MS)
+    assert "/voila/render/reports/monitor.ipynb" in monitor.url
+    assert dashboard.violations == [], "requests left loopback"
