@@ -42,6 +42,7 @@ class IbWebSettings(Section):
     use_oauth: bool = True
     consumer_key: str = ""
     access_token: str = ""
+    realm: str = "limited_poa"  # "test_realm" with IB's TESTCONS consumer key
 
 
 class AlpacaSettings(Section):

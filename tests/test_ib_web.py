@@ -10,10 +10,11 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from support.ib_oauth import DH_PRIME, OAuthParty
 
 from quantstrip import settings
 from quantstrip.brokers import InstrumentSpec, OrderRequest, Recorder
-from quantstrip.brokers.ib_web import IbWebBroker, oauth_config_from_settings
+from quantstrip.brokers.ib_web import IbWebBroker, WebApiError, oauth_config_from_settings
 from quantstrip.db.handler import Database
 from quantstrip.errors import ConfigError
 
@@ -183,3 +184,142 @@ def test_oauth_configuration_comes_from_settings_and_secrets(workspace, monkeypa
     assert config.access_token_secret == "value-of-access_token_secret"
     text = settings.settings_path().read_text()
     assert "value-of-" not in text
+
+
+class OAuthWebApi:
+    """The Web API behind IB's OAuth 1.0a: nothing answers without a valid signature."""
+
+    def __init__(self, party: OAuthParty) -> None:
+        self.party = party
+        self.seen: list[tuple[str, str, str]] = []  # method, path, outcome
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _send(self, payload: object, code: int = 200) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _handle(self, method: str) -> None:
+                path = urlparse(self.path).path
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                url = f"{stand_in.origin}{path}"
+                authorization = self.headers.get("Authorization", "")
+                try:
+                    if path == "/v1/api/oauth/live_session_token":
+                        answer = stand_in.party.issue_live_session_token(url, authorization)
+                    else:
+                        stand_in.party.check_request(method, url, authorization)
+                        answer = stand_in.answer(method, path)
+                except PermissionError as refused:
+                    stand_in.seen.append((method, path, f"refused: {refused}"))
+                    self._send({"error": str(refused)}, 401)
+                    return
+                stand_in.seen.append((method, path, "ok"))
+                self._send(answer)
+
+            def do_GET(self) -> None:
+                self._handle("GET")
+
+            def do_POST(self) -> None:
+                self._handle("POST")
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://127.0.0.1:{self.server.server_port}"
+        self.url = f"{self.origin}/v1/api/"
+
+    @staticmethod
+    def answer(method: str, path: str) -> object:
+        if path == "/v1/api/iserver/auth/ssodh/init":
+            return {"authenticated": True, "connected": True, "competing": False}
+        if path == "/v1/api/portfolio/DU123/positions/0":
+            return [
+                {
+                    "acctId": "DU123",
+                    "conid": 265598,
+                    "contractDesc": "AAPL",
+                    "position": 10.0,
+                    "avgCost": 99.0,
+                    "currency": "USD",
+                }
+            ]
+        return {}
+
+
+@pytest.fixture
+def oauth_party() -> OAuthParty:
+    return OAuthParty()
+
+
+@pytest.fixture
+def oauth_api(oauth_party: OAuthParty) -> Iterator[OAuthWebApi]:
+    stand_in = OAuthWebApi(oauth_party)
+    threading.Thread(target=stand_in.server.serve_forever, daemon=True).start()
+    yield stand_in
+    stand_in.server.shutdown()
+
+
+def _configure_oauth(party: OAuthParty, url: str, signature_pem: str | None = None) -> None:
+    settings._reset_for_tests()
+    settings.set("brokers.ib_web.base_url", url)
+    settings.set("brokers.ib_web.account_id", "DU123")
+    settings.set("brokers.ib_web.consumer_key", party.consumer_key)
+    settings.set("brokers.ib_web.access_token", party.access_token)
+    settings.set("brokers.ib_web.realm", "test_realm")
+    secrets = {
+        "access_token_secret": party.encrypted_token_secret,
+        "dh_prime": DH_PRIME,
+        "encryption_key": party.encryption_pem,
+        "signature_key": signature_pem or party.signature_pem,
+    }
+    for name, value in secrets.items():
+        settings.set_secret(f"brokers.ib_web.{name}", value)
+
+
+def test_oauth_handshake_then_signed_requests(oauth_api, oauth_party, workspace, monkeypatch):
+    monkeypatch.setenv("QUANTSTRIP_KEYRING", "0")
+    _configure_oauth(oauth_party, oauth_api.url)
+    broker = IbWebBroker(use_oauth=True)  # everything from settings and secrets
+    broker.connect()
+    try:
+        positions = broker.positions()
+    finally:
+        broker.disconnect()
+    assert [(p.instrument.symbol, p.qty) for p in positions] == [("AAPL", 10)]
+    outcomes = [(m, p, o) for m, p, o in oauth_api.seen]
+    # The live session token first (RSA-SHA256 + Diffie-Hellman), then the brokerage session
+    # and the positions, each accepted only because its HMAC-SHA256 signature verified.
+    assert outcomes[0] == ("POST", "/v1/api/oauth/live_session_token", "ok")
+    assert ("POST", "/v1/api/iserver/auth/ssodh/init", "ok") in outcomes
+    assert ("GET", "/v1/api/portfolio/DU123/positions/0", "ok") in outcomes
+    assert not [o for o in outcomes if o[2] != "ok"]
+    # No credential in plain text anywhere in the workspace.
+    for path in workspace.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert oauth_party.encrypted_token_secret.encode() not in data, path
+            assert b"PRIVATE KEY" not in data, path
+
+
+def test_oauth_with_the_wrong_signature_key_is_refused(
+    oauth_api, oauth_party, workspace, monkeypatch
+):
+    monkeypatch.setenv("QUANTSTRIP_KEYRING", "0")
+    impostor = OAuthParty(token_secret=oauth_party.token_secret)
+    _configure_oauth(oauth_party, oauth_api.url, signature_pem=impostor.signature_pem)
+    broker = IbWebBroker(use_oauth=True)
+    with pytest.raises(WebApiError, match=r"OAuth handshake with .* failed"):
+        broker.connect()
+    assert oauth_api.seen[0] == (
+        "POST",
+        "/v1/api/oauth/live_session_token",
+        "refused: bad RSA-SHA256 signature",
+    )
+    assert len([s for s in oauth_api.seen if s[2] == "ok"]) == 0

@@ -74,8 +74,10 @@ def oauth_config_from_settings() -> Any:
     if not web.consumer_key or not web.access_token:
         raise ConfigError("brokers.ib_web.consumer_key and access_token must be set for OAuth")
     return OAuth1aConfig(
+        oauth_rest_url=web.base_url,
         access_token=web.access_token,
         consumer_key=web.consumer_key,
+        realm=web.realm,
         init_brokerage_session=True,
         **values,
     )
@@ -107,16 +109,28 @@ class IbWebBroker(Broker):
         self._broker_ids: dict[str, str] = {}
 
     def connect(self) -> None:
-        if self.client is None:
+        if self.client is not None:
+            return
+        try:
             self.client = IbkrClient(
                 url=self.url,
                 account_id=self.account_id,
                 use_oauth=self.use_oauth,
-                oauth_config=oauth_config_from_settings() if self.use_oauth else None,
+                # Under OAuth ibind takes its URL from the OAuth configuration, not `url`.
+                oauth_config=(
+                    oauth_config_from_settings().copy(oauth_rest_url=self.url)
+                    if self.use_oauth
+                    else None
+                ),
                 auto_register_shutdown=False,
                 max_retries=2,
                 timeout=15,
             )
+        except (ConfigError, WebApiError):
+            raise
+        except Exception as exc:  # ibind's ExternalBrokerError, RuntimeError on a bad LST...
+            how = "OAuth handshake" if self.use_oauth else "connection"
+            raise WebApiError(f"Web API {how} with {self.url} failed: {exc}") from exc
 
     def disconnect(self) -> None:
         if self.client is not None:
