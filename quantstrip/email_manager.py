@@ -10,6 +10,7 @@ strategy. Passwords come from the encrypted vault and are never logged or stored
 from __future__ import annotations
 
 import logging
+import os
 import smtplib
 import ssl
 import time
@@ -18,7 +19,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from email import policy
 from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +144,7 @@ def _attempt(db: Database, row: Notification, message: EmailMessage | None, acco
             attempts += 1
             try:
                 _deliver(name, smtp_account, message)
+                _outbox_path(row.id).unlink(missing_ok=True)
                 return db.update(
                     "notifications",
                     row.id,
@@ -164,9 +168,39 @@ def _attempt(db: Database, row: Notification, message: EmailMessage | None, acco
     except Exception as exc:  # configuration or anything unexpected: recorded, not raised
         last_error = redact(f"{type(exc).__name__}: {exc}")
         log.warning("mail %s not sent: %s", row.id, last_error)
+    if message is not None:
+        _keep_for_resend(row.id, message)
     return db.update(
         "notifications", row.id, status="failed", attempts=attempts, last_error=last_error
     )
+
+
+def _outbox_path(notification_id: int) -> Path:
+    return workspace().outbox / f"{notification_id}.eml"
+
+
+def _keep_for_resend(notification_id: int, message: EmailMessage) -> None:
+    """Keep a failed message whole (HTML part and attachments included) until it is sent.
+
+    The notifications table holds the plain text only; without this a resend would lose what
+    the original carried. Written 0600: reports and statements can be private.
+    """
+    path = _outbox_path(notification_id)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(message.as_bytes())
+    except OSError as exc:  # the failure itself is recorded either way
+        log.warning("mail %s could not be kept for resend: %s", notification_id, exc)
+
+
+def _kept_message(notification_id: int) -> EmailMessage | None:
+    path = _outbox_path(notification_id)
+    if not path.exists():
+        return None
+    parsed = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+    return parsed if isinstance(parsed, EmailMessage) else None
 
 
 def send(
@@ -379,9 +413,11 @@ def send_eod_summary(client: str, day: date | None = None) -> Notification:
 
 
 def resend(notification_id: int) -> Notification:
-    """Try a failed (or queued) message again; attachments are not stored, so none are resent."""
+    """Try a failed (or queued) message again, whole: the kept copy with its HTML part and
+    attachments when there is one, else rebuilt from the stored subject and text."""
     with _db() as db:
         row = db.get("notifications", notification_id)
         if row.status == "sent":  # type: ignore[attr-defined]
             raise ConfigError(f"notification {notification_id} was already sent")
-        return _attempt(db, row, None, row.smtp_account)  # type: ignore[arg-type, attr-defined]
+        kept = _kept_message(notification_id)
+        return _attempt(db, row, kept, row.smtp_account)  # type: ignore[arg-type, attr-defined]

@@ -57,6 +57,11 @@ class Workspace:
     def statements(self) -> Path:
         return self.home / "statements"
 
+    @property
+    def outbox(self) -> Path:
+        """Messages that could not be sent, kept whole (attachments too) for a faithful resend."""
+        return self.home / "outbox"
+
 
 def workspace() -> Workspace:
     """The workspace of this process, resolved from the environment each call (tests change it)."""

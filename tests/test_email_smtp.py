@@ -6,10 +6,12 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from support.smtp import SMTP_PASSWORD, free_port
 
 from quantstrip import email_manager, settings
 from quantstrip.db.handler import Database, ExecutionInput
+from quantstrip.errors import ConfigError
 
 
 def notifications(workspace: Path) -> list[tuple]:
@@ -68,6 +70,28 @@ def test_server_down_records_failure_and_retries_without_raising(mail_workspace,
     resent = email_manager.resend(row.id)
     assert resent.status == "sent" and resent.attempts == 4
     assert smtp_server.messages[0]["Subject"] == "[Quantstrip] Will fail"
+
+
+def test_a_failed_message_is_resent_whole_with_its_html_and_attachment(mail_workspace, smtp_server):
+    settings.set("smtp.primary.port", free_port())  # nothing listens there
+    row = email_manager.send(
+        "Statement",
+        "see attached",
+        html="<p>see <b>attached</b></p>",
+        attachments=[("statement.csv", b"date,pnl\n2025-01-02,12.50\n")],
+    )
+    assert row.status == "failed"
+    kept = mail_workspace / "var" / "outbox" / f"{row.id}.eml"
+    assert kept.exists() and (kept.stat().st_mode & 0o777) == 0o600
+    settings.set("smtp.primary.port", smtp_server.port)
+    assert email_manager.resend(row.id).status == "sent"
+    message = smtp_server.messages[0]
+    assert "<b>attached</b>" in message.get_body(("html",)).get_content()
+    files = {p.get_filename(): p.get_content() for p in message.iter_attachments()}
+    assert files == {"statement.csv": b"date,pnl\n2025-01-02,12.50\n"}
+    assert not kept.exists()  # delivered: nothing left in the outbox
+    with pytest.raises(ConfigError, match="already sent"):
+        email_manager.resend(row.id)
 
 
 def test_error_alert_carries_the_traceback_and_never_the_password(mail_workspace, smtp_server):
