@@ -326,6 +326,21 @@ def flush(force: bool = False) -> list[Notification]:
     return digests
 
 
+def _alerted_recently(client: str, subject: str) -> bool:
+    """Whether this client's same alert was mailed within `email.alert_repeat_minutes`."""
+    window = settings.platform().email.alert_repeat_minutes
+    if window <= 0:
+        return False
+    since = utc_text(datetime.now(UTC) - timedelta(minutes=window))
+    with _db() as db:
+        rows = db.query(
+            "SELECT 1 FROM notifications WHERE kind = 'alert' AND client_name = ? AND subject = ? "
+            "AND status = 'sent' AND created_at >= ? LIMIT 1",
+            (client, subject, since),
+        )
+    return bool(rows)
+
+
 def send_error_alert(
     client: str,
     error: BaseException | str,
@@ -346,13 +361,10 @@ def send_error_alert(
         if traceback_text:
             body += f"\n{traceback_text}"
         first_line = headline.splitlines()[0] if headline else "error"
-        return send(
-            f"Error in {client}: {first_line[:120]}",
-            redact(body),
-            to=to,
-            client=client,
-            kind="alert",
-        )
+        subject = f"Error in {client}: {first_line[:120]}"
+        if _alerted_recently(client, redact(_prefixed(subject))):
+            return queue(f"Repeated: {subject}", redact(body), to=to, client=client)
+        return send(subject, redact(body), to=to, client=client, kind="alert")
     except Exception:
         log.exception("error alert for %s could not be recorded", client)
         return None

@@ -77,6 +77,9 @@ class EmailSettings(Section):
     retry_attempts: int = Field(3, ge=1, le=10)
     retry_backoff_s: float = Field(2.0, ge=0)
     subject_prefix: str = "[Quantstrip]"
+    # The same alert (client and headline) again within this many minutes goes into the next
+    # digest instead of a mail of its own: a job failing every minute must not flood the desk.
+    alert_repeat_minutes: float = Field(15.0, ge=0)
     # Extra CA bundle to trust for SMTP over TLS (a private relay with its own certificate).
     cafile: str | None = None
 

@@ -10,6 +10,8 @@ import pytest
 from support.daemon import DaemonHandle, wait_until, write_module_client, write_notebook_client
 from support.smtp import Inbox
 
+from quantstrip import settings
+
 pytestmark = pytest.mark.timeout(180)
 
 
@@ -52,6 +54,7 @@ def test_crash_job_error_and_failed_run_are_emailed(
         """,
     )
     write_notebook_client("eod", ["raise KeyError('close')"])
+    settings.set("email.digest_interval_minutes", 0.02)  # repeats go out in a digest within ~1 s
     daemon.start()
     daemon.wait_state("crasher", "crashed", 60)
     daemon.control.run_now("eod")
@@ -70,8 +73,22 @@ def test_crash_job_error_and_failed_run_are_emailed(
     run = wait_until(lambda: mails(smtp_server, "Error in eod"), 90, "the run alert")[0]
     assert "in cell 2" in str(run["Subject"]) and "KeyError" in body(run)
 
-    sent = daemon.query(
-        "SELECT client_name, status FROM notifications WHERE kind = 'alert' ORDER BY id"
-    )
+    def alerts_recorded() -> list:
+        rows = daemon.query(
+            "SELECT client_name, status FROM notifications WHERE kind = 'alert' ORDER BY id"
+        )
+        # A row turns 'sent' just after the server has the mail: wait for the bookkeeping too.
+        return rows if all(r["status"] == "sent" for r in rows) else []
+
+    sent = wait_until(alerts_recorded, 30, "every alert recorded as sent")
     assert {r["client_name"] for r in sent} >= {"crasher", "flaky", "eod"}
-    assert all(r["status"] == "sent" for r in sent)
+
+    # The job keeps failing every second: one mail, the repeats go into the next digest, which
+    # the daemon sends by itself when its interval has passed.
+    digest = wait_until(lambda: mails(smtp_server, "Digest:"), 60, "the digest of repeats")[0]
+    assert "Repeated: Error in flaky: job rebalance failed" in body(digest)
+    assert len(mails(smtp_server, "job rebalance failed")) == 1
+    repeats = daemon.query(
+        "SELECT status FROM notifications WHERE kind = 'digest-item' AND client_name = 'flaky'"
+    )
+    assert len(repeats) >= 1

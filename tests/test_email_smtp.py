@@ -94,6 +94,21 @@ def test_a_failed_message_is_resent_whole_with_its_html_and_attachment(mail_work
         email_manager.resend(row.id)
 
 
+def test_a_repeated_alert_waits_for_the_digest_instead_of_flooding(mail_workspace, smtp_server):
+    for _ in range(3):
+        email_manager.send_error_alert("alpha", ValueError("no quotes for SPY"))
+    email_manager.send_error_alert("alpha", RuntimeError("broker login refused"))
+    subjects = [str(m["Subject"]) for m in smtp_server.messages]
+    assert sum("no quotes" in s for s in subjects) == 1  # the repeats were held back
+    assert sum("broker login refused" in s for s in subjects) == 1  # a new error still goes
+    digest = email_manager.flush(force=True)[0]
+    assert digest.status == "sent"
+    assert smtp_server.messages[-1].get_body(("plain",)).get_content().count("Repeated:") == 2
+    settings.set("email.alert_repeat_minutes", 0)  # 0: every alert is mailed
+    email_manager.send_error_alert("alpha", ValueError("no quotes for SPY"))
+    assert sum("no quotes" in str(m["Subject"]) for m in smtp_server.messages) == 2
+
+
 def test_error_alert_carries_the_traceback_and_never_the_password(mail_workspace, smtp_server):
     try:
         raise ValueError(f"bad fill, password={SMTP_PASSWORD}")

@@ -76,3 +76,14 @@ def send_error_alert(
             email_manager.send_error_alert(client, error, traceback_text=traceback_text)
     except Exception as exc:
         _fallback.warning("error alert for %s not sent: %s", client, exc)
+
+
+def send_due_digests() -> None:
+    """Send the digests whose interval has passed (queued messages, repeated alerts); never
+    raises. The daemon calls it periodically from its mail thread."""
+    try:
+        from quantstrip import email_manager
+
+        email_manager.flush()
+    except Exception as exc:
+        _fallback.warning("digests not sent: %s", exc)

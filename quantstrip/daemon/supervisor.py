@@ -102,8 +102,26 @@ class Managed:
         return isinstance(self.config, ClientConfig) and self.config.enabled
 
 
+DIGEST_CHECK_MAX_S = 60.0
+
+
+def _digest_check_s() -> float:
+    """How often to look for due digests: every minute, or faster for short intervals."""
+    try:
+        from quantstrip import settings
+
+        interval_s = settings.platform().email.digest_interval_minutes * 60
+    except Exception:
+        return DIGEST_CHECK_MAX_S
+    return min(DIGEST_CHECK_MAX_S, max(1.0, interval_s / 2))
+
+
 class AlertWorker:
-    """Sends alerts off the main loop: an SMTP server that hangs must not stall supervision."""
+    """Sends alerts off the main loop: an SMTP server that hangs must not stall supervision.
+
+    Between alerts it sends the digests that are due (queued messages and repeated alerts), so
+    they go out on time even when no client calls `email_manager.flush()`.
+    """
 
     def __init__(self) -> None:
         self._queue: queue.Queue[tuple[str, str, str | None, list[str] | None] | None] = (
@@ -118,8 +136,14 @@ class AlertWorker:
         self._queue.put((client, message, tb, to))
 
     def _work(self) -> None:
+        next_digest = time.monotonic() + _digest_check_s()
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=max(0.0, next_digest - time.monotonic()))
+            except queue.Empty:
+                services.send_due_digests()
+                next_digest = time.monotonic() + _digest_check_s()
+                continue
             if item is None:
                 return
             client, message, tb, to = item
