@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from datetime import date, timedelta
 
 import psutil
 import pytest
@@ -90,6 +91,37 @@ def test_portfolio_shows_statistics_and_offline_charts(page, dashboard: Dashboar
     )
     assert "mean_reversion" not in page.locator(".qs-stats").inner_text()
     screenshot(page, "portfolio")
+    assert_clean(page, dashboard)
+
+
+PORTFOLIO_TRADES_JS = """() => {
+  const table = document.querySelector('.qs-stats table');
+  const heads = [...table.querySelectorAll('thead th')].map(h => h.textContent.trim());
+  const row = [...table.querySelectorAll('tbody tr')]
+    .find(r => r.textContent.includes('Portfolio'));
+  return parseInt(row.querySelectorAll('td')[heads.indexOf('trades')].textContent);
+}"""
+
+
+def test_portfolio_custom_dates_narrow_the_report(page, dashboard: Dashboard) -> None:
+    open_page(page, dashboard, "portfolio", ".qs-stats table")
+    scope = page.locator(".qs-scope").inner_text()  # "<first day> to <last day>, N strategies"
+    last = date.fromisoformat(scope.split(" to ")[1][:10])
+    all_trades = page.evaluate(PORTFOLIO_TRADES_JS)
+    start = last - timedelta(days=120)
+    page.locator("select", has=page.locator("option", has_text="Custom dates")).select_option(
+        label="Custom dates"
+    )
+    page.locator(".qs-from input").fill(start.isoformat())
+    page.locator(".qs-to input").fill(last.isoformat())
+    page.click(".qs-update button, button.qs-update")
+    page.wait_for_selector(f".qs-scope >> text={start.isoformat()} to {last.isoformat()}")
+    narrowed = page.evaluate(PORTFOLIO_TRADES_JS)
+    assert 0 < narrowed < all_trades
+    # An end before the start is refused with a message, not a broken page.
+    page.locator(".qs-to input").fill((start - timedelta(days=1)).isoformat())
+    page.click(".qs-update button, button.qs-update")
+    page.wait_for_selector(".qs-stats .qs-error >> text=is after", timeout=PAGE_TIMEOUT_MS)
     assert_clean(page, dashboard)
 
 

@@ -18,6 +18,7 @@ HORIZONS = [
     ("Year to date", "ytd"),
     ("Last 12 months", "1y"),
     ("Last 3 months", "3m"),
+    ("Custom dates", "custom"),
 ]
 CHARTS = ("equity", "drawdown", "returns", "strategies")
 COLUMNS = [
@@ -48,6 +49,14 @@ def strategy_names() -> list[str]:
 class PortfolioPage(w.VBox):
     def __init__(self) -> None:
         self.horizon = w.Dropdown(options=HORIZONS, value="all", description="Horizon")
+        self.start = w.DatePicker(description="From")
+        self.end = w.DatePicker(description="To")
+        self.start.add_class("qs-from")
+        self.end.add_class("qs-to")
+        self.custom = w.VBox([self.start, self.end], layout=w.Layout(display="none"))
+        self.horizon.observe(self._toggle_custom, names="value")
+        self.scope = w.HTML()
+        self.scope.add_class("qs-scope")
         names = strategy_names()
         self.strategies = w.SelectMultiple(
             options=names,
@@ -73,8 +82,15 @@ class PortfolioPage(w.VBox):
         super().__init__(
             [
                 header("Portfolio report"),
-                w.HBox([self.horizon, self.strategies, w.VBox([self.frequency, self.apply])]),
+                w.HBox(
+                    [
+                        w.VBox([self.horizon, self.custom]),
+                        self.strategies,
+                        w.VBox([self.frequency, self.apply]),
+                    ]
+                ),
                 w.HTML("<h3>Statistics</h3>"),
+                self.scope,
                 self.stats,
                 self.chart_error,
                 *self.chart_outputs.values(),
@@ -89,13 +105,28 @@ class PortfolioPage(w.VBox):
         if not chosen:
             self.stats.value = error_html("choose at least one strategy")
             return
+        horizon: str | tuple = self.horizon.value
+        if horizon == "custom":
+            start, end = self.start.value, self.end.value
+            if start is None and end is None:
+                self.stats.value = error_html("custom dates: choose a start or an end date")
+                return
+            if start is not None and end is not None and start > end:
+                self.stats.value = error_html(f"custom dates: {start} is after {end}")
+                return
+            horizon = (start, end)
         try:
             report = portfolio_report(
-                horizon=self.horizon.value, strategies=chosen, frequency=self.frequency.value
+                horizon=horizon, strategies=chosen, frequency=self.frequency.value
             )
         except Exception as exc:
             self.stats.value = error_html(f"report failed: {exc}")
             return
+        first_day = report.start or (
+            report.daily_pnl.index.min() if len(report.daily_pnl) else None
+        )
+        last_day = report.end or (report.daily_pnl.index.max() if len(report.daily_pnl) else None)
+        self.scope.value = f"<p>{_day(first_day)} to {_day(last_day)}, {len(chosen)} strategies</p>"
         stats = report.stats[COLUMNS].reset_index()
         for column in ("max_drawdown_pct", "win_rate", "return_on_capital"):
             stats[column] = stats[column].map(lambda v: "" if pd.isna(v) else f"{v:.1%}")
@@ -112,6 +143,9 @@ class PortfolioPage(w.VBox):
         periods["date"] = periods["date"].dt.date
         self.periods.value = table_html(periods)
 
+    def _toggle_custom(self, change: dict) -> None:
+        self.custom.layout.display = "flex" if change["new"] == "custom" else "none"
+
     def _show_charts(self, report: PortfolioReport) -> None:
         # The browser renders the Vega-Lite specs with the Vega bundled in Voila: the kernel only
         # builds them, instead of rasterising them itself with vl-convert.
@@ -126,6 +160,10 @@ class PortfolioPage(w.VBox):
         self.chart_error.value = ""
         for name, output in self.chart_outputs.items():
             output.outputs = (bundles[name],)
+
+
+def _day(value: object) -> str:
+    return "start" if value is None else str(pd.Timestamp(value).date())
 
 
 def _skip_iri_grammar() -> None:
