@@ -9,12 +9,12 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from alpaca.common.exceptions import APIError
+from support.http_stand_in import QuietHandler, loopback_server, serving
 
 from quantstrip.brokers import InstrumentSpec, OrderRequest, Recorder
 from quantstrip.brokers.alpaca import AlpacaBroker
@@ -60,32 +60,23 @@ class AlpacaStandIn:
         self.posted: list[dict] = []
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 stand_in.posted.append(
                     {"path": self.path, "body": body, "key": self.headers.get("APCA-API-KEY-ID")}
                 )
-                payload = json.dumps(order_json(body["client_order_id"], "accepted")).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.send_json(order_json(body["client_order_id"], "accepted"))
 
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.server = loopback_server(Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
 
 
 @pytest.fixture
 def alpaca() -> Iterator[AlpacaStandIn]:
     stand_in = AlpacaStandIn()
-    threading.Thread(target=stand_in.server.serve_forever, daemon=True).start()
-    yield stand_in
-    stand_in.server.shutdown()
+    with serving(stand_in.server):
+        yield stand_in
 
 
 def test_order_submitted_over_rest_and_fills_from_trade_updates_stored_once(alpaca, tmp_path: Path):
@@ -248,19 +239,16 @@ class BarsStandIn:
         self.requests: list[dict] = []
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 url = urlparse(self.path)
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
                 stand_in.requests.append({"path": url.path, **query})
                 if self.headers.get("APCA-API-KEY-ID") != "PKTEST":
-                    self._reply(403, {"message": "forbidden."})
+                    self.send_json({"message": "forbidden."}, 403)
                     return
                 if query.get("symbols") != "AAPL":
-                    self._reply(200, {"bars": {}, "next_page_token": None})
+                    self.send_json({"bars": {}, "next_page_token": None})
                     return
                 page = query.get("page_token")
                 bar = {
@@ -282,26 +270,17 @@ class BarsStandIn:
                         "bars": {"AAPL": [{"t": "2025-01-03T05:00:00Z", **bar, "c": 102.0}]},
                         "next_page_token": None,
                     }
-                self._reply(200, body)
+                self.send_json(body)
 
-            def _reply(self, status: int, body: dict) -> None:
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.server = loopback_server(Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
 
 
 @pytest.fixture
 def bars_server() -> Iterator[BarsStandIn]:
     stand_in = BarsStandIn()
-    threading.Thread(target=stand_in.server.serve_forever, daemon=True).start()
-    yield stand_in
-    stand_in.server.shutdown()
+    with serving(stand_in.server):
+        yield stand_in
 
 
 def test_daily_bars_come_from_the_market_data_api_across_pages(bars_server) -> None:

@@ -188,7 +188,7 @@ def test_the_migration_backfills_aggregates_of_an_existing_database(tmp_path: Pa
         "OR (type = 'table' AND name LIKE 'agg_%')"
     ).fetchall()
     for kind, name in added:
-        conn.execute(f"DROP {kind.upper()} {name}")
+        conn.execute(f"DROP {kind.upper()} IF EXISTS {name}")
     for number, _name, script in _migrations()[:2]:
         if number == 2:
             for statement in _split(script):

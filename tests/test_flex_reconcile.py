@@ -4,15 +4,14 @@ statement; parsing, storage and reconciliation against a real database."""
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from support.http_stand_in import QuietHandler, loopback_server, serving
 
 from quantstrip.brokers.ib_flex import (
     FlexClient,
@@ -50,24 +49,17 @@ class FlexStandIn:
         self.requests: list[tuple[str, dict[str, str]]] = []
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 url = urlparse(self.path)
                 params = {k: v[0] for k, v in parse_qs(url.query).items()}
                 stand_in.requests.append((url.path, params))
                 queue = stand_in.send if url.path.endswith("SendRequest") else stand_in.get
                 body = queue.pop(0) if queue else answer("Fail", 1020, "unexpected request")
-                self.send_response(200)
-                self.send_header("Content-Type", "text/xml")
-                self.end_headers()
-                self.wfile.write(body)
+                self.send_body(body, "text/xml")
 
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.server = loopback_server(Handler)
         self.port = self.server.server_port
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def client(self, **kw: object) -> FlexClient:
         return FlexClient(
@@ -83,9 +75,8 @@ class FlexStandIn:
 @pytest.fixture
 def flex() -> Iterator[FlexStandIn]:
     stand_in = FlexStandIn()
-    stand_in.thread.start()
-    yield stand_in
-    stand_in.server.shutdown()
+    with serving(stand_in.server):
+        yield stand_in
 
 
 def test_still_generating_and_rate_limit_are_retried_then_the_statement_arrives(flex, caplog):

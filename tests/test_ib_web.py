@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from support.http_stand_in import QuietHandler, loopback_server, serving
 from support.ib_oauth import DH_PRIME, OAuthParty
 
 from quantstrip import settings
@@ -19,6 +18,16 @@ from quantstrip.db.handler import Database
 from quantstrip.errors import ConfigError
 
 AAPL = InstrumentSpec("AAPL", broker_contract_id="265598")
+POSITIONS = [
+    {
+        "acctId": "DU123",
+        "conid": 265598,
+        "contractDesc": "AAPL",
+        "position": 10.0,
+        "avgCost": 99.0,
+        "currency": "USD",
+    }
+]
 QUESTION = (
     "You are submitting an order without market data. We strongly recommend against this as it "
     "may result in erroneous and unexpected trades. Are you sure you want to submit this order?"
@@ -30,36 +39,14 @@ class WebApiStandIn:
         self.seen: list[tuple[str, str, object]] = []
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _send(self, payload: object, code: int = 200) -> None:
-                body = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 path = urlparse(self.path).path
                 stand_in.seen.append(("GET", path, None))
                 if path == "/v1/api/portfolio/DU123/positions/0":
-                    self._send(
-                        [
-                            {
-                                "acctId": "DU123",
-                                "conid": 265598,
-                                "contractDesc": "AAPL",
-                                "position": 10.0,
-                                "avgCost": 99.0,
-                                "currency": "USD",
-                            }
-                        ]
-                    )
+                    self.send_json(POSITIONS)
                 elif path == "/v1/api/iserver/marketdata/history":
-                    self._send(
+                    self.send_json(
                         {
                             "symbol": "AAPL",
                             "data": [
@@ -75,7 +62,7 @@ class WebApiStandIn:
                         }
                     )
                 elif path == "/v1/api/iserver/account/trades/":
-                    self._send(
+                    self.send_json(
                         [
                             {
                                 "execution_id": "0000e0d5.67c6f0a1.01.01",
@@ -92,7 +79,7 @@ class WebApiStandIn:
                         ]
                     )
                 else:
-                    self._send({"error": "not found"}, 404)
+                    self.send_json({"error": "not found"}, 404)
 
             def do_POST(self) -> None:
                 path = urlparse(self.path).path
@@ -100,27 +87,25 @@ class WebApiStandIn:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 stand_in.seen.append(("POST", path, body))
                 if path == "/v1/api/iserver/account/DU123/orders":
-                    self._send([{"id": "q-1", "message": [QUESTION], "messageIds": ["o354"]}])
+                    self.send_json([{"id": "q-1", "message": [QUESTION], "messageIds": ["o354"]}])
                 elif path == "/v1/api/iserver/reply/q-1":
-                    self._send([{"order_id": "1234567", "order_status": "Submitted"}])
+                    self.send_json([{"order_id": "1234567", "order_status": "Submitted"}])
                 else:
-                    self._send({})
+                    self.send_json({})
 
             def do_DELETE(self) -> None:
                 stand_in.seen.append(("DELETE", urlparse(self.path).path, None))
-                self._send({"msg": "Request was submitted", "order_id": 1234567})
+                self.send_json({"msg": "Request was submitted", "order_id": 1234567})
 
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.server = loopback_server(Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/v1/api/"
 
 
 @pytest.fixture
 def web_api() -> Iterator[WebApiStandIn]:
     stand_in = WebApiStandIn()
-    thread = threading.Thread(target=stand_in.server.serve_forever, daemon=True)
-    thread.start()
-    yield stand_in
-    stand_in.server.shutdown()
+    with serving(stand_in.server):
+        yield stand_in
 
 
 @pytest.fixture
@@ -194,18 +179,7 @@ class OAuthWebApi:
         self.seen: list[tuple[str, str, str]] = []  # method, path, outcome
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _send(self, payload: object, code: int = 200) -> None:
-                body = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(QuietHandler):
             def _handle(self, method: str) -> None:
                 path = urlparse(self.path).path
                 length = int(self.headers.get("Content-Length") or 0)
@@ -220,10 +194,10 @@ class OAuthWebApi:
                         answer = stand_in.answer(method, path)
                 except PermissionError as refused:
                     stand_in.seen.append((method, path, f"refused: {refused}"))
-                    self._send({"error": str(refused)}, 401)
+                    self.send_json({"error": str(refused)}, 401)
                     return
                 stand_in.seen.append((method, path, "ok"))
-                self._send(answer)
+                self.send_json(answer)
 
             def do_GET(self) -> None:
                 self._handle("GET")
@@ -231,7 +205,7 @@ class OAuthWebApi:
             def do_POST(self) -> None:
                 self._handle("POST")
 
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.server = loopback_server(Handler)
         self.origin = f"http://127.0.0.1:{self.server.server_port}"
         self.url = f"{self.origin}/v1/api/"
 
@@ -240,16 +214,7 @@ class OAuthWebApi:
         if path == "/v1/api/iserver/auth/ssodh/init":
             return {"authenticated": True, "connected": True, "competing": False}
         if path == "/v1/api/portfolio/DU123/positions/0":
-            return [
-                {
-                    "acctId": "DU123",
-                    "conid": 265598,
-                    "contractDesc": "AAPL",
-                    "position": 10.0,
-                    "avgCost": 99.0,
-                    "currency": "USD",
-                }
-            ]
+            return POSITIONS
         return {}
 
 
@@ -261,9 +226,8 @@ def oauth_party() -> OAuthParty:
 @pytest.fixture
 def oauth_api(oauth_party: OAuthParty) -> Iterator[OAuthWebApi]:
     stand_in = OAuthWebApi(oauth_party)
-    threading.Thread(target=stand_in.server.serve_forever, daemon=True).start()
-    yield stand_in
-    stand_in.server.shutdown()
+    with serving(stand_in.server):
+        yield stand_in
 
 
 def _configure_oauth(party: OAuthParty, url: str, signature_pem: str | None = None) -> None:

@@ -178,24 +178,53 @@ BEGIN
      WHERE strategy_id = OLD.strategy_id AND day = substr(OLD.exit_time, 1, 10);
 END;
 
--- A commission changes the net PnL of every round trip its fill opened or closed: take those
--- round trips out of agg_daily_trips before the change and put them back after it.
+-- A commission changes the net PnL of every round trip its fill opened or closed: those round
+-- trips are taken out of agg_daily_trips before the change and put back after it. Each trigger
+-- only files a request in agg_trip_refresh (the fill and the sign); one trigger on that table
+-- applies it, so the arithmetic exists once.
+CREATE TABLE agg_trip_refresh (
+    execution_id  INTEGER NOT NULL,
+    sign          INTEGER NOT NULL CHECK (sign IN (-1, 1))
+);
+
+-- Each round trip once per fill that opened or closed it.
+CREATE VIEW v_closure_touches AS
+SELECT closing_execution_id AS execution_id, strategy_id, day, net_micros FROM v_closure_net
+UNION ALL
+SELECT opening_execution_id AS execution_id, strategy_id, day, net_micros FROM v_closure_net
+WHERE opening_execution_id IS NOT NULL;
+
+CREATE TRIGGER agg_trip_refresh_apply AFTER INSERT ON agg_trip_refresh
+BEGIN
+    UPDATE agg_daily_trips
+       SET trades = trades + NEW.sign * t.n_trades,
+           wins = wins + NEW.sign * t.n_wins,
+           losses = losses + NEW.sign * t.n_losses,
+           win_micros = win_micros + NEW.sign * t.n_win_micros,
+           loss_micros = loss_micros + NEW.sign * t.n_loss_micros
+      FROM (SELECT strategy_id, day, COUNT(*) AS n_trades, SUM(net_micros > 0) AS n_wins,
+                   SUM(net_micros < 0) AS n_losses, SUM(MAX(net_micros, 0)) AS n_win_micros,
+                   SUM(MIN(net_micros, 0)) AS n_loss_micros
+            FROM v_closure_touches WHERE execution_id = NEW.execution_id
+            GROUP BY strategy_id, day) AS t
+     WHERE agg_daily_trips.strategy_id = t.strategy_id AND agg_daily_trips.day = t.day;
+    DELETE FROM agg_trip_refresh WHERE rowid = NEW.rowid;
+END;
+
+-- A commission belongs to one fill: once linked it is never moved to another (moving it would
+-- make a round trip between the two fills count twice in the refresh above).
+CREATE TRIGGER commissions_stay_with_their_fill BEFORE UPDATE OF execution_id ON commissions
+WHEN OLD.execution_id IS NOT NULL AND NEW.execution_id IS NOT OLD.execution_id
+BEGIN
+    SELECT RAISE(ABORT, 'a commission linked to a fill cannot be moved to another fill');
+END;
+
 -- (BEFORE INSERT also runs for a row INSERT OR IGNORE then skips, hence the NOT EXISTS guard.)
 CREATE TRIGGER agg_commission_before_insert BEFORE INSERT ON commissions
 WHEN NEW.execution_id IS NOT NULL
  AND NOT EXISTS (SELECT 1 FROM commissions WHERE broker = NEW.broker AND exec_id = NEW.exec_id)
 BEGIN
-    UPDATE agg_daily_trips
-       SET trades = trades - t.n_trades, wins = wins - t.n_wins, losses = losses - t.n_losses,
-           win_micros = win_micros - t.n_win_micros, loss_micros = loss_micros - t.n_loss_micros
-      FROM (SELECT strategy_id, day, COUNT(*) AS n_trades, SUM(net_micros > 0) AS n_wins,
-                   SUM(net_micros < 0) AS n_losses, SUM(MAX(net_micros, 0)) AS n_win_micros,
-                   SUM(MIN(net_micros, 0)) AS n_loss_micros
-            FROM v_closure_net
-            WHERE closing_execution_id = NEW.execution_id
-               OR opening_execution_id = NEW.execution_id
-            GROUP BY strategy_id, day) AS t
-     WHERE agg_daily_trips.strategy_id = t.strategy_id AND agg_daily_trips.day = t.day;
+    INSERT INTO agg_trip_refresh (execution_id, sign) VALUES (NEW.execution_id, -1);
 END;
 
 CREATE TRIGGER agg_commission_after_insert AFTER INSERT ON commissions
@@ -204,33 +233,14 @@ BEGIN
     UPDATE agg_daily_pnl SET commission_micros = commission_micros + NEW.commission_micros
      WHERE (strategy_id, day) = (SELECT strategy_id, substr(event_time, 1, 10)
                                  FROM position_events WHERE execution_id = NEW.execution_id);
-    UPDATE agg_daily_trips
-       SET trades = trades + t.n_trades, wins = wins + t.n_wins, losses = losses + t.n_losses,
-           win_micros = win_micros + t.n_win_micros, loss_micros = loss_micros + t.n_loss_micros
-      FROM (SELECT strategy_id, day, COUNT(*) AS n_trades, SUM(net_micros > 0) AS n_wins,
-                   SUM(net_micros < 0) AS n_losses, SUM(MAX(net_micros, 0)) AS n_win_micros,
-                   SUM(MIN(net_micros, 0)) AS n_loss_micros
-            FROM v_closure_net
-            WHERE closing_execution_id = NEW.execution_id
-               OR opening_execution_id = NEW.execution_id
-            GROUP BY strategy_id, day) AS t
-     WHERE agg_daily_trips.strategy_id = t.strategy_id AND agg_daily_trips.day = t.day;
+    INSERT INTO agg_trip_refresh (execution_id, sign) VALUES (NEW.execution_id, 1);
 END;
 
 CREATE TRIGGER agg_commission_before_update
 BEFORE UPDATE OF execution_id, commission_micros ON commissions
+WHEN NEW.execution_id IS NOT NULL
 BEGIN
-    UPDATE agg_daily_trips
-       SET trades = trades - t.n_trades, wins = wins - t.n_wins, losses = losses - t.n_losses,
-           win_micros = win_micros - t.n_win_micros, loss_micros = loss_micros - t.n_loss_micros
-      FROM (SELECT strategy_id, day, COUNT(*) AS n_trades, SUM(net_micros > 0) AS n_wins,
-                   SUM(net_micros < 0) AS n_losses, SUM(MAX(net_micros, 0)) AS n_win_micros,
-                   SUM(MIN(net_micros, 0)) AS n_loss_micros
-            FROM v_closure_net
-            WHERE closing_execution_id IN (OLD.execution_id, NEW.execution_id)
-               OR opening_execution_id IN (OLD.execution_id, NEW.execution_id)
-            GROUP BY strategy_id, day) AS t
-     WHERE agg_daily_trips.strategy_id = t.strategy_id AND agg_daily_trips.day = t.day;
+    INSERT INTO agg_trip_refresh (execution_id, sign) VALUES (NEW.execution_id, -1);
 END;
 
 CREATE TRIGGER agg_commission_after_update
@@ -242,33 +252,14 @@ BEGIN
     UPDATE agg_daily_pnl SET commission_micros = commission_micros + NEW.commission_micros
      WHERE (strategy_id, day) = (SELECT strategy_id, substr(event_time, 1, 10)
                                  FROM position_events WHERE execution_id = NEW.execution_id);
-    UPDATE agg_daily_trips
-       SET trades = trades + t.n_trades, wins = wins + t.n_wins, losses = losses + t.n_losses,
-           win_micros = win_micros + t.n_win_micros, loss_micros = loss_micros + t.n_loss_micros
-      FROM (SELECT strategy_id, day, COUNT(*) AS n_trades, SUM(net_micros > 0) AS n_wins,
-                   SUM(net_micros < 0) AS n_losses, SUM(MAX(net_micros, 0)) AS n_win_micros,
-                   SUM(MIN(net_micros, 0)) AS n_loss_micros
-            FROM v_closure_net
-            WHERE closing_execution_id IN (OLD.execution_id, NEW.execution_id)
-               OR opening_execution_id IN (OLD.execution_id, NEW.execution_id)
-            GROUP BY strategy_id, day) AS t
-     WHERE agg_daily_trips.strategy_id = t.strategy_id AND agg_daily_trips.day = t.day;
+    INSERT INTO agg_trip_refresh (execution_id, sign)
+    SELECT NEW.execution_id, 1 WHERE NEW.execution_id IS NOT NULL;
 END;
 
 CREATE TRIGGER agg_commission_before_delete BEFORE DELETE ON commissions
 WHEN OLD.execution_id IS NOT NULL
 BEGIN
-    UPDATE agg_daily_trips
-       SET trades = trades - t.n_trades, wins = wins - t.n_wins, losses = losses - t.n_losses,
-           win_micros = win_micros - t.n_win_micros, loss_micros = loss_micros - t.n_loss_micros
-      FROM (SELECT strategy_id, day, COUNT(*) AS n_trades, SUM(net_micros > 0) AS n_wins,
-                   SUM(net_micros < 0) AS n_losses, SUM(MAX(net_micros, 0)) AS n_win_micros,
-                   SUM(MIN(net_micros, 0)) AS n_loss_micros
-            FROM v_closure_net
-            WHERE closing_execution_id = OLD.execution_id
-               OR opening_execution_id = OLD.execution_id
-            GROUP BY strategy_id, day) AS t
-     WHERE agg_daily_trips.strategy_id = t.strategy_id AND agg_daily_trips.day = t.day;
+    INSERT INTO agg_trip_refresh (execution_id, sign) VALUES (OLD.execution_id, -1);
 END;
 
 CREATE TRIGGER agg_commission_after_delete AFTER DELETE ON commissions
@@ -277,17 +268,7 @@ BEGIN
     UPDATE agg_daily_pnl SET commission_micros = commission_micros - OLD.commission_micros
      WHERE (strategy_id, day) = (SELECT strategy_id, substr(event_time, 1, 10)
                                  FROM position_events WHERE execution_id = OLD.execution_id);
-    UPDATE agg_daily_trips
-       SET trades = trades + t.n_trades, wins = wins + t.n_wins, losses = losses + t.n_losses,
-           win_micros = win_micros + t.n_win_micros, loss_micros = loss_micros + t.n_loss_micros
-      FROM (SELECT strategy_id, day, COUNT(*) AS n_trades, SUM(net_micros > 0) AS n_wins,
-                   SUM(net_micros < 0) AS n_losses, SUM(MAX(net_micros, 0)) AS n_win_micros,
-                   SUM(MIN(net_micros, 0)) AS n_loss_micros
-            FROM v_closure_net
-            WHERE closing_execution_id = OLD.execution_id
-               OR opening_execution_id = OLD.execution_id
-            GROUP BY strategy_id, day) AS t
-     WHERE agg_daily_trips.strategy_id = t.strategy_id AND agg_daily_trips.day = t.day;
+    INSERT INTO agg_trip_refresh (execution_id, sign) VALUES (OLD.execution_id, 1);
 END;
 
 -- The shared views now read the aggregates (same names and columns as in 0002).
