@@ -268,3 +268,28 @@ def test_aggregates_equal_a_recomputation_after_any_sequence_of_events(
             elif op == "rebuild":
                 db.rebuild_positions()
         assert_aggregates_match(db)
+
+
+def test_a_commission_refresh_looks_up_round_trips_by_index(db) -> None:
+    # Each commission re-counts the round trips of its fill: a scan here would make recording
+    # commissions slower with every trade ever made.
+    plan = [
+        row[3]
+        for row in db.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM v_closure_touches WHERE execution_id = 1"
+        )
+    ]
+    assert not [step for step in plan if step.startswith("SCAN pc")], plan
+    assert any("ix_position_closures_closing" in step for step in plan)
+    assert any("ix_position_closures_opening" in step for step in plan)
+
+
+def test_a_linked_commission_cannot_move_to_another_fill(db) -> None:
+    first = _fill(db, "1", "BUY", 100, "10.00", "2025-01-02T15:00:00Z").execution
+    second = _fill(db, "2", "SELL", 100, "11.00", "2025-01-03T15:00:00Z").execution
+    db.record_commission(broker="sim", exec_id="1", commission=1.00)
+    with pytest.raises(sqlite3.IntegrityError, match="cannot be moved"):
+        db.conn.execute(
+            "UPDATE commissions SET execution_id = ? WHERE execution_id = ?", (second.id, first.id)
+        )
+    assert_aggregates_match(db)
