@@ -4,12 +4,15 @@ client process)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from datetime import date, timedelta
 
 import psutil
 import pytest
+from support import package_index
 from support.browser import Dashboard, screenshot
 
 from quantstrip.dashboard import PAGES
@@ -210,6 +213,30 @@ def test_packages_page_lists_the_environment(page, dashboard: Dashboard) -> None
     assert "duckdb" in page.locator(".qs-packages").inner_text()
     screenshot(page, "packages")
     assert_clean(page, dashboard)
+
+
+def test_packages_page_installs_from_the_index_and_refuses_non_requirements(
+    page, dashboard: Dashboard
+) -> None:
+    open_page(page, dashboard, "packages", ".qs-packages")
+    page.fill(".qs-install input", "numpy; rm -rf /")
+    page.click(".qs-install-button button, button.qs-install-button")
+    page.wait_for_selector(".qs-install-output >> text=not a package requirement")
+    try:
+        page.fill(".qs-install input", f"{package_index.NAME}=={package_index.VERSION}")
+        page.click(".qs-install-button button, button.qs-install-button")
+        page.wait_for_selector(
+            f".qs-install-output >> text=Successfully installed {package_index.NAME}",
+            timeout=180_000,
+        )
+        page.wait_for_selector(f".qs-packages >> text={package_index.NAME}")
+        assert_clean(page, dashboard)
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "uninstall", "-y", "-q", package_index.NAME],
+            check=False,
+            capture_output=True,
+        )
 
 
 def test_jupyterlab_has_a_quantstrip_menu_reaching_every_page(page, dashboard: Dashboard) -> None:

@@ -51,6 +51,9 @@ class PackagesPage(w.VBox):
         self.requirement = w.Text(description="Install", placeholder="package or package==version")
         self.install_button = w.Button(description="pip install", button_style="warning")
         self.output = w.HTML()
+        self.requirement.add_class("qs-install")
+        self.install_button.add_class("qs-install-button")
+        self.output.add_class("qs-install-output")
         self.filter.observe(lambda _: self.refresh(), names="value")
         self.install_button.on_click(lambda _: self.install())
         super().__init__(

@@ -14,9 +14,11 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from support.package_index import serve_index
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+
 REPO = Path(__file__).resolve().parents[2]
 LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
 TICKER = """
@@ -61,11 +63,15 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
 
     require_component(os.path.exists(CHROMIUM), "Debian chromium (/usr/bin/chromium)")
     root = tmp_path_factory.mktemp("dashboard")
+    # The package manager installs from this loopback index (pip reads PIP_INDEX_URL).
+    index, index_url = serve_index(root / "package-index")
     env = dict(
         os.environ,
         QUANTSTRIP_WORKSPACE=str(root),
         QUANTSTRIP_HOME=str(root / "var"),
         QUANTSTRIP_KEYRING="0",
+        PIP_INDEX_URL=index_url,
+        PIP_NO_CACHE_DIR="1",
     )
     shutil.copytree(REPO / "reports", root / "reports")
     client = root / "clients" / "ticker"
@@ -119,6 +125,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
             os.killpg(up.pid, 9)
         log.close()
         subprocess.run(["pkill", "-f", str(root)], check=False)
+        index.shutdown()
 
 
 @pytest.fixture(scope="session")
