@@ -1,5 +1,6 @@
-"""The daemon SIGKILLed with 10 clients running, then restarted: everything comes back, no slot
-of a scheduled notebook runs twice, nothing the old daemon started is left running."""
+"""The daemon SIGKILLed with 10 clients running, then restarted: module clients are adopted (the
+same processes keep running), a client changed or disabled meanwhile is restarted or stopped, no
+slot of a scheduled notebook runs twice, nothing the old daemon started is left unsupervised."""
 
 from __future__ import annotations
 
@@ -64,19 +65,43 @@ def test_ten_clients_survive_a_daemon_sigkill_without_duplicate_runs(
     # The clients outlive a SIGKILLed daemon (own sessions) until the next daemon takes over.
     assert all(pid_alive(pid) for pid in first.values())
     last_run_ids = {n: max(r["id"] for r in daemon.runs(n)) for n in NOTEBOOKS}
+    # While the daemon is down, one client is edited and another disabled.
+    changed, disabled = MODULES[0], MODULES[1]
+    write_module_client(changed, TICKER, stop_timeout_s=2.5)
+    write_module_client(disabled, TICKER, enabled=False)
     time.sleep(1)
 
     daemon.start()
-    second = wait_until(
-        lambda: all_running(daemon, set(first.values())), 90, "8 module clients back"
+    kept = [n for n in MODULES if n not in (changed, disabled)]
+    wait_until(
+        lambda: (
+            daemon.status(changed).state == "running"
+            and daemon.status(changed).pid != first[changed]
+            and daemon.status(disabled).state == "disabled"
+        ),
+        90,
+        "the changed client restarted and the disabled one stopped",
     )
-    assert not any(pid_alive(pid) for pid in first.values())
-    for name in MODULES:
+    second = {n: wait_until(lambda n=n: daemon.status(n).pid, 30, f"{n} pid") for n in kept}
+    # The unchanged clients were adopted: the very same processes, still ticking.
+    assert second == {n: first[n] for n in kept}
+    for name in kept:
+        assert daemon.events(name, "adopted"), name
         count = ticks(workspace, name)
         wait_until(lambda n=name, c=count: ticks(workspace, n) > c, 30, f"{name} ticking")
+    assert not pid_alive(first[changed]) and not pid_alive(first[disabled])
     for name in NOTEBOOKS:
         wait_until(lambda n=name: succeeded(daemon, n, last_run_ids[n]), 90, f"{name} runs again")
-    assert set(second) == set(MODULES)
+
+    # An adopted client is controlled like any other: stopped, then started as a new process.
+    adopted = kept[0]
+    daemon.control.stop(adopted)
+    wait_until(lambda: daemon.status(adopted).state == "stopped", 30, "the adopted client stops")
+    assert not pid_alive(first[adopted])
+    stopped = daemon.events(adopted, "stopped")[-1]["message"]
+    assert "exited with status 0" in stopped  # read from the runner's exit file
+    daemon.control.start(adopted)
+    wait_until(lambda: daemon.status(adopted).state == "running", 30, "it starts again")
 
     for name in NOTEBOOKS:
         runs = daemon.runs(name)
@@ -85,5 +110,6 @@ def test_ten_clients_survive_a_daemon_sigkill_without_duplicate_runs(
         ran = slots(workspace, name)
         assert len(ran) == len(set(ran)), f"a slot of {name} executed twice: {ran}"
         assert {r["status"] for r in runs} <= {"success", "interrupted", "running"}
+    running_pids = {n: daemon.status(n).pid for n in MODULES if n != disabled}
     assert daemon.stop() == 0
-    assert not any(pid_alive(pid) for pid in second.values())
+    assert not any(pid and pid_alive(pid) for pid in running_pids.values())

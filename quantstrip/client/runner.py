@@ -36,6 +36,12 @@ def crash_path(client_name: str) -> Path:
     return heartbeat.run_dir() / f"{client_name}.crash.json"
 
 
+def exit_path(client_name: str) -> Path:
+    """Where the runner leaves its exit status: a daemon that adopted this process (it is not
+    the parent, so it cannot wait() for the status) reads it there."""
+    return heartbeat.run_dir() / f"{client_name}.exit.json"
+
+
 def find_client_classes(source: str) -> list[str]:
     """Names of classes in `source` that subclass ClientBase (by name), without importing it."""
     names = []
@@ -95,7 +101,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--class", dest="class_name", default=None)
     parser.add_argument("--heartbeat-interval", type=float, default=5.0)
     args = parser.parse_args(argv)
+    exit_path(args.name).unlink(missing_ok=True)
+    code = _run(args)
+    heartbeat.write_json_atomic(exit_path(args.name), {"code": code, "pid": os.getpid()})
+    return code
 
+
+def _run(args: argparse.Namespace) -> int:
     os.environ["QUANTSTRIP_CLIENT"] = args.name
     services.setup_client_logging(args.name)
     # APScheduler logs every job start and end at INFO: noise in a client's log.

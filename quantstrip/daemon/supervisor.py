@@ -14,9 +14,12 @@ only queues commands for it, so there is no locking around client state. Per cli
   `client_runs` (UNIQUE (client_name, scheduled_for)), so no slot runs twice across restarts.
 - state is mirrored into the `clients` table and every transition into `client_events`.
 
-On start the daemon kills what a previous (SIGKILLed) daemon left running, found through pid
-files checked against the process create time (a recycled pid is never killed), marks their
-unfinished runs 'interrupted', then starts every enabled client again.
+On start the daemon looks at what a previous (SIGKILLed) daemon left running, found through pid
+files checked against the process create time (a recycled pid is never touched). A module client
+whose files have not changed since it was started is adopted: it keeps running (a strategy is
+not restarted because its supervisor was) and is supervised through its heartbeat and pid like
+any other. Everything else (changed or disabled clients, notebook runs, which report to the
+parent that launched them) is stopped; unfinished runs are marked 'interrupted'.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from typing import Any
 import psutil
 
 from quantstrip.client import heartbeat, services
-from quantstrip.client.runner import crash_path
+from quantstrip.client.runner import crash_path, exit_path
 from quantstrip.daemon import notebooks, registry
 from quantstrip.daemon.control import ClientStatus, ControlError, ControlServer, socket_path
 from quantstrip.daemon.notebooks import NotebookRun
@@ -60,6 +63,48 @@ ORPHAN_GRACE_S = 3.0
 LOG_TAIL_LINES = 40
 
 
+class AdoptedProcess:
+    """A client process started by a previous daemon, with the part of Popen's interface the
+    supervisor uses. Not being its parent, the daemon learns its exit status from the runner's
+    exit file (or its crash file); a process that died without either was killed (-SIGKILL)."""
+
+    def __init__(self, name: str, proc: psutil.Process) -> None:
+        self.name = name
+        self.pid = proc.pid
+        self._proc = proc
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is not None:
+            return self.returncode
+        try:
+            if self._proc.is_running() and self._proc.status() != psutil.STATUS_ZOMBIE:
+                return None
+        except psutil.Error:
+            pass
+        self.returncode = self._exit_status()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        with contextlib.suppress(psutil.Error):
+            self._proc.wait(timeout)
+        return self.poll()
+
+    def _exit_status(self) -> int:
+        for path, key in ((exit_path(self.name), "code"), (crash_path(self.name), None)):
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if int(data.get("pid", 0)) == self.pid:
+                return int(data[key]) if key else 1
+        return -signal.SIGKILL
+
+
+def _signature_text(signature: tuple[Any, ...]) -> str:
+    return json.dumps(signature, default=str)
+
+
 @dataclass
 class Managed:
     """Runtime state of one client, owned by the main loop."""
@@ -68,7 +113,7 @@ class Managed:
     config: ClientConfig | InvalidClient
     signature: tuple[Any, ...]
     state: str = "stopped"
-    proc: subprocess.Popen[bytes] | None = None
+    proc: subprocess.Popen[bytes] | AdoptedProcess | None = None
     started_at: str | None = None
     started_epoch: float | None = None
     stop_reason: str | None = None
@@ -166,6 +211,20 @@ def _write_pid_file(path: Path, pid: int, **extra: Any) -> None:
     heartbeat.write_json_atomic(path, {"pid": pid, "create_time": create_time, **extra})
 
 
+def _stop_processes(found: list[tuple[psutil.Process, Path]]) -> None:
+    """SIGTERM each process group, SIGKILL what is left after a grace period; drop pid files."""
+    for proc, path in found:
+        log.warning("stopping %s (pid %s) left by a previous daemon", path.name, proc.pid)
+        _killpg(proc.pid, signal.SIGTERM)
+    if found:
+        _, alive = psutil.wait_procs([p for p, _ in found], timeout=ORPHAN_GRACE_S)
+        for proc in alive:
+            _killpg(proc.pid, signal.SIGKILL)
+        psutil.wait_procs(alive, timeout=ORPHAN_GRACE_S)
+    for _, path in found:
+        path.unlink(missing_ok=True)
+
+
 def _same_process(pid: int, create_time: float | None) -> psutil.Process | None:
     """The live process with this pid *and* create time (never a recycled pid)."""
     try:
@@ -215,6 +274,8 @@ class Daemon:
         self.db: Database | None = None
         self.server: ControlServer | None = None
         self.alerts: AlertWorker | None = None
+        # Module clients a previous daemon left running, by name: (process, its pid file data).
+        self._adoptable: dict[str, tuple[psutil.Process, dict[str, Any]]] = {}
 
     def process_log(self, name: str) -> Path:
         """Raw stdout/stderr of a client's processes (what logging did not catch: a segfault,
@@ -254,6 +315,7 @@ class Daemon:
         log.info("daemon %s started for %s", os.getpid(), self.ws.root)
         try:
             self._reload(initial=True)
+            self._stop_unadopted()
             while not self._stopping:
                 started = time.monotonic()
                 self.tick()
@@ -385,10 +447,10 @@ class Daemon:
             return
         if cfg.kind == "module":
             m.restart_times.clear()  # a changed client gets a fresh crash-loop budget
-            if not m.user_stopped:
-                self._spawn(m)
-            else:
+            if m.user_stopped:
                 m.state = "stopped"
+            elif not self._adopt(m):
+                self._spawn(m)
             return
         notebooks.start_fork_server()  # idempotent; papermill loads while nothing is due
         m.trigger = cfg.trigger()
@@ -457,7 +519,12 @@ class Daemon:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        _write_pid_file(_pid_file(m.name, "module"), m.proc.pid, client=m.name)
+        _write_pid_file(
+            _pid_file(m.name, "module"),
+            m.proc.pid,
+            client=m.name,
+            signature=_signature_text(m.signature),
+        )
         m.state = "running"
         m.started_at = now_text()
         m.started_epoch = time.time()
@@ -467,6 +534,36 @@ class Daemon:
         m.last_heartbeat = None
         log.info("client %s started (pid %s)", m.name, m.proc.pid)
         self._event(m.name, "started", f"pid {m.proc.pid}")
+
+    def _adopt(self, m: Managed) -> bool:
+        """Take over the process a previous daemon started for this client, if its files are
+        unchanged since; otherwise it is left for `_stop_unadopted`."""
+        found = self._adoptable.get(m.name)
+        if found is None:
+            return False
+        proc, data = found
+        if data.get("signature") != _signature_text(m.signature):
+            log.info("client %s changed while the daemon was down: restarting it", m.name)
+            return False
+        del self._adoptable[m.name]
+        m.proc = AdoptedProcess(m.name, proc)
+        m.state = "running"
+        m.started_epoch = proc.create_time()
+        m.started_at = utc_text(datetime.fromtimestamp(m.started_epoch, UTC))
+        m.stop_reason = m.stop_deadline = None
+        m.killed = False
+        m.next_restart_at = None
+        m.last_heartbeat = None
+        log.info("client %s adopted (pid %s, running since %s)", m.name, proc.pid, m.started_at)
+        self._event(m.name, "adopted", f"pid {proc.pid} kept running across a daemon restart")
+        return True
+
+    def _stop_unadopted(self) -> None:
+        """Stop what the previous daemon left that is not adopted (changed, disabled, removed)."""
+        leftovers, self._adoptable = self._adoptable, {}
+        _stop_processes(
+            [(proc, _pid_file(name, "module")) for name, (proc, _) in leftovers.items()]
+        )
 
     def _begin_stop(self, m: Managed, reason: str) -> None:
         """SIGTERM the client's process group; SIGKILL follows after stop_timeout_s."""
@@ -924,7 +1021,8 @@ class Daemon:
             self.alerts.send(name, message, tb, to=to or None)
 
     def _cleanup_orphans(self) -> None:
-        """Kill what a previous daemon left running and close its unfinished runs."""
+        """Sort what a previous daemon left running: module clients become candidates for
+        adoption, everything else is stopped; unfinished runs are closed."""
         assert self.db is not None
         found: list[tuple[psutil.Process, Path]] = []
         for path in heartbeat.run_dir().glob("*.pid"):
@@ -937,16 +1035,11 @@ class Daemon:
             if proc is None:
                 path.unlink(missing_ok=True)
                 continue
-            log.warning("stopping %s (pid %s) left by a previous daemon", path.name, proc.pid)
-            _killpg(proc.pid, signal.SIGTERM)
+            if path.name.endswith(".module.pid") and data.get("client"):
+                self._adoptable[str(data["client"])] = (proc, data)
+                continue
             found.append((proc, path))
-        if found:
-            _, alive = psutil.wait_procs([p for p, _ in found], timeout=ORPHAN_GRACE_S)
-            for proc in alive:
-                _killpg(proc.pid, signal.SIGKILL)
-            psutil.wait_procs(alive, timeout=ORPHAN_GRACE_S)
-        for _, path in found:
-            path.unlink(missing_ok=True)
+        _stop_processes(found)
         for row in self.db.query(
             "SELECT id, client_name, started_at FROM client_runs WHERE status = 'running'"
         ):
