@@ -73,7 +73,7 @@ def test_service_install_writes_a_unit_that_systemd_accepts(workspace: Path) -> 
     assert f'ExecStart="{sys.executable}" -m quantstrip daemon' in text
     assert f'Environment="QUANTSTRIP_HOME={workspace / "var"}"' in text
     assert f"WorkingDirectory={workspace}" in text
-    assert "Restart=on-failure" in text and "KillMode=mixed" in text
+    assert "Restart=on-failure" in text and "KillMode=process" in text
     analyze = shutil.which("systemd-analyze")
     require_component(analyze is not None, "systemd-analyze (Debian package systemd)")
     verify = subprocess.run(

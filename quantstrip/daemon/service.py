@@ -1,9 +1,11 @@
 """`quantstrip service install`: the systemd user unit that keeps the daemon running.
 
-`KillMode=mixed`: on stop, systemd sends SIGTERM to the daemon only, which stops its clients
-gracefully (each gets SIGTERM -> `on_stop`); whatever is left after `TimeoutStopSec` is killed.
-With the default KillMode every client would receive SIGTERM at the same moment as the daemon
-and the daemon would record their exits as crashes.
+`KillMode=process`: systemd signals the daemon only. On `systemctl stop` the daemon stops its
+clients gracefully (each gets SIGTERM -> `on_stop`, SIGKILL after its `stop_timeout_s`). When
+the daemon dies (a crash, an OOM kill) systemd leaves the clients running and `Restart=` starts
+a new daemon, which adopts them (same processes, no strategy restarted) or stops what changed.
+With the default KillMode every client would be killed with the daemon (and recorded as a
+crash); with `mixed` they would be SIGKILLed whenever the daemon exits.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ Environment=PYTHONUNBUFFERED=1
 ExecStart={_quote(interpreter)} -m quantstrip daemon
 Restart=on-failure
 RestartSec=5
-KillMode=mixed
+KillMode=process
 TimeoutStopSec=60
 
 [Install]
