@@ -106,6 +106,19 @@ def test_sharpe_and_drawdown_agree_with_an_independent_computation(demo_db: Path
         assert dd.drawdown_peak <= dd.drawdown_trough
 
 
+def test_weekly_and_monthly_sharpe_use_period_returns(demo_db: Path) -> None:
+    daily = portfolio_report(demo_db, today=END)
+    for frequency, rule, per_year in (("W", "W-FRI", 52), ("M", "ME", 12)):
+        report = portfolio_report(demo_db, today=END, frequency=frequency)
+        for strategy in report.daily_pnl.columns:
+            pnl = daily.daily_pnl[strategy].resample(rule).sum().tolist()
+            expected = _reference_sharpe(pnl, 100_000.0) / math.sqrt(252) * math.sqrt(per_year)
+            assert report.stats.loc[strategy].sharpe == pytest.approx(expected, rel=1e-9)
+            # Everything else does not depend on the frequency.
+            for column in ("net_pnl", "max_drawdown", "trades", "win_rate"):
+                assert report.stats.loc[strategy][column] == daily.stats.loc[strategy][column]
+
+
 def test_horizons_and_strategy_filter(demo_db: Path) -> None:
     everything = portfolio_report(demo_db, today=END)
     ytd = portfolio_report(demo_db, horizon="ytd", today=END)

@@ -9,8 +9,10 @@ Definitions (all in the account currency, days are UTC calendar days of fills):
   maximum drawdown is the deepest point (depth in currency and as a fraction of the peak), with
   its peak date, trough date and recovery date (first date back at the peak; None if not yet).
 - daily return: daily net PnL / capital base (a fixed base, so returns add up to total PnL).
-- Sharpe: mean(daily return) / std(daily return, ddof=1) * sqrt(252); risk-free rate 0.
-- Sortino: mean(daily return) / sqrt(mean(min(return, 0)^2)) * sqrt(252).
+  Period returns at the report's frequency (D, W, M) are sums of the daily ones.
+- Sharpe: mean(period return) / std(period return, ddof=1) * sqrt(N), N = 252 (daily), 52
+  (weekly) or 12 (monthly) periods a year; risk-free rate 0.
+- Sortino: mean(period return) / sqrt(mean(min(return, 0)^2)) * sqrt(N).
 - trades: closed round trips (`v_round_trips`, counted per exit day in `v_daily_trades`)
   exiting in the horizon; win rate = share with
   net PnL > 0; profit factor = sum of winning net PnL / |sum of losing net PnL|.
@@ -31,6 +33,8 @@ import pandas as pd
 from quantstrip.analytics.connection import connect
 
 TRADING_DAYS = 252
+PERIODS_PER_YEAR = {"D": TRADING_DAYS, "W": 52, "M": 12}
+RESAMPLE_RULES = {"D": "D", "W": "W-FRI", "M": "ME"}
 DEFAULT_CAPITAL = 100_000.0
 PORTFOLIO = "Portfolio"
 Horizon = str | tuple[date | str | None, date | str | None]
@@ -75,18 +79,27 @@ def capital_for(strategy: str) -> float:
         return DEFAULT_CAPITAL
 
 
-def sharpe(returns: pd.Series) -> float | None:
+def sharpe(returns: pd.Series, periods_per_year: int = TRADING_DAYS) -> float | None:
     if len(returns) < 2:
         return None
     std = float(returns.std(ddof=1))
-    return None if std == 0 else float(returns.mean()) / std * math.sqrt(TRADING_DAYS)
+    return None if std == 0 else float(returns.mean()) / std * math.sqrt(periods_per_year)
 
 
-def sortino(returns: pd.Series) -> float | None:
+def sortino(returns: pd.Series, periods_per_year: int = TRADING_DAYS) -> float | None:
     if len(returns) < 2:
         return None
     downside = math.sqrt(float((np.minimum(returns.to_numpy(), 0.0) ** 2).mean()))
-    return None if downside == 0 else float(returns.mean()) / downside * math.sqrt(TRADING_DAYS)
+    if downside == 0:
+        return None
+    return float(returns.mean()) / downside * math.sqrt(periods_per_year)
+
+
+def period_returns(daily_returns: pd.DataFrame, frequency: str) -> pd.DataFrame:
+    """Daily returns summed into the report's periods (they add: the capital base is fixed)."""
+    if frequency == "D" or daily_returns.empty:
+        return daily_returns
+    return daily_returns.resample(RESAMPLE_RULES[frequency]).sum()
 
 
 def max_drawdown(equity: pd.Series) -> Drawdown:
@@ -130,7 +143,7 @@ class PortfolioReport:
 
     def resampled_pnl(self) -> pd.DataFrame:
         """Net PnL per period at the report's frequency (D, W or M)."""
-        rule = {"D": "D", "W": "W-FRI", "M": "ME"}[self.frequency]
+        rule = RESAMPLE_RULES[self.frequency]
         return self.daily_pnl.resample(rule).sum() if rule != "D" else self.daily_pnl
 
     def charts(self) -> dict[str, object]:
@@ -218,6 +231,7 @@ def portfolio_report(
     returns = pnl / pd.Series(capital)
     returns[PORTFOLIO] = pnl.sum(axis=1) / (sum(capital.values()) or 1.0)
     drawdown = equity - equity.cummax()
+    periodic, per_year = period_returns(returns, frequency), PERIODS_PER_YEAR[frequency]
     peaks = dict(zip(roc["strategy"], roc["peak_capital"], strict=True))
     # One grouped sum per table; the loop below only looks rows up.
     everyone = [*names, PORTFOLIO]
@@ -245,8 +259,8 @@ def portfolio_report(
                 "net_pnl": net,
                 "gross_pnl": round(float(in_scope["gross_pnl"]), 2),
                 "commission": round(float(in_scope["commission"]), 2),
-                "sharpe": sharpe(returns[name]),
-                "sortino": sortino(returns[name]),
+                "sharpe": sharpe(periodic[name], per_year),
+                "sortino": sortino(periodic[name], per_year),
                 "max_drawdown": dd.depth,
                 "max_drawdown_pct": dd.depth_fraction,
                 "drawdown_peak": dd.peak,
