@@ -35,6 +35,9 @@ def test_every_example_is_a_valid_client(examples: Path) -> None:
     for name in ("daily_signal", "bracket_trader", "eod_report"):
         assert isinstance(registry[name], ClientConfig), registry[name]
         assert registry[name].mode == "simulation"
+    # Reconciliation reads the production record that IB fills land in.
+    assert isinstance(registry["eod_reconcile"], ClientConfig), registry["eod_reconcile"]
+    assert registry["eod_reconcile"].mode == "paper"
 
 
 def test_daily_signal_trades_into_the_simulation_database(examples: Path, monkeypatch) -> None:

@@ -3,7 +3,9 @@ statement; parsing, storage and reconciliation against a real database."""
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,6 +15,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from support.http_stand_in import QuietHandler, loopback_server, serving
 
+from quantstrip import db_handler, settings
 from quantstrip.brokers.ib_flex import (
     FlexClient,
     FlexError,
@@ -20,6 +23,7 @@ from quantstrip.brokers.ib_flex import (
     reconcile,
     store_statement,
 )
+from quantstrip.client.runner import load_client_class
 from quantstrip.db.handler import Database, ExecutionInput
 
 STATEMENT = (Path(__file__).parent / "fixtures" / "ib" / "flex_statement_sample.xml").read_bytes()
@@ -169,3 +173,60 @@ def test_reconcile_reports_missing_extra_mismatched_and_imports_once(tmp_path: P
             "SELECT commission FROM v_executions WHERE exec_id = '0000e0d5.67c9a2b3.01.01'"
         )[0][0]
         assert fee == 1.35
+
+
+def _eod_client(workspace: Path, monkeypatch: pytest.MonkeyPatch, **parameters: object):
+    source = Path(__file__).resolve().parents[1] / "clients" / "eod_reconcile"
+    shutil.copytree(source, workspace / "clients" / "eod_reconcile")
+    monkeypatch.setenv("QUANTSTRIP_CLIENT", "eod_reconcile")
+    monkeypatch.setenv("QUANTSTRIP_MODE", "paper")
+    monkeypatch.setenv("QUANTSTRIP_CLIENT_PARAMETERS", json.dumps(parameters))
+    cls = load_client_class(
+        workspace / "clients" / "eod_reconcile" / "eod_reconcile.py", None, "eod_reconcile"
+    )
+    return cls()
+
+
+def test_the_eod_reconciliation_client_downloads_imports_once_and_mails(
+    flex, mail_workspace: Path, smtp_server, monkeypatch
+) -> None:
+    settings.set("brokers.flex.query_id", "987654")
+    settings.set("brokers.flex.base_url", f"http://127.0.0.1:{flex.port}")
+    settings.set("brokers.flex.poll_interval_s", 0.01)
+    settings.set_secret("brokers.flex.token", TOKEN)
+    client = _eod_client(mail_workspace, monkeypatch, import_missing=True, strategy="swing")
+    try:
+        for _ in range(2):
+            flex.send.append(answer("Success", port=flex.port))
+            flex.get.append(STATEMENT)
+        first = client.reconcile()
+        assert first is not None and len(first.imported) == 2 and not first.clean
+        second = client.reconcile()  # the imported fills are now in the database: clean
+        assert second is not None and second.clean and second.imported == []
+    finally:
+        db_handler.close()
+    subjects = [str(m["Subject"]) for m in smtp_server.messages]
+    assert subjects == [
+        "[Quantstrip] Flex reconciliation U1234567 2025-03-07: MISMATCH",
+        "[Quantstrip] Flex reconciliation U1234567 2025-03-07: clean",
+    ]
+    assert "missing in database: 2" in smtp_server.messages[0].get_body(("plain",)).get_content()
+    with Database(mail_workspace / "var" / "quantstrip.db") as db:
+        rows = db.query("SELECT strategy, qty FROM v_positions")
+        assert [tuple(r) for r in rows] == [("swing", 5.0)]
+        events = db.query("SELECT event_type FROM strategy_events")
+        assert [r[0] for r in events] == ["reconciliation", "reconciliation"]
+    assert len(list((mail_workspace / "var" / "statements").glob("flex_U1234567_*.xml"))) >= 1
+    assert TOKEN not in (mail_workspace / "var" / "settings.toml").read_text()
+
+
+def test_the_eod_reconciliation_client_without_flex_only_logs(
+    workspace: Path, monkeypatch, caplog
+) -> None:
+    client = _eod_client(workspace, monkeypatch)
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert client.reconcile() is None
+    finally:
+        db_handler.close()
+    assert "nothing to reconcile against" in caplog.text

@@ -4,8 +4,9 @@ the end of the day. Adapt `entry_price` and the parameters; the rest is the plat
 - `IbBroker` reads host/port/client id from settings `[brokers.ib]`, reconnects on its own and
   catches up fills it missed while disconnected.
 - The `Recorder` writes every order status, fill and commission to the database, once each.
-- At 16:15 New York the positions the database holds are compared with IB's, and a Flex
-  statement (if `[brokers.flex]` is configured) reconciles the day's executions.
+- At 16:15 New York the positions the database holds are compared with IB's live positions
+  and the differences e-mailed; `clients/eod_reconcile/` reconciles executions and positions
+  against the day's Flex statement after IB publishes it.
 """
 
 from __future__ import annotations
