@@ -155,7 +155,11 @@ def test_hung_clients_are_killed_after_the_heartbeat_timeout_and_restarted(
             f"{name} restarted",
         )
         assert restarted.restart_count >= 1
-        assert "no heartbeat" in (daemon.events(name, "hung")[0]["message"])
+        message = daemon.events(name, "hung")[0]["message"]
+        assert "no heartbeat" in message
+        # Before its first beat a client is judged by startup_timeout_s, after it by timeout_s.
+        expected = "startup timeout 10 s" if name == "stuck_start" else "heartbeat timeout 3 s"
+        assert expected in message, message
 
 
 def test_invalid_client_is_shown_while_the_others_run_and_registry_changes_apply(

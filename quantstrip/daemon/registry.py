@@ -14,7 +14,8 @@ mode = "simulation"             # simulation | paper | live
 schedule = "every day at 16:00" # notebooks: cron string or phrase
 tz = "America/New_York"
 calendar = "XNYS"               # optional: run only on sessions of this exchange
-time_limit_s = 600              # notebook: whole run; module: one job (stops the heartbeat)
+time_limit_s = 600              # notebook: whole run (default 3600); module: one job
+                                # (stops the heartbeat; no default: long jobs are legitimate)
 recipients = ["me@example.com"]
 [restart]                        # module clients
 policy = "on-failure"           # always | on-failure | never
@@ -25,6 +26,7 @@ policy = "skip"                 # skip | run_once (within grace_s)
 interval_s = 5
 timeout_s = 60                  # defaults of timeout_s, stop_timeout_s and max_restarts come
                                 # from the [daemon] settings
+startup_timeout_s = 120         # until the first beat (imports, __init__, on_start)
 [parameters]                     # injected into the notebook / exposed to the module
 lookback = 20
 ```
@@ -43,6 +45,7 @@ from quantstrip.errors import ConfigError
 from quantstrip.paths import workspace
 
 CLIENT_FILE = "client.toml"
+NOTEBOOK_TIME_LIMIT_S = 3600.0
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
@@ -66,6 +69,9 @@ class MissedRuns(_Strict):
 class HeartbeatPolicy(_Strict):
     interval_s: float = Field(5.0, gt=0)
     timeout_s: float = Field(60.0, gt=0)  # default: settings daemon.heartbeat_timeout_s
+    # Before the first beat (imports, __init__, on_start: loading a model or a history can take
+    # a while, and longer on a loaded machine) a client has this long instead of timeout_s.
+    startup_timeout_s: float = Field(120.0, gt=0)
 
     @model_validator(mode="after")
     def _timeout_exceeds_interval(self) -> HeartbeatPolicy:
@@ -103,6 +109,16 @@ class ClientConfig(_Strict):
 
         zone(value)
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _notebook_time_limit(cls, data: Any) -> Any:
+        # A notebook stuck on a dead connection would hold its client forever (its next slots
+        # are skipped while a run is open): a notebook run always has a limit.
+        notebook = isinstance(data, dict) and data.get("kind") == "notebook"
+        if notebook and data.get("time_limit_s") is None:
+            data = {**data, "time_limit_s": NOTEBOOK_TIME_LIMIT_S}
+        return data
 
     @model_validator(mode="after")
     def _check_schedule(self) -> ClientConfig:

@@ -607,13 +607,19 @@ class Daemon:
             m.last_heartbeat = beat.time
             m.next_run = beat.next_run
             m.reported_name = beat.display_name
-        since = m.last_heartbeat or m.started_epoch or time.time()
+        policy = m.config.heartbeat
+        if m.last_heartbeat is None:
+            since, limit, what = m.started_epoch or time.time(), policy.startup_timeout_s, "startup"
+        else:
+            since, limit, what = m.last_heartbeat, policy.timeout_s, "heartbeat"
         age = time.time() - since
-        if age > m.config.heartbeat.timeout_s:
-            message = (
-                f"no heartbeat for {age:.1f} s (timeout {m.config.heartbeat.timeout_s:g} s): "
-                "hung main loop or a job over its time limit"
+        if age > limit:
+            cause = (
+                "stuck before its first beat (imports, __init__ or on_start)"
+                if what == "startup"
+                else "hung main loop or a job over its time limit"
             )
+            message = f"no heartbeat for {age:.1f} s ({what} timeout {limit:g} s): {cause}"
             log.error("client %s hung: %s", m.name, message)
             m.last_error = f"hung: {message}"
             m.last_error_traceback = _tail(self.process_log(m.name))

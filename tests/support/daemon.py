@@ -32,7 +32,7 @@ from quantstrip.paths import workspace as current_workspace
 FAST = {
     "stop_timeout_s": 2.0,
     "restart": {"backoff_s": 0.2, "max_backoff_s": 1.0, "max_restarts": 3, "window_s": 60.0},
-    "heartbeat": {"interval_s": 0.5, "timeout_s": 3.0},
+    "heartbeat": {"interval_s": 0.5, "timeout_s": 3.0, "startup_timeout_s": 10.0},
 }
 
 
