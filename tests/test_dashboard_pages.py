@@ -84,6 +84,7 @@ def test_portfolio_shows_statistics_and_offline_charts(page, dashboard: Dashboar
         assert page.locator(f".qs-chart-{chart} svg.marks path").count() > 0
     labels = page.locator(".qs-chart-strategies svg.marks").text_content() or ""
     assert "mean_reversion" in labels and "momentum_rotation" in labels
+    screenshot(page, "portfolio")
     # Narrowing the selection redraws statistics and charts for that strategy alone.
     page.locator(".qs-portfolio-strategies select").select_option(["momentum_rotation"])
     page.click(".qs-update button, button.qs-update")
@@ -93,7 +94,6 @@ def test_portfolio_shows_statistics_and_offline_charts(page, dashboard: Dashboar
         timeout=PAGE_TIMEOUT_MS,
     )
     assert "mean_reversion" not in page.locator(".qs-stats").inner_text()
-    screenshot(page, "portfolio")
     assert_clean(page, dashboard)
 
 

@@ -21,6 +21,8 @@ STYLE = """
 .qs-error { color: #a40000; white-space: pre-wrap; font-family: monospace; }
 .qs-ok { color: #0a6b0a; }
 .qs-nav a { margin-right: 12px; }
+/* wide statistics tables scroll inside the page instead of being cut off */
+.qs-stats, .qs-stats .widget-html-content { max-width: 100%; overflow-x: auto; }
 </style>
 """
 
