@@ -15,6 +15,7 @@ from support.daemon import (
     write_module_client,
 )
 
+from quantstrip.client import heartbeat
 from quantstrip.daemon.control import ControlClient, ControlError
 
 pytestmark = pytest.mark.timeout(180)
@@ -232,3 +233,41 @@ def test_run_now_fires_a_module_clients_jobs_immediately(
     wait_until(ran.exists, 20, "the job to run now")
     assert ran.read_text() == "hello"
     assert daemon.status("nightly").next_run == status.next_run  # its schedule is unchanged
+
+
+def test_a_long_job_is_reported_once_and_left_running(
+    workspace: Path, daemon: DaemonHandle
+) -> None:
+    write_module_client(
+        "slow",
+        """
+        import time
+        from quantstrip import ClientBase
+
+        class Slow(ClientBase):
+            def __init__(self):
+                super().__init__()
+                self.runs = 0
+                self.scheduler.every(1).seconds.do(self.rebuild_model)
+
+            def rebuild_model(self):
+                self.runs += 1
+                if self.runs == 1:
+                    time.sleep(5)  # far over job_warn_s, but no time_limit_s: not a hang
+        """,
+        job_warn_s=1.5,
+    )
+    daemon.start()
+    pid = daemon.wait_heartbeat("slow").pid
+    event = wait_until(lambda: daemon.events("slow", "long_job"), 30, "the long-job report")[0]
+    assert "job rebuild_model has been running for" in event["message"]
+
+    # Reported once for that run, the job finishes, the client is never restarted.
+    def jobs_run() -> int:
+        beat = heartbeat.read_beat(heartbeat.heartbeat_path("slow"))
+        return beat.jobs_run if beat else 0
+
+    wait_until(lambda: jobs_run() >= 3, 30, "later runs")
+    assert len(daemon.events("slow", "long_job")) == 1
+    status = daemon.status("slow")
+    assert status.pid == pid and status.state == "running" and status.restart_count == 0

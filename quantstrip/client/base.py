@@ -57,7 +57,8 @@ class ClientBase:
         self.job_timeout_s: float | None = float(timeout) if timeout else None
         self.jobs_run = 0
         self.jobs_failed = 0
-        self._running: dict[int, tuple[str, float]] = {}
+        # thread id -> (job name, monotonic start, epoch start) of every job running now
+        self._running: dict[int, tuple[str, float, float]] = {}
         self._running_lock = threading.Lock()
         self._stop = threading.Event()
         self._events: Any = None
@@ -78,7 +79,7 @@ class ClientBase:
         def guarded(*args: Any, **kwargs: Any) -> Any:
             key = threading.get_ident()
             with self._running_lock:
-                self._running[key] = (job_name, time.monotonic())
+                self._running[key] = (job_name, time.monotonic(), time.time())
             try:
                 return func(*args, **kwargs)
             except Exception as exc:
@@ -123,8 +124,20 @@ class ClientBase:
         with self._running_lock:
             running = list(self._running.values())
         return [
-            (name, now - started) for name, started in running if now - started > self.job_timeout_s
+            (name, now - started)
+            for name, started, _ in running
+            if now - started > self.job_timeout_s
         ]
+
+    def longest_running_job(self) -> tuple[str, float, float] | None:
+        """The job running longest right now: (name, seconds running, epoch start), if any."""
+        now = time.monotonic()
+        with self._running_lock:
+            running = list(self._running.values())
+        if not running:
+            return None
+        name, started, epoch = min(running, key=lambda job: job[1])
+        return name, now - started, epoch
 
     # ---- lifecycle -----------------------------------------------------------------------
     def stop(self) -> None:

@@ -37,6 +37,8 @@ class Beat:
     jobs_run: int = 0
     jobs_failed: int = 0
     display_name: str | None = None  # the client's own `self.display_name`
+    # The job running longest now: [name, seconds running, epoch start], or None.
+    longest_job: list[Any] | None = None
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

@@ -143,6 +143,7 @@ def _run(args: argparse.Namespace) -> int:
             jobs_run=client.jobs_run,
             jobs_failed=client.jobs_failed,
             display_name=client.display_name,
+            longest_job=list(job) if (job := client.longest_running_job()) else None,
         )
 
     try:

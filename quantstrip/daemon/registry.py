@@ -16,6 +16,7 @@ tz = "America/New_York"
 calendar = "XNYS"               # optional: run only on sessions of this exchange
 time_limit_s = 600              # notebook: whole run (default 3600); module: one job
                                 # (stops the heartbeat; no default: long jobs are legitimate)
+job_warn_s = 3600               # module: a job running this long is reported once, not stopped
 recipients = ["me@example.com"]
 [restart]                        # module clients
 policy = "on-failure"           # always | on-failure | never
@@ -91,6 +92,9 @@ class ClientConfig(_Strict):
     tz: str = "UTC"
     calendar: str | None = None
     time_limit_s: float | None = Field(None, gt=0)
+    # Module clients: a job running longer than this is reported once (event and alert) and left
+    # running; time_limit_s is what stops a job.
+    job_warn_s: float = Field(3600.0, gt=0)
     stop_timeout_s: float = Field(10.0, gt=0)
     kernel: str | None = None
     recipients: list[str] = Field(default_factory=list)

@@ -133,6 +133,7 @@ class Managed:
     run: NotebookRun | None = None
     mirrored: dict[str, Any] | None = None
     reported_name: str | None = None  # display_name the running client reported
+    warned_jobs: set[tuple[int, str, float]] = field(default_factory=set)  # long jobs reported
 
     @property
     def kind(self) -> str:
@@ -607,6 +608,7 @@ class Daemon:
             m.last_heartbeat = beat.time
             m.next_run = beat.next_run
             m.reported_name = beat.display_name
+            self._check_long_job(m, beat)
         policy = m.config.heartbeat
         if m.last_heartbeat is None:
             since, limit, what = m.started_epoch or time.time(), policy.startup_timeout_s, "startup"
@@ -626,6 +628,24 @@ class Daemon:
             self._event(m.name, "hung", message, m.last_error_traceback)
             self._alert(m.name, f"client {m.name} hung and is being restarted: {message}")
             self._begin_stop(m, "hung")
+
+    def _check_long_job(self, m: Managed, beat: heartbeat.Beat) -> None:
+        """Report, once per job run, a job running longer than the client's job_warn_s."""
+        assert isinstance(m.config, ClientConfig)
+        if not beat.longest_job:
+            return
+        name, seconds, started = beat.longest_job
+        key = (beat.pid, str(name), round(float(started), 3))
+        if float(seconds) <= m.config.job_warn_s or key in m.warned_jobs:
+            return
+        m.warned_jobs.add(key)
+        message = (
+            f"job {name} has been running for {float(seconds):.0f} s "
+            f"(job_warn_s {m.config.job_warn_s:g} s); it is left running"
+        )
+        log.warning("client %s: %s", m.name, message)
+        self._event(m.name, "long_job", message)
+        self._alert(m.name, f"client {m.name}: {message}")
 
     def _on_exit(self, m: Managed, code: int) -> None:
         assert m.proc is not None
