@@ -49,3 +49,9 @@ c.MappingKernelManager.cull_connected = False
 c.LabApp.app_settings_dir = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "lab", "settings"
 )
+
+# What JupyterLab writes at runtime (the open tabs and layout, the user's own settings) belongs
+# to the data directory, never to this checked-in configuration.
+_home = os.environ.get("QUANTSTRIP_HOME") or os.path.join(c.ServerApp.root_dir, "var")
+c.LabApp.workspaces_dir = os.path.join(_home, "lab", "workspaces")
+c.LabApp.user_settings_dir = os.path.join(_home, "lab", "user-settings")

@@ -9,6 +9,7 @@ import sys
 import urllib.error
 import urllib.request
 from datetime import date, timedelta
+from pathlib import Path
 
 import psutil
 import pytest
@@ -253,3 +254,7 @@ def test_jupyterlab_has_a_quantstrip_menu_reaching_every_page(page, dashboard: D
     monitor.wait_for_selector("text=updated", timeout=PAGE_TIMEOUT_MS)
     assert "/voila/render/reports/monitor.ipynb" in monitor.url
     assert dashboard.violations == [], "requests left loopback"
+    # JupyterLab's runtime state goes to the data directory, not the checked-in configuration.
+    repo_config = Path(__file__).resolve().parents[1] / "jupyter_config" / "lab"
+    assert not (repo_config / "workspaces").exists()
+    assert not (repo_config / "user-settings").exists()
