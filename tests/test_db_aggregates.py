@@ -185,7 +185,8 @@ def test_the_migration_backfills_aggregates_of_an_existing_database(tmp_path: Pa
     conn = sqlite3.connect(path)
     added = conn.execute(
         "SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view') "
-        "OR (type = 'table' AND name LIKE 'agg_%')"
+        "OR (type = 'table' AND name LIKE 'agg_%') "
+        "OR (type = 'index' AND name = 'ix_position_events_strategy_time')"
     ).fetchall()
     for kind, name in added:
         conn.execute(f"DROP {kind.upper()} IF EXISTS {name}")
@@ -292,4 +293,29 @@ def test_a_linked_commission_cannot_move_to_another_fill(db) -> None:
         db.conn.execute(
             "UPDATE commissions SET execution_id = ? WHERE execution_id = ?", (second.id, first.id)
         )
+    assert_aggregates_match(db)
+
+
+def test_a_capital_refresh_reads_one_strategy_by_index(db) -> None:
+    # A correction or a late fill refreshes its strategy's capital inside the write lock: it
+    # must read that strategy's events only, never every strategy's history.
+    plan = [
+        row[3]
+        for row in db.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT MAX(capital_micros) FROM v_capital_running "
+            "WHERE strategy_id = 1"
+        )
+    ]
+    assert any("SEARCH pe USING INDEX ix_position_events_strategy_time" in p for p in plan), plan
+    assert not [p for p in plan if p.startswith("SCAN pe")], plan
+
+
+def test_a_late_fill_on_another_instrument_refreshes_the_strategy_capital(db) -> None:
+    # MSFT's own position is in time order (no replay), but the strategy's running capital is
+    # not: the writer recomputes it at once instead of leaving readers a stale row.
+    _fill(db, "1", "BUY", 100, "10.00", "2025-01-02T10:00:00Z", symbol="MSFT")
+    _fill(db, "2", "BUY", 100, "20.00", "2025-01-03T15:00:00Z", symbol="AAPL")
+    _fill(db, "3", "SELL", 100, "11.00", "2025-01-03T09:00:00Z", symbol="MSFT")
+    stale = db.conn.execute("SELECT stale FROM agg_strategy_capital").fetchone()[0]
+    assert stale == 0
     assert_aggregates_match(db)

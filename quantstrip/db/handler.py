@@ -814,6 +814,7 @@ class Database:
             # FIFO order matters, so replay the whole position in time order.
             self._rebuild_position(*key)
             return
+        replaying = state is not None  # inside _rebuild_position, which refreshes at its end
         state = state or self._load_state(*key)
         fill = Fill(
             execution.id,
@@ -865,6 +866,17 @@ class Database:
             ],
         )
         self._store_state(key, state, execution.exec_time)
+        if not replaying:
+            self._refresh_capital_if_stale(execution.strategy_id)
+
+    def _refresh_capital_if_stale(self, strategy_id: int) -> None:
+        """A fill older than the strategy's newest event (on another instrument, so its own
+        position needed no replay) leaves the running capital stale: recompute it now."""
+        row = self.conn.execute(
+            "SELECT stale FROM agg_strategy_capital WHERE strategy_id = ?", (strategy_id,)
+        ).fetchone()
+        if row is not None and row[0]:
+            self._refresh_capital(strategy_id)
 
     def _store_state(self, key: tuple[int, int, int], state: PositionState, last_time: str) -> None:
         self.conn.execute(
@@ -937,12 +949,18 @@ class Database:
         The insert trigger keeps it incrementally while events arrive in time order; a rebuild
         deletes and replays events, which marks the row stale until this runs.
         """
-        row = self.conn.execute(
-            "SELECT capital_micros, peak_micros, last_event_time, last_event_id "
-            "FROM v_capital_recomputed WHERE strategy_id = ?",
+        # Two index-driven reads of one strategy's running capital (v_capital_running); the
+        # grouped v_capital_recomputed would compute every strategy's.
+        last = self.conn.execute(
+            "SELECT capital_micros, event_time, id FROM v_capital_running WHERE strategy_id = ? "
+            "ORDER BY event_time DESC, id DESC LIMIT 1",
             (strategy_id,),
         ).fetchone()
-        values = tuple(row) if row else (0, None, "", 0)
+        peak = self.conn.execute(
+            "SELECT MAX(capital_micros) FROM v_capital_running WHERE strategy_id = ?",
+            (strategy_id,),
+        ).fetchone()[0]
+        values = (last[0], peak, last[1], last[2]) if last else (0, None, "", 0)
         self.conn.execute(
             "INSERT INTO agg_strategy_capital (strategy_id, capital_micros, peak_micros, "
             "last_event_time, last_event_id, stale) VALUES (?, ?, ?, ?, ?, 0) "

@@ -64,24 +64,30 @@ SELECT pc.id                                   AS closure_id,
                        WHERE e.id = pc.closing_execution_id), 0) AS net_micros
 FROM position_closures pc;
 
--- Capital deployed per strategy recomputed from scratch: the reference for agg_strategy_capital.
+-- Capital deployed by a strategy after each of its position events (cost basis held, summed
+-- across instruments, in time order). No aggregate on top, so that a filter on strategy_id
+-- reaches the table's index: Database._refresh_capital recomputes one strategy at a time.
+CREATE INDEX ix_position_events_strategy_time ON position_events (strategy_id, event_time, id);
+
+CREATE VIEW v_capital_running AS
+SELECT pe.strategy_id                                                       AS strategy_id,
+       pe.id                                                                AS id,
+       pe.event_time                                                        AS event_time,
+       SUM(pe.cost_basis_after_micros - pe.cost_basis_before_micros)
+           OVER (PARTITION BY pe.strategy_id ORDER BY pe.event_time, pe.id) AS capital_micros
+FROM position_events pe;
+
+-- Every strategy's capital aggregate recomputed from scratch: the reference for
+-- agg_strategy_capital (the backfill below, the readers' fallback for stale rows).
 CREATE VIEW v_capital_recomputed AS
-WITH deployed AS (
-    SELECT pe.strategy_id                                                   AS strategy_id,
-           pe.id                                                            AS id,
-           pe.event_time                                                    AS event_time,
-           SUM(pe.cost_basis_after_micros - pe.cost_basis_before_micros)
-               OVER (PARTITION BY pe.strategy_id ORDER BY pe.event_time, pe.id) AS capital_micros,
-           ROW_NUMBER()
-               OVER (PARTITION BY pe.strategy_id ORDER BY pe.event_time DESC, pe.id DESC) AS newest
-    FROM position_events pe
-)
 SELECT strategy_id,
-       MAX(CASE WHEN newest = 1 THEN capital_micros END) AS capital_micros,
-       MAX(capital_micros)                               AS peak_micros,
-       MAX(CASE WHEN newest = 1 THEN event_time END)     AS last_event_time,
-       MAX(CASE WHEN newest = 1 THEN id END)             AS last_event_id
-FROM deployed
+       (SELECT r2.capital_micros FROM v_capital_running r2 WHERE r2.strategy_id = r.strategy_id
+        ORDER BY r2.event_time DESC, r2.id DESC LIMIT 1)  AS capital_micros,
+       MAX(capital_micros)                                AS peak_micros,
+       MAX(event_time)                                    AS last_event_time,
+       (SELECT r3.id FROM v_capital_running r3 WHERE r3.strategy_id = r.strategy_id
+        ORDER BY r3.event_time DESC, r3.id DESC LIMIT 1)  AS last_event_id
+FROM v_capital_running r
 GROUP BY strategy_id;
 
 -- Backfill from what is already stored.
@@ -304,19 +310,13 @@ WHERE t.trades > 0;
 
 DROP VIEW v_return_on_capital;
 CREATE VIEW v_return_on_capital AS
-WITH stale_deployed AS (
-    -- Only strategies whose aggregate is stale are recomputed (the filter sits under the window
-    -- so that neither SQLite nor DuckDB runs the window over every strategy's events).
-    SELECT pe.strategy_id,
-           SUM(pe.cost_basis_after_micros - pe.cost_basis_before_micros)
-               OVER (PARTITION BY pe.strategy_id ORDER BY pe.event_time, pe.id) AS capital_micros
-    FROM position_events pe
-    WHERE pe.strategy_id IN (SELECT strategy_id FROM agg_strategy_capital WHERE stale <> 0)
-),
-peak AS (
+WITH peak AS (
     SELECT strategy_id, peak_micros FROM agg_strategy_capital WHERE stale = 0
     UNION ALL
-    SELECT strategy_id, MAX(capital_micros) FROM stale_deployed GROUP BY strategy_id
+    -- rows a delete or an out-of-order event left stale until the writer refreshes them
+    SELECT strategy_id, MAX(capital_micros) FROM v_capital_running
+    WHERE strategy_id IN (SELECT strategy_id FROM agg_strategy_capital WHERE stale <> 0)
+    GROUP BY strategy_id
 ),
 pnl AS (
     SELECT strategy_id,
