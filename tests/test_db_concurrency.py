@@ -96,3 +96,38 @@ def test_a_writer_killed_mid_stream_leaves_a_consistent_database(tmp_path: Path)
     ).fetchone()[0]
     assert orphans == 0
     assert conn.execute("SELECT COUNT(*) FROM position_events").fetchone()[0] == stored
+
+
+CREATOR = r"""
+import sys, time
+from quantstrip.db.handler import Database, ExecutionInput
+path, worker, start_at = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+time.sleep(max(0.0, start_at - time.time()))  # every process opens the new file at once
+db = Database(path)
+instrument = db.ensure_instrument("SPY")
+db.record_execution(ExecutionInput(
+    "sim", "ACC", f"first-{worker}", f"s{worker}", instrument, "BUY", 1, "100",
+    "2025-01-02T15:00:00Z",
+))
+"""
+
+
+def test_processes_creating_the_same_new_database_at_once_all_succeed(tmp_path: Path) -> None:
+    # Two clients in simulation mode start together and both create var/simulation.db.
+    path = tmp_path / "simulation.db"
+    start_at = time.time() + 2.0
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CREATOR, str(path), str(w), str(start_at)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(6)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    with Database(path) as db:
+        assert db.query("SELECT COUNT(*) FROM executions")[0][0] == 6
+        assert db.query("PRAGMA journal_mode")[0][0] == "wal"
+        assert db.query("PRAGMA integrity_check")[0][0] == "ok"
