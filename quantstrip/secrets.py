@@ -7,9 +7,11 @@ at any step leaves every secret decryptable (MultiFernet tries each key).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -48,7 +50,7 @@ class Secret:
 def _write_private(path: Path, data: bytes) -> None:
     """Atomic write of a file that only the owner may read."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
@@ -65,6 +67,19 @@ class Vault:
         self.key_file = self.directory / "master.key"
 
     # ---- keys -------------------------------------------------------------------------------
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """One writer at a time across processes (CLI, dashboard, clients): without it two
+        concurrent writes lose one another's secret, and two first writes would each create a
+        key, leaving secrets encrypted under a key that was overwritten."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.directory / ".vault.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
     def _keyring(self):  # type: ignore[no-untyped-def]
         if os.environ.get("QUANTSTRIP_KEYRING", "1") == "0":
             return None
@@ -135,11 +150,12 @@ class Vault:
             raise ConfigError("secret name must not be empty")
         if not isinstance(value, str):
             raise ConfigError(f"secret {name}: value must be a string")
-        fernet = self._fernet(create=True)
-        assert fernet is not None
-        tokens = self._tokens()
-        tokens[name] = fernet.encrypt(value.encode()).decode()
-        _write_private(self.vault_file, json.dumps(tokens, indent=1, sort_keys=True).encode())
+        with self._exclusive():
+            fernet = self._fernet(create=True)
+            assert fernet is not None
+            tokens = self._tokens()
+            tokens[name] = fernet.encrypt(value.encode()).decode()
+            _write_private(self.vault_file, json.dumps(tokens, indent=1, sort_keys=True).encode())
 
     def get(self, name: str) -> Secret | None:
         token = self._tokens().get(name)
@@ -154,11 +170,12 @@ class Vault:
             raise ConfigError(f"secret {name} cannot be decrypted with the current key") from None
 
     def delete(self, name: str) -> bool:
-        tokens = self._tokens()
-        if tokens.pop(name, None) is None:
-            return False
-        _write_private(self.vault_file, json.dumps(tokens, indent=1, sort_keys=True).encode())
-        return True
+        with self._exclusive():
+            tokens = self._tokens()
+            if tokens.pop(name, None) is None:
+                return False
+            _write_private(self.vault_file, json.dumps(tokens, indent=1, sort_keys=True).encode())
+            return True
 
     def names(self) -> list[str]:
         return sorted(self._tokens())
@@ -172,13 +189,15 @@ class Vault:
 
     def rotate(self) -> int:
         """Re-encrypt every secret under a new key; returns how many were re-encrypted."""
-        old = self._load_keys()
-        new = Fernet.generate_key()
-        self._store_keys([new, *old])
-        fernet = MultiFernet([Fernet(k) for k in [new, *old]])
-        tokens = {
-            name: fernet.rotate(token.encode()).decode() for name, token in self._tokens().items()
-        }
-        _write_private(self.vault_file, json.dumps(tokens, indent=1, sort_keys=True).encode())
-        self._store_keys([new])
-        return len(tokens)
+        with self._exclusive():
+            old = self._load_keys()
+            new = Fernet.generate_key()
+            self._store_keys([new, *old])
+            fernet = MultiFernet([Fernet(k) for k in [new, *old]])
+            tokens = {
+                name: fernet.rotate(token.encode()).decode()
+                for name, token in self._tokens().items()
+            }
+            _write_private(self.vault_file, json.dumps(tokens, indent=1, sort_keys=True).encode())
+            self._store_keys([new])
+            return len(tokens)

@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,38 @@ def test_null_keyring_backend_falls_back_to_the_key_file(workspace: Path, monkey
         assert vault.get("ib_web.access_token_secret").reveal() == "null-backend-value"
     finally:
         keyring.set_keyring(previous)
+
+
+SETTER = r"""
+import sys, time
+from quantstrip.secrets import Vault
+folder, worker, start_at = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+vault = Vault(__import__("pathlib").Path(folder))
+time.sleep(max(0.0, start_at - time.time()))  # all writers start on a brand-new vault at once
+for i in range(5):
+    vault.set(f"w{worker}.s{i}", f"value-{worker}-{i}")
+"""
+
+
+def test_concurrent_writers_lose_no_secret_and_share_one_key(tmp_path: Path) -> None:
+    folder = tmp_path / "secrets"
+    start_at = time.time() + 2.0
+    env = dict(os.environ, QUANTSTRIP_KEYRING="0")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", SETTER, str(folder), str(w), str(start_at)],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(6)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    vault = Vault(folder)  # the autouse fixture keeps the keyring out of it, as in the writers
+    assert len(vault.names()) == 30
+    for w in range(6):
+        for i in range(5):
+            secret = vault.get(f"w{w}.s{i}")
+            assert secret is not None and secret.reveal() == f"value-{w}-{i}"
