@@ -7,16 +7,16 @@ at any step leaves every secret decryptable (MultiFernet tries each key).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from quantstrip.errors import ConfigError
+from quantstrip.filelock import exclusive
 from quantstrip.paths import workspace
 
 KEYRING_SERVICE = "quantstrip"
@@ -67,18 +67,11 @@ class Vault:
         self.key_file = self.directory / "master.key"
 
     # ---- keys -------------------------------------------------------------------------------
-    @contextmanager
-    def _exclusive(self) -> Iterator[None]:
+    def _exclusive(self) -> AbstractContextManager[None]:
         """One writer at a time across processes (CLI, dashboard, clients): without it two
         concurrent writes lose one another's secret, and two first writes would each create a
         key, leaving secrets encrypted under a key that was overwritten."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.directory / ".vault.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
+        return exclusive(self.directory / ".vault.lock")
 
     def _keyring(self):  # type: ignore[no-untyped-def]
         if os.environ.get("QUANTSTRIP_KEYRING", "1") == "0":

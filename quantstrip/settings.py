@@ -23,6 +23,7 @@ from pydantic import ValidationError as PydanticValidationError
 from tomlkit.exceptions import TOMLKitError
 
 from quantstrip.errors import ConfigError
+from quantstrip.filelock import exclusive
 from quantstrip.paths import workspace
 from quantstrip.secrets import MASK, Secret, Vault
 from quantstrip.settings_models import DECLARABLE_TYPES, PLATFORM_SECTIONS, PlatformSettings
@@ -251,7 +252,7 @@ def set(key: str, value: Any) -> None:
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"invalid settings key {key!r}")
     path = settings_path()
-    with _state.lock:
+    with _state.lock, exclusive(_lock_path(path)):
         text = path.read_text(encoding="utf-8") if path.exists() else TEMPLATE
         try:
             document = tomlkit.parse(text)
@@ -268,10 +269,7 @@ def set(key: str, value: Any) -> None:
         node[parts[-1]] = value
         new_text = tomlkit.dumps(document)
         _validate(_parse(new_text, key))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(new_text, encoding="utf-8")
-        os.replace(temporary, path)
+        _replace(path, new_text)
         _refresh(force=True)
 
 
@@ -279,12 +277,21 @@ def save_text(text: str) -> None:
     """Replace the whole file with validated text (the settings manager's Save)."""
     validate_text(text)
     path = settings_path()
-    with _state.lock:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
+    with _state.lock, exclusive(_lock_path(path)):
+        _replace(path, text)
         _refresh(force=True)
+
+
+def _lock_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.lock")
+
+
+def _replace(path: Path, text: str) -> None:
+    """Atomic replacement: readers see the old file or the new one, never a half-written one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
 
 
 def raw_text() -> str:

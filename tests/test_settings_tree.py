@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,36 @@ def test_a_change_from_another_process_is_picked_up(workspace: Path, monkeypatch
         check=True,
     )
     assert settings.get("dashboard.port") == 8899
+
+
+SETTER = r"""
+import sys, time
+from quantstrip import settings
+worker, start_at = int(sys.argv[1]), float(sys.argv[2])
+time.sleep(max(0.0, start_at - time.time()))  # every process edits the file at once
+for i in range(5):
+    settings.set(f"strat{worker}.param{i}", i)
+"""
+
+
+def test_processes_setting_keys_at_once_lose_nothing(workspace: Path) -> None:
+    settings.set("existing.kept", "yes")
+    start_at = time.time() + 2.0
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", SETTER, str(w), str(start_at)],
+            cwd=workspace,
+            env=dict(os.environ),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(6)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    settings._reset_for_tests()
+    assert settings.get("existing.kept") == "yes"
+    for w in range(6):
+        for i in range(5):
+            assert settings.get(f"strat{w}.param{i}") == i
