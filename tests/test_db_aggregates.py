@@ -97,6 +97,10 @@ def assert_aggregates_match(db: Database) -> None:
     assert peaks == reference_peaks(conn)
 
 
+def query_plan(db: Database, sql: str) -> list[str]:
+    return [row[3] for row in db.conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
+
+
 @pytest.fixture
 def db(tmp_path: Path):
     database = Database(tmp_path / "q.db")
@@ -274,12 +278,7 @@ def test_aggregates_equal_a_recomputation_after_any_sequence_of_events(
 def test_a_commission_refresh_looks_up_round_trips_by_index(db) -> None:
     # Each commission re-counts the round trips of its fill: a scan here would make recording
     # commissions slower with every trade ever made.
-    plan = [
-        row[3]
-        for row in db.conn.execute(
-            "EXPLAIN QUERY PLAN SELECT * FROM v_closure_touches WHERE execution_id = 1"
-        )
-    ]
+    plan = query_plan(db, "SELECT * FROM v_closure_touches WHERE execution_id = 1")
     assert not [step for step in plan if step.startswith("SCAN pc")], plan
     assert any("ix_position_closures_closing" in step for step in plan)
     assert any("ix_position_closures_opening" in step for step in plan)
@@ -299,13 +298,7 @@ def test_a_linked_commission_cannot_move_to_another_fill(db) -> None:
 def test_a_capital_refresh_reads_one_strategy_by_index(db) -> None:
     # A correction or a late fill refreshes its strategy's capital inside the write lock: it
     # must read that strategy's events only, never every strategy's history.
-    plan = [
-        row[3]
-        for row in db.conn.execute(
-            "EXPLAIN QUERY PLAN SELECT MAX(capital_micros) FROM v_capital_running "
-            "WHERE strategy_id = 1"
-        )
-    ]
+    plan = query_plan(db, "SELECT MAX(capital_micros) FROM v_capital_running WHERE strategy_id = 1")
     assert any("SEARCH pe USING INDEX ix_position_events_strategy_time" in p for p in plan), plan
     assert not [p for p in plan if p.startswith("SCAN pe")], plan
 

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from support.processes import run_at_once
+
 from quantstrip.db.handler import Database
 
 WRITER = r"""
@@ -115,18 +117,7 @@ db.record_execution(ExecutionInput(
 def test_processes_creating_the_same_new_database_at_once_all_succeed(tmp_path: Path) -> None:
     # Two clients in simulation mode start together and both create var/simulation.db.
     path = tmp_path / "simulation.db"
-    start_at = time.time() + 2.0
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", CREATOR, str(path), str(w), str(start_at)],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for w in range(6)
-    ]
-    for proc in procs:
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
+    run_at_once(CREATOR, [[str(path), str(w)] for w in range(6)])
     with Database(path) as db:
         assert db.query("SELECT COUNT(*) FROM executions")[0][0] == 6
         assert db.query("PRAGMA journal_mode")[0][0] == "wal"

@@ -6,10 +6,10 @@ import os
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from support.processes import run_at_once
 
 from quantstrip import settings
 from quantstrip.secrets import Secret, Vault
@@ -103,20 +103,8 @@ for i in range(5):
 
 def test_concurrent_writers_lose_no_secret_and_share_one_key(tmp_path: Path) -> None:
     folder = tmp_path / "secrets"
-    start_at = time.time() + 2.0
     env = dict(os.environ, QUANTSTRIP_KEYRING="0")
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", SETTER, str(folder), str(w), str(start_at)],
-            env=env,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for w in range(6)
-    ]
-    for proc in procs:
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err
+    run_at_once(SETTER, [[str(folder), str(w)] for w in range(6)], env=env)
     vault = Vault(folder)  # the autouse fixture keeps the keyring out of it, as in the writers
     assert len(vault.names()) == 30
     for w in range(6):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from support.processes import run_at_once
 
 from quantstrip import settings
 from quantstrip.errors import ConfigError
@@ -139,20 +139,7 @@ for i in range(5):
 
 def test_processes_setting_keys_at_once_lose_nothing(workspace: Path) -> None:
     settings.set("existing.kept", "yes")
-    start_at = time.time() + 2.0
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", SETTER, str(w), str(start_at)],
-            cwd=workspace,
-            env=dict(os.environ),
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for w in range(6)
-    ]
-    for proc in procs:
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err
+    run_at_once(SETTER, [[str(w)] for w in range(6)], env=dict(os.environ), cwd=workspace)
     settings._reset_for_tests()
     assert settings.get("existing.kept") == "yes"
     for w in range(6):
