@@ -69,6 +69,23 @@ def test_every_report_figure_equals_the_views_to_the_cent(demo_db: Path) -> None
     )
     for _, row in by_query.iterrows():
         assert cents(row.net_pnl) == cents(report.stats.loc[row.strategy].net_pnl)
+    trade_stats = run_query(
+        next(q.sql for q in list_queries() if q.name == "win_rate_by_strategy"), db_path=demo_db
+    )
+    for _, row in trade_stats.iterrows():
+        stats = report.stats.loc[row.strategy]
+        assert row.trades == stats.trades == trips[row.strategy]
+        assert row.win_rate == pytest.approx(stats.win_rate, abs=5e-5)
+        assert cents(row.avg_win) == cents(stats.avg_win)
+        assert cents(row.avg_loss) == cents(stats.avg_loss)
+        assert row.profit_factor == pytest.approx(stats.profit_factor, abs=5e-5)
+    monthly = run_query(
+        next(q.sql for q in list_queries() if q.name == "monthly_pnl"), db_path=demo_db
+    )
+    for strategy, months in monthly.groupby("strategy"):
+        # each month is rounded to the cent: the sum may differ by half a cent per month
+        tolerance = 0.005 * len(months) + 0.005
+        assert abs(months["net_pnl"].sum() - report.stats.loc[strategy].net_pnl) <= tolerance
     final_equity = report.equity["Portfolio"].iloc[-1]
     assert cents(final_equity - 300_000) == cents(portfolio.net_pnl)
 
@@ -179,6 +196,8 @@ def test_query_library_lists_builtins_and_user_queries(demo_db: Path, workspace:
         "position_history",
         "open_positions",
         "daily_pnl",
+        "win_rate_by_strategy",
+        "monthly_pnl",
     ):
         assert (
             queries[name].source == "builtin" and queries[name].title and queries[name].description
