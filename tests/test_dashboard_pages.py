@@ -173,6 +173,12 @@ def test_monitor_stop_and_start_really_control_the_process(page, dashboard: Dash
     page.wait_for_selector(".qs-state-ticker:has-text('running')", timeout=PAGE_TIMEOUT_MS)
     new_pid = _ticker_pid(dashboard)
     assert new_pid and new_pid != pid and psutil.pid_exists(new_pid)
+    # The lifecycle shows in the client's recent events.
+    page.wait_for_selector(
+        f".qs-events-ticker li:has-text('pid {new_pid}')", state="attached", timeout=PAGE_TIMEOUT_MS
+    )
+    events = page.locator(".qs-events-ticker").text_content() or ""
+    assert "stopped" in events and "started" in events
     assert_clean(page, dashboard)
 
 

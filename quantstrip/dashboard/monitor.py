@@ -35,6 +35,32 @@ def recent_runs(name: str, limit: int = 5) -> list[dict[str, object]]:
     return [dict(r) for r in rows]
 
 
+def recent_events(name: str, limit: int = 8) -> list[dict[str, object]]:
+    with Database(workspace().database) as db:
+        rows = db.query(
+            "SELECT created_at, event_type, message FROM client_events "
+            "WHERE client_name = ? ORDER BY id DESC LIMIT ?",
+            (name, limit),
+        )
+    return [dict(r) for r in rows]
+
+
+def _events_html(name: str) -> str:
+    """The client's latest lifecycle events (started, stopped, crashed, hung, adopted...)."""
+    events = recent_events(name)
+    if not events:
+        return ""
+    items = "".join(
+        f"<li>{html.escape(str(e['created_at'])[:19])} <b>{html.escape(str(e['event_type']))}</b>"
+        f" {html.escape(str(e['message'] or ''))}</li>"
+        for e in events
+    )
+    return (
+        f'<details class="qs-events-{html.escape(name)}"><summary>Recent events</summary>'
+        f"<ul>{items}</ul></details>"
+    )
+
+
 def _runs_html(name: str) -> str:
     runs = recent_runs(name)
     if not runs:
@@ -89,7 +115,10 @@ class ClientRow(w.VBox):
                 f"<details><summary>Last error: {html.escape(status.last_error)}</summary>"
                 f"<pre>{trace}</pre></details>"
             )
-        self.detail.value = "".join(parts)
+        parts.append(_events_html(status.name))
+        detail = "".join(parts)
+        if detail != self.detail.value:  # an unchanged value keeps an opened <details> open
+            self.detail.value = detail
 
 
 class MonitorPage(w.VBox):
