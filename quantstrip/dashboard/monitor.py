@@ -25,24 +25,27 @@ def _health(status: ClientStatus) -> str:
     return f"heartbeat {age:.0f}s ago"
 
 
-def recent_runs(name: str, limit: int = 5) -> list[dict[str, object]]:
+RUNS_SQL = (
+    "SELECT started_at, status, duration_s, output_path, error FROM client_runs "
+    "WHERE client_name = ? ORDER BY started_at DESC LIMIT ?"
+)
+EVENTS_SQL = (
+    "SELECT created_at, event_type, message FROM client_events "
+    "WHERE client_name = ? ORDER BY id DESC LIMIT ?"
+)
+
+
+def _latest(sql: str, name: str, limit: int) -> list[dict[str, object]]:
     with Database(workspace().database) as db:
-        rows = db.query(
-            "SELECT started_at, status, duration_s, output_path, error FROM client_runs "
-            "WHERE client_name = ? ORDER BY started_at DESC LIMIT ?",
-            (name, limit),
-        )
-    return [dict(r) for r in rows]
+        return [dict(r) for r in db.query(sql, (name, limit))]
+
+
+def recent_runs(name: str, limit: int = 5) -> list[dict[str, object]]:
+    return _latest(RUNS_SQL, name, limit)
 
 
 def recent_events(name: str, limit: int = 8) -> list[dict[str, object]]:
-    with Database(workspace().database) as db:
-        rows = db.query(
-            "SELECT created_at, event_type, message FROM client_events "
-            "WHERE client_name = ? ORDER BY id DESC LIMIT ?",
-            (name, limit),
-        )
-    return [dict(r) for r in rows]
+    return _latest(EVENTS_SQL, name, limit)
 
 
 def _events_html(name: str) -> str:
