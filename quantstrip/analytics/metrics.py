@@ -95,11 +95,12 @@ def sortino(returns: pd.Series, periods_per_year: int = TRADING_DAYS) -> float |
     return float(returns.mean()) / downside * math.sqrt(periods_per_year)
 
 
-def period_returns(daily_returns: pd.DataFrame, frequency: str) -> pd.DataFrame:
-    """Daily returns summed into the report's periods (they add: the capital base is fixed)."""
-    if frequency == "D" or daily_returns.empty:
-        return daily_returns
-    return daily_returns.resample(RESAMPLE_RULES[frequency]).sum()
+def period_sums(daily: pd.DataFrame, frequency: str) -> pd.DataFrame:
+    """Daily PnL or returns summed into the report's periods (returns add up too: the capital
+    base is fixed)."""
+    if frequency == "D" or daily.empty:
+        return daily
+    return daily.resample(RESAMPLE_RULES[frequency]).sum()
 
 
 def max_drawdown(equity: pd.Series) -> Drawdown:
@@ -143,8 +144,7 @@ class PortfolioReport:
 
     def resampled_pnl(self) -> pd.DataFrame:
         """Net PnL per period at the report's frequency (D, W or M)."""
-        rule = RESAMPLE_RULES[self.frequency]
-        return self.daily_pnl.resample(rule).sum() if rule != "D" else self.daily_pnl
+        return period_sums(self.daily_pnl, self.frequency)
 
     def charts(self) -> dict[str, object]:
         """The four Altair charts by name: equity, drawdown, returns, strategies."""
@@ -158,14 +158,10 @@ class PortfolioReport:
         }
 
     def chart_svgs(self) -> dict[str, str]:
-        from quantstrip.analytics import charts
+        """The same charts as self-contained SVG (for e-mail and files)."""
+        from quantstrip.analytics.charts import to_svg
 
-        return {
-            "equity": charts.to_svg(charts.equity_chart(self)),
-            "drawdown": charts.to_svg(charts.drawdown_chart(self)),
-            "returns": charts.to_svg(charts.return_histogram(self)),
-            "strategies": charts.to_svg(charts.strategy_bars(self)),
-        }
+        return {name: to_svg(chart) for name, chart in self.charts().items()}
 
 
 def _load(conn, start: date | None, end: date | None, strategies: list[str] | None):
@@ -231,7 +227,7 @@ def portfolio_report(
     returns = pnl / pd.Series(capital)
     returns[PORTFOLIO] = pnl.sum(axis=1) / (sum(capital.values()) or 1.0)
     drawdown = equity - equity.cummax()
-    periodic, per_year = period_returns(returns, frequency), PERIODS_PER_YEAR[frequency]
+    periodic, per_year = period_sums(returns, frequency), PERIODS_PER_YEAR[frequency]
     peaks = dict(zip(roc["strategy"], roc["peak_capital"], strict=True))
     # One grouped sum per table; the loop below only looks rows up.
     everyone = [*names, PORTFOLIO]

@@ -921,8 +921,13 @@ class Database:
             ),
         )
 
-    def _rebuild_position(self, strategy_id: int, account_id: int, instrument_id: int) -> None:
-        """Replay one position's active fills in time order, inside the caller's transaction."""
+    def _rebuild_position(
+        self, strategy_id: int, account_id: int, instrument_id: int, *, refresh: bool = True
+    ) -> None:
+        """Replay one position's active fills in time order, inside the caller's transaction.
+
+        `refresh=False` leaves the strategy's capital aggregate to the caller (rebuilding many
+        positions of one strategy refreshes it once, at the end)."""
         key = (strategy_id, account_id, instrument_id)
         where = "strategy_id = ? AND account_id = ? AND instrument_id = ?"
         for table in ("position_events", "position_closures", "position_lots", "positions"):
@@ -933,7 +938,8 @@ class Database:
             key,
         ).fetchall()
         if not rows:
-            self._refresh_capital(strategy_id)
+            if refresh:
+                self._refresh_capital(strategy_id)
             return
         method = self.conn.execute(
             "SELECT position_method FROM strategies WHERE id = ?", (strategy_id,)
@@ -941,7 +947,8 @@ class Database:
         state = PositionState(method, self.instrument(instrument_id).multiplier_micros)
         for row in rows:
             self._apply_to_position(Execution.from_row(row), state)
-        self._refresh_capital(strategy_id)
+        if refresh:
+            self._refresh_capital(strategy_id)
 
     def _refresh_capital(self, strategy_id: int) -> None:
         """Recompute a strategy's deployed-capital aggregate after its events were replaced.
@@ -949,18 +956,16 @@ class Database:
         The insert trigger keeps it incrementally while events arrive in time order; a rebuild
         deletes and replays events, which marks the row stale until this runs.
         """
-        # Two index-driven reads of one strategy's running capital (v_capital_running); the
-        # grouped v_capital_recomputed would compute every strategy's.
-        last = self.conn.execute(
-            "SELECT capital_micros, event_time, id FROM v_capital_running WHERE strategy_id = ? "
+        # One index-driven pass over this strategy's running capital (v_capital_running): its
+        # newest row carries the peak of all rows; the grouped v_capital_recomputed would
+        # compute every strategy's.
+        row = self.conn.execute(
+            "SELECT capital_micros, MAX(capital_micros) OVER () AS peak_micros, event_time, id "
+            "FROM v_capital_running WHERE strategy_id = ? "
             "ORDER BY event_time DESC, id DESC LIMIT 1",
             (strategy_id,),
         ).fetchone()
-        peak = self.conn.execute(
-            "SELECT MAX(capital_micros) FROM v_capital_running WHERE strategy_id = ?",
-            (strategy_id,),
-        ).fetchone()[0]
-        values = (last[0], peak, last[1], last[2]) if last else (0, None, "", 0)
+        values = tuple(row) if row else (0, None, "", 0)
         self.conn.execute(
             "INSERT INTO agg_strategy_capital (strategy_id, capital_micros, peak_micros, "
             "last_event_time, last_event_id, stale) VALUES (?, ?, ?, ?, ?, 0) "
@@ -981,7 +986,9 @@ class Database:
             self.conn.execute("DELETE FROM position_lots")
             self.conn.execute("DELETE FROM positions")
             for key in keys:
-                self._rebuild_position(*key)
+                self._rebuild_position(*key, refresh=False)
+            for strategy_id in {key[0] for key in keys}:
+                self._refresh_capital(strategy_id)
 
     def positions(
         self, *, strategy: str | int | None = None, include_flat: bool = False
