@@ -175,12 +175,11 @@ CREATE TRIGGER agg_closure_removed BEFORE DELETE ON position_closures
 BEGIN
     UPDATE agg_daily_trips
        SET trades = trades - 1,
-           wins = wins - (SELECT net_micros > 0 FROM v_closure_net WHERE closure_id = OLD.id),
-           losses = losses - (SELECT net_micros < 0 FROM v_closure_net WHERE closure_id = OLD.id),
-           win_micros = win_micros
-               - (SELECT MAX(net_micros, 0) FROM v_closure_net WHERE closure_id = OLD.id),
-           loss_micros = loss_micros
-               - (SELECT MIN(net_micros, 0) FROM v_closure_net WHERE closure_id = OLD.id)
+           wins = wins - (t.net > 0),
+           losses = losses - (t.net < 0),
+           win_micros = win_micros - MAX(t.net, 0),
+           loss_micros = loss_micros - MIN(t.net, 0)
+      FROM (SELECT net_micros AS net FROM v_closure_net WHERE closure_id = OLD.id) AS t
      WHERE strategy_id = OLD.strategy_id AND day = substr(OLD.exit_time, 1, 10);
 END;
 
