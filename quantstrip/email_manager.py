@@ -30,6 +30,7 @@ from quantstrip.db.handler import Database
 from quantstrip.db.records import Notification
 from quantstrip.db.units import now_text, parse_utc, utc_text
 from quantstrip.errors import ConfigError
+from quantstrip.files import write_atomic
 from quantstrip.logger import redact
 from quantstrip.paths import workspace
 from quantstrip.settings_models import SmtpAccount
@@ -185,12 +186,8 @@ def _keep_for_resend(notification_id: int, message: EmailMessage) -> None:
     The notifications table holds the plain text only; without this a resend would lose what
     the original carried. Written 0600: reports and statements can be private.
     """
-    path = _outbox_path(notification_id)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(message.as_bytes())
+        write_atomic(_outbox_path(notification_id), message.as_bytes(), private=True)
     except OSError as exc:  # the failure itself is recorded either way
         log.warning("mail %s could not be kept for resend: %s", notification_id, exc)
 
@@ -274,8 +271,6 @@ def send_summary(
 
 
 def _current_client() -> str | None:
-    import os
-
     return os.environ.get("QUANTSTRIP_CLIENT")
 
 

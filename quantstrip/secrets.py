@@ -16,7 +16,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from quantstrip.errors import ConfigError
-from quantstrip.filelock import exclusive
+from quantstrip.files import exclusive, write_atomic
 from quantstrip.paths import workspace
 
 KEYRING_SERVICE = "quantstrip"
@@ -45,19 +45,6 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(("Secret", self._value))
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Atomic write of a file that only the owner may read."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(temporary, 0o600)
-    os.replace(temporary, path)
 
 
 class Vault:
@@ -117,7 +104,7 @@ class Vault:
                 return
             except Exception:
                 pass
-        _write_private(self.key_file, b"\n".join(keys) + b"\n")
+        write_atomic(self.key_file, b"\n".join(keys) + b"\n", private=True)
 
     def _fernet(self, create: bool) -> MultiFernet | None:
         keys = self._load_keys()
@@ -138,6 +125,10 @@ class Vault:
             raise ConfigError(f"secret vault {self.vault_file} is corrupt: {exc.msg}") from None
         return dict(data)
 
+    def _save_tokens(self, tokens: dict[str, str]) -> None:
+        data = json.dumps(tokens, indent=1, sort_keys=True).encode()
+        write_atomic(self.vault_file, data, private=True)
+
     def set(self, name: str, value: str) -> None:
         if not name:
             raise ConfigError("secret name must not be empty")
@@ -148,7 +139,7 @@ class Vault:
             assert fernet is not None
             tokens = self._tokens()
             tokens[name] = fernet.encrypt(value.encode()).decode()
-            _write_private(self.vault_file, json.dumps(tokens, indent=1, sort_keys=True).encode())
+            self._save_tokens(tokens)
 
     def get(self, name: str) -> Secret | None:
         token = self._tokens().get(name)
@@ -167,7 +158,7 @@ class Vault:
             tokens = self._tokens()
             if tokens.pop(name, None) is None:
                 return False
-            _write_private(self.vault_file, json.dumps(tokens, indent=1, sort_keys=True).encode())
+            self._save_tokens(tokens)
             return True
 
     def names(self) -> list[str]:
@@ -191,6 +182,6 @@ class Vault:
                 name: fernet.rotate(token.encode()).decode()
                 for name, token in self._tokens().items()
             }
-            _write_private(self.vault_file, json.dumps(tokens, indent=1, sort_keys=True).encode())
+            self._save_tokens(tokens)
             self._store_keys([new])
             return len(tokens)

@@ -23,7 +23,7 @@ from pydantic import ValidationError as PydanticValidationError
 from tomlkit.exceptions import TOMLKitError
 
 from quantstrip.errors import ConfigError
-from quantstrip.filelock import exclusive
+from quantstrip.files import exclusive, write_atomic
 from quantstrip.paths import workspace
 from quantstrip.secrets import MASK, Secret, Vault
 from quantstrip.settings_models import DECLARABLE_TYPES, PLATFORM_SECTIONS, PlatformSettings
@@ -269,7 +269,7 @@ def set(key: str, value: Any) -> None:
         node[parts[-1]] = value
         new_text = tomlkit.dumps(document)
         _validate(_parse(new_text, key))
-        _replace(path, new_text)
+        write_atomic(path, new_text.encode())
         _refresh(force=True)
 
 
@@ -278,20 +278,12 @@ def save_text(text: str) -> None:
     validate_text(text)
     path = settings_path()
     with _state.lock, exclusive(_lock_path(path)):
-        _replace(path, text)
+        write_atomic(path, text.encode())
         _refresh(force=True)
 
 
 def _lock_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.lock")
-
-
-def _replace(path: Path, text: str) -> None:
-    """Atomic replacement: readers see the old file or the new one, never a half-written one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def raw_text() -> str:
