@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.ledger import fill
 
-from quantstrip.db.handler import Database, ExecutionInput
+from quantstrip.db.handler import Database
 from quantstrip.db.migrate import _migrations, _split, migrate
 
 
@@ -108,26 +109,9 @@ def db(tmp_path: Path):
     database.close()
 
 
-def _fill(db: Database, exec_id: str, side: str, qty: float, price: str, when: str, **kw):
-    instrument = db.ensure_instrument(kw.pop("symbol", "AAPL"))
-    return db.record_execution(
-        ExecutionInput(
-            kw.pop("broker", "sim"),
-            "ACC",
-            exec_id,
-            kw.pop("strategy", "s"),
-            instrument,
-            side,
-            qty,
-            price,
-            when,
-        )
-    )
-
-
 def test_a_commission_arriving_after_the_close_turns_a_small_win_into_a_loss(db) -> None:
-    _fill(db, "1", "BUY", 100, "10.00", "2025-01-02T15:00:00Z")
-    _fill(db, "2", "SELL", 100, "10.01", "2025-01-03T15:00:00Z")
+    fill(db, "1", "BUY", 100, "10.00", "2025-01-02T15:00:00Z")
+    fill(db, "2", "SELL", 100, "10.01", "2025-01-03T15:00:00Z")
     wins = db.conn.execute("SELECT trades, wins, losses FROM agg_daily_trips").fetchone()
     assert tuple(wins) == (1, 1, 0)
     db.record_commission(broker="sim", exec_id="2", commission=1.50)
@@ -137,8 +121,8 @@ def test_a_commission_arriving_after_the_close_turns_a_small_win_into_a_loss(db)
 
 
 def test_a_commission_stored_twice_is_counted_once(db) -> None:
-    _fill(db, "1", "BUY", 100, "10.00", "2025-01-02T15:00:00Z")
-    _fill(db, "2", "SELL", 100, "11.00", "2025-01-03T15:00:00Z")
+    fill(db, "1", "BUY", 100, "10.00", "2025-01-02T15:00:00Z")
+    fill(db, "2", "SELL", 100, "11.00", "2025-01-03T15:00:00Z")
     for _ in range(3):
         db.record_commission(broker="sim", exec_id="1", commission=1.00)
     assert_aggregates_match(db)
@@ -147,34 +131,34 @@ def test_a_commission_stored_twice_is_counted_once(db) -> None:
 
 
 def test_an_ib_correction_replaces_the_fill_in_every_aggregate(db) -> None:
-    _fill(db, "0001.01", "BUY", 100, "10.00", "2025-01-02T15:00:00Z", broker="ib")
-    _fill(db, "0002.01", "SELL", 100, "12.00", "2025-01-03T15:00:00Z", broker="ib")
+    fill(db, "0001.01", "BUY", 100, "10.00", "2025-01-02T15:00:00Z", broker="ib")
+    fill(db, "0002.01", "SELL", 100, "12.00", "2025-01-03T15:00:00Z", broker="ib")
     db.record_commission(broker="ib", exec_id="0002.01", commission=1.00)
-    _fill(db, "0002.02", "SELL", 100, "11.00", "2025-01-03T15:00:00Z", broker="ib")
+    fill(db, "0002.02", "SELL", 100, "11.00", "2025-01-03T15:00:00Z", broker="ib")
     assert_aggregates_match(db)
     gross = db.conn.execute("SELECT SUM(gross_micros) FROM agg_daily_pnl").fetchone()[0]
     assert gross == 100_000_000  # 100 x (11 - 10): the superseded 12.00 no longer counts
 
 
 def test_an_out_of_order_fill_marks_capital_stale_until_the_rebuild_refreshes_it(db) -> None:
-    _fill(db, "1", "BUY", 100, "10.00", "2025-01-03T15:00:00Z")
-    _fill(db, "2", "BUY", 100, "20.00", "2025-01-02T15:00:00Z")  # older: position replayed
+    fill(db, "1", "BUY", 100, "10.00", "2025-01-03T15:00:00Z")
+    fill(db, "2", "BUY", 100, "20.00", "2025-01-02T15:00:00Z")  # older: position replayed
     stale = db.conn.execute("SELECT stale FROM agg_strategy_capital").fetchone()[0]
     assert stale == 0
     assert_aggregates_match(db)
 
 
 def test_a_full_rebuild_leaves_every_aggregate_equal_to_its_recomputation(db) -> None:
-    _fill(db, "1", "BUY", 100, "10.00", "2025-01-02T15:00:00Z")
-    _fill(db, "2", "SELL", 50, "11.00", "2025-01-03T15:00:00Z")
-    _fill(db, "3", "SELL", 80, "9.00", "2025-01-04T15:00:00Z")
+    fill(db, "1", "BUY", 100, "10.00", "2025-01-02T15:00:00Z")
+    fill(db, "2", "SELL", 50, "11.00", "2025-01-03T15:00:00Z")
+    fill(db, "3", "SELL", 80, "9.00", "2025-01-04T15:00:00Z")
     db.record_commission(broker="sim", exec_id="3", commission=2.00)
     db.rebuild_positions()
     assert_aggregates_match(db)
 
 
 def test_position_events_refuse_edits_in_place(db) -> None:
-    _fill(db, "1", "BUY", 100, "10.00", "2025-01-02T15:00:00Z")
+    fill(db, "1", "BUY", 100, "10.00", "2025-01-02T15:00:00Z")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         db.conn.execute("UPDATE position_events SET realized_pnl_gross_micros = 5")
 
@@ -182,8 +166,8 @@ def test_position_events_refuse_edits_in_place(db) -> None:
 def test_the_migration_backfills_aggregates_of_an_existing_database(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     with Database(path) as db:
-        _fill(db, "1", "BUY", 100, "10.00", "2025-01-02T15:00:00Z")
-        _fill(db, "2", "SELL", 100, "11.00", "2025-01-03T15:00:00Z")
+        fill(db, "1", "BUY", 100, "10.00", "2025-01-02T15:00:00Z")
+        fill(db, "2", "SELL", 100, "11.00", "2025-01-03T15:00:00Z")
         db.record_commission(broker="sim", exec_id="2", commission=1.00)
     # Take the database back to schema version 2 (the base rows are what version 2 wrote).
     conn = sqlite3.connect(path)
@@ -238,7 +222,7 @@ def test_aggregates_equal_a_recomputation_after_any_sequence_of_events(
                 exec_id = f"{n:04x}.01"
                 if op == "late":  # its commission first, the fill later in the sequence
                     db.record_commission(broker="ib", exec_id=exec_id, commission=rng.random() * 3)
-                _fill(
+                fill(
                     db,
                     exec_id,
                     rng.choice(["BUY", "SELL"]),
@@ -259,7 +243,7 @@ def test_aggregates_equal_a_recomputation_after_any_sequence_of_events(
                 prior = db.execution_by_exec_id("ib", rng.choice(recorded))
                 base = prior.base_exec_id
                 number = prior.correction_number + 1
-                _fill(
+                fill(
                     db,
                     f"{base}.{number:02x}",
                     prior.side,
@@ -284,9 +268,9 @@ def test_a_commission_refresh_looks_up_round_trips_by_index(db) -> None:
     assert any("ix_position_closures_opening" in step for step in plan)
 
 
-def test_a_linked_commission_cannot_move_to_another_fill(db) -> None:
-    first = _fill(db, "1", "BUY", 100, "10.00", "2025-01-02T15:00:00Z").execution
-    second = _fill(db, "2", "SELL", 100, "11.00", "2025-01-03T15:00:00Z").execution
+def test_a_linked_commission_cannot_move_to_anotherfill(db) -> None:
+    first = fill(db, "1", "BUY", 100, "10.00", "2025-01-02T15:00:00Z").execution
+    second = fill(db, "2", "SELL", 100, "11.00", "2025-01-03T15:00:00Z").execution
     db.record_commission(broker="sim", exec_id="1", commission=1.00)
     with pytest.raises(sqlite3.IntegrityError, match="cannot be moved"):
         db.conn.execute(
@@ -306,9 +290,9 @@ def test_a_capital_refresh_reads_one_strategy_by_index(db) -> None:
 def test_a_late_fill_on_another_instrument_refreshes_the_strategy_capital(db) -> None:
     # MSFT's own position is in time order (no replay), but the strategy's running capital is
     # not: the writer recomputes it at once instead of leaving readers a stale row.
-    _fill(db, "1", "BUY", 100, "10.00", "2025-01-02T10:00:00Z", symbol="MSFT")
-    _fill(db, "2", "BUY", 100, "20.00", "2025-01-03T15:00:00Z", symbol="AAPL")
-    _fill(db, "3", "SELL", 100, "11.00", "2025-01-03T09:00:00Z", symbol="MSFT")
+    fill(db, "1", "BUY", 100, "10.00", "2025-01-02T10:00:00Z", symbol="MSFT")
+    fill(db, "2", "BUY", 100, "20.00", "2025-01-03T15:00:00Z", symbol="AAPL")
+    fill(db, "3", "SELL", 100, "11.00", "2025-01-03T09:00:00Z", symbol="MSFT")
     stale = db.conn.execute("SELECT stale FROM agg_strategy_capital").fetchone()[0]
     assert stale == 0
     assert_aggregates_match(db)

@@ -7,8 +7,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from support.ledger import fill
 
-from quantstrip.db.handler import Database, ExecutionInput
+from quantstrip.db.handler import Database
 
 
 @pytest.fixture
@@ -16,13 +17,6 @@ def db(tmp_path: Path):
     database = Database(tmp_path / "q.db")
     yield database
     database.close()
-
-
-def fill(db, exec_id, side, qty, price, when, strategy="s", instrument=None, broker="sim"):
-    instrument = instrument or db.ensure_instrument("AAPL")
-    return db.record_execution(
-        ExecutionInput(broker, "ACC", exec_id, strategy, instrument, side, qty, price, when)
-    )
 
 
 def position(db, strategy="s"):
