@@ -652,6 +652,7 @@ class Daemon:
         pid = m.proc.pid
         _killpg(pid, signal.SIGKILL)  # leftovers of the group (a job's subprocesses)
         m.proc = None
+        m.warned_jobs.clear()  # keyed by pid: none can match the next process
         _pid_file(m.name, "module").unlink(missing_ok=True)
         reason, m.stop_reason, m.stop_deadline = m.stop_reason, None, None
         m.next_run = None
