@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from quantstrip import clock
 from quantstrip.brokers.events import (
     Bar,
     BracketRequest,
@@ -108,7 +109,7 @@ class DemoBook:
 
 def build_demo(db_path: str | Path, *, seed: int = 7, years: int = 2, end: date | None = None):
     """Simulate the demo strategies into `db_path`; returns a summary."""
-    days = business_days(end or date.today() - timedelta(days=1), 252 * years)
+    days = business_days(end or clock.today() - timedelta(days=1), 252 * years)
     bars = generate_bars(SYMBOLS, days, seed)
     specs = {s: InstrumentSpec(s, primary_exchange="ARCA") for s in SYMBOLS}
     broker = SimBroker(account="DEMO", seed=seed, starting_cash=1_000_000, slippage_bps=1)

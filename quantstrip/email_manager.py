@@ -18,14 +18,14 @@ import traceback as tb
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
-from quantstrip import settings
+from quantstrip import clock, settings
 from quantstrip.db.handler import Database
 from quantstrip.db.records import Notification
 from quantstrip.db.units import now_text, parse_utc, utc_text
@@ -301,7 +301,7 @@ def flush(force: bool = False) -> list[Notification]:
         groups: dict[str, list[Notification]] = defaultdict(list)
         for item in queued:
             groups[item.recipients].append(item)  # type: ignore[attr-defined]
-        now = datetime.now(UTC)
+        now = clock.now()
     for recipients, items in groups.items():
         oldest = min(parse_utc(i.created_at) for i in items)
         if not force and now - oldest < interval:
@@ -326,7 +326,7 @@ def _alerted_recently(client: str, subject: str) -> bool:
     window = settings.platform().email.alert_repeat_minutes
     if window <= 0:
         return False
-    since = utc_text(datetime.now(UTC) - timedelta(minutes=window))
+    since = utc_text(clock.now() - timedelta(minutes=window))
     with _db() as db:
         rows = db.query(
             "SELECT 1 FROM notifications WHERE kind = 'alert' AND client_name = ? AND subject = ? "
@@ -367,7 +367,7 @@ def send_error_alert(
 
 def send_eod_summary(client: str, day: date | None = None) -> Notification:
     """End-of-day mail from the database: the client's fills, realised PnL and errors of the day."""
-    day = day or datetime.now(UTC).date()
+    day = day or clock.now().date()
     start, end = f"{day.isoformat()} 00:00:00", f"{day.isoformat()} 23:59:59.999999"
     with _db() as db:
         strategies = [

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from logging.handlers import TimedRotatingFileHandler
 from pathlib import Path
 
+from quantstrip import clock
 from quantstrip.paths import workspace
 
 RETENTION_FILES = 30
@@ -69,7 +70,7 @@ def _vault_stamp() -> tuple[int, int] | None:
 
 
 def _refresh_if_vault_changed() -> None:
-    now = time.monotonic()
+    now = clock.monotonic()
     if now - float(_vault_seen["checked_at"]) < REDACTION_CHECK_S:  # type: ignore[arg-type]
         return
     _vault_seen["checked_at"] = now

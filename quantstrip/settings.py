@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import tomlkit
 from pydantic import ValidationError as PydanticValidationError
 from tomlkit.exceptions import TOMLKitError
 
+from quantstrip import clock
 from quantstrip.errors import ConfigError
 from quantstrip.files import exclusive, write_atomic
 from quantstrip.paths import workspace
@@ -138,7 +138,7 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 def _refresh(force: bool = False) -> None:
     with _state.lock:
         path = settings_path()
-        now = time.monotonic()
+        now = clock.monotonic()
         if not force and path == _state.path and now - _state.checked_at < RELOAD_CHECK_S:
             return
         _state.checked_at = now

@@ -98,7 +98,11 @@ def test_session_gate_skips_weekends_and_exchange_holidays() -> None:
         "2026-11-30",  # skips the weekend
     ]
     # A sub-daily gated job jumps over the weekend instead of stepping through it.
-    every_minute = SessionTrigger(IntervalTrigger(minutes=1, timezone=NY), "XNYS")
+    # The interval is anchored explicitly: one with no start date is anchored to the real "now".
+    anchor = datetime(2026, 11, 2, tzinfo=NY)
+    every_minute = SessionTrigger(
+        IntervalTrigger(minutes=1, start_date=anchor, timezone=NY), "XNYS"
+    )
     saturday = datetime(2026, 11, 28, 12, tzinfo=UTC)
     assert every_minute.get_next_fire_time(None, saturday).date().isoformat() == "2026-11-30"
 

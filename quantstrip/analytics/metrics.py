@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from quantstrip import clock
 from quantstrip.analytics.connection import connect
 
 TRADING_DAYS = 252
@@ -50,7 +51,7 @@ class Drawdown:
 
 
 def resolve_horizon(horizon: Horizon, today: date | None = None) -> tuple[date | None, date | None]:
-    today = today or datetime.now(UTC).date()
+    today = today or clock.now().date()
     if isinstance(horizon, tuple):
         start, end = horizon
         return (

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
+from quantstrip import clock
 from quantstrip.errors import ValidationError
 
 ORDER_TYPES = ("MKT", "LMT", "STP", "STP LMT")
@@ -38,7 +39,7 @@ def decimal(value: object, field_name: str) -> Decimal:
 
 
 def utc(moment: datetime | None = None) -> datetime:
-    moment = moment or datetime.now(UTC)
+    moment = moment or clock.now()
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 

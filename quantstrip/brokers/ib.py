@@ -38,6 +38,7 @@ from ib_async import (
     Trade,
 )
 
+from quantstrip import clock
 from quantstrip.brokers.base import Broker
 from quantstrip.brokers.events import (
     AccountValueEvent,
@@ -481,11 +482,11 @@ class IbBroker(Broker):
         use_rth: bool = True,
     ) -> list[Bar]:
         key = (instrument, bar_size, duration, what_to_show, use_rth, end)
-        wait = self.pacer.wait_time(key, time.monotonic())
+        wait = self.pacer.wait_time(key, clock.monotonic())
         if wait > 0:
             log.info("IB historical-data pacing: waiting %.1fs", wait)
             time.sleep(wait)
-        self.pacer.record(key, time.monotonic())
+        self.pacer.record(key, clock.monotonic())
         seen = len(self.errors)
         bars = self._run(
             self.ib.reqHistoricalDataAsync(

@@ -25,6 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from quantstrip import clock
 from quantstrip.db.handler import Database, ExecutionInput
 from quantstrip.errors import QuantstripError
 from quantstrip.paths import workspace
@@ -292,7 +293,7 @@ def parse_statement(xml: bytes | str, tz: str = "America/New_York") -> FlexState
 def store_statement(xml: bytes, statement: FlexStatement, folder: Path | None = None) -> Path:
     folder = folder or workspace().statements
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = statement.generated.replace(";", "T") or datetime.now().strftime("%Y%m%dT%H%M%S")
+    stamp = statement.generated.replace(";", "T") or clock.stamp()
     path = (
         folder / f"flex_{statement.account}_{statement.from_date}_{statement.to_date}_{stamp}.xml"
     )

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 
+from quantstrip import clock
 from quantstrip.brokers.base import Broker
 from quantstrip.brokers.events import (
     AccountValueEvent,
@@ -355,7 +356,7 @@ class SimBroker(Broker):
                 broker_order_id=order.broker_order_id,
                 perm_id=f"SIM{order.seq}",
                 message=message,
-                time=self.clock or datetime.now().astimezone(),
+                time=self.clock or clock.local_now(),
             )
         )
 
@@ -391,7 +392,7 @@ class SimBroker(Broker):
             self.account,
             values["NetLiquidation"],
             values["TotalCashValue"],
-            time=self.clock or datetime.now().astimezone(),
+            time=self.clock or clock.local_now(),
         )
         self.emit(event)
         return event

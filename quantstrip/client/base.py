@@ -20,11 +20,11 @@ import functools
 import json
 import os
 import threading
-import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
+from quantstrip import clock
 from quantstrip.client import services
 from quantstrip.client.schedule import Scheduler
 
@@ -79,7 +79,7 @@ class ClientBase:
         def guarded(*args: Any, **kwargs: Any) -> Any:
             key = threading.get_ident()
             with self._running_lock:
-                self._running[key] = (job_name, time.monotonic(), time.time())
+                self._running[key] = (job_name, clock.monotonic(), clock.epoch())
             try:
                 return func(*args, **kwargs)
             except Exception as exc:
@@ -120,7 +120,7 @@ class ClientBase:
         """Jobs running longer than `job_timeout_s`: (job name, seconds running)."""
         if self.job_timeout_s is None:
             return []
-        now = time.monotonic()
+        now = clock.monotonic()
         with self._running_lock:
             running = list(self._running.values())
         return [
@@ -131,7 +131,7 @@ class ClientBase:
 
     def longest_running_job(self) -> tuple[str, float, float] | None:
         """The job running longest right now: (name, seconds running, epoch start), if any."""
-        now = time.monotonic()
+        now = clock.monotonic()
         with self._running_lock:
             running = list(self._running.values())
         if not running:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from quantstrip import clock
 from quantstrip.paths import workspace
 
 
@@ -48,7 +48,7 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 
 def beat(path: Path, **fields: Any) -> None:
-    write_json_atomic(path, asdict(Beat(time=time.time(), pid=os.getpid(), **fields)))
+    write_json_atomic(path, asdict(Beat(time=clock.epoch(), pid=os.getpid(), **fields)))
 
 
 def read_beat(path: Path) -> Beat | None:

@@ -27,6 +27,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from quantstrip import clock
 from quantstrip.client.calendar import SessionTrigger
 from quantstrip.errors import ValidationError
 
@@ -140,7 +141,7 @@ class ScheduledJob:
     def next_run(self) -> datetime | None:
         if self.aps_job is not None:
             return self.aps_job.next_run_time
-        now = datetime.now(zone(None))
+        now = clock.now()
         return self.trigger.get_next_fire_time(None, now)
 
 
@@ -258,7 +259,7 @@ class JobBuilder:
         if self.unit == "days":
             if n == 1:
                 return CronTrigger(hour=hour, minute=minute, second=second, timezone=tz)
-            start = datetime.now(tz).replace(hour=hour or 0, minute=minute or 0, second=second)
+            start = clock.now(tz).replace(hour=hour or 0, minute=minute or 0, second=second)
             return IntervalTrigger(days=n, start_date=start - timedelta(days=n), timezone=tz)
         if self.unit == "hours":
             return CronTrigger(
@@ -360,7 +361,7 @@ class Scheduler:
         """Fire every job once now (the daemon's run-now), keeping their schedules."""
         if self._aps is None:
             return
-        now = datetime.now(self.tz)
+        now = clock.now(self.tz)
         for job in self.jobs:
             if job.aps_job is not None:
                 job.aps_job.modify(next_run_time=now)

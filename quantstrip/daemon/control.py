@@ -22,10 +22,10 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from quantstrip import clock
 from quantstrip.errors import QuantstripError
 from quantstrip.paths import workspace
 
@@ -229,7 +229,7 @@ def clients_from_db(db_path: Path | None = None) -> list[ClientStatus]:
         return []
     with Database(path, read_only=True) as db:
         rows = db.query("SELECT * FROM clients WHERE state <> 'removed' ORDER BY name")
-    now = datetime.now(UTC)
+    now = clock.now()
     out = []
     for row in rows:
         beat = row["last_heartbeat"]

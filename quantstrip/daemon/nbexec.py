@@ -14,12 +14,13 @@ import contextlib
 import os
 import re
 import sys
-import time
 import traceback
 from pathlib import Path
 from typing import Any
 
 import papermill  # preloaded in the fork server: the point of this module
+
+from quantstrip import clock
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # papermill tags the cell it inserts; it is not one of the author's cells.
@@ -86,7 +87,7 @@ def execute_run(spec: dict[str, Any]) -> None:
 
     output = Path(spec["output_path"])
     output.parent.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
+    started = clock.monotonic()
     status, error, error_cell, tb = "success", None, None, None
     print(f"run {spec['run_id']} of {spec['client']}: {spec['input_path']} -> {output}")
     try:
@@ -117,7 +118,7 @@ def execute_run(spec: dict[str, Any]) -> None:
             spec["run_id"],
             status=status,
             ended_at=now_text(),
-            duration_s=round(time.monotonic() - started, 3),
+            duration_s=round(clock.monotonic() - started, 3),
             output_path=str(output) if output.exists() else None,
             error=error,
             error_cell=error_cell,

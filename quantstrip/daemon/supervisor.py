@@ -44,6 +44,7 @@ from typing import Any
 
 import psutil
 
+from quantstrip import clock
 from quantstrip.client import heartbeat, services
 from quantstrip.client.runner import crash_path, exit_path
 from quantstrip.daemon import notebooks, registry
@@ -182,13 +183,13 @@ class AlertWorker:
         self._queue.put((client, message, tb, to))
 
     def _work(self) -> None:
-        next_digest = time.monotonic() + _digest_check_s()
+        next_digest = clock.monotonic() + _digest_check_s()
         while True:
             try:
-                item = self._queue.get(timeout=max(0.0, next_digest - time.monotonic()))
+                item = self._queue.get(timeout=max(0.0, next_digest - clock.monotonic()))
             except queue.Empty:
                 services.send_due_digests()
-                next_digest = time.monotonic() + _digest_check_s()
+                next_digest = clock.monotonic() + _digest_check_s()
                 continue
             if item is None:
                 return
@@ -318,9 +319,9 @@ class Daemon:
             self._reload(initial=True)
             self._stop_unadopted()
             while not self._stopping:
-                started = time.monotonic()
+                started = clock.monotonic()
                 self.tick()
-                self._drain_commands(wait_s=max(0.0, TICK_S - (time.monotonic() - started)))
+                self._drain_commands(wait_s=max(0.0, TICK_S - (clock.monotonic() - started)))
         finally:
             self._shutdown()
         return 0
@@ -329,7 +330,7 @@ class Daemon:
         self._stopping = True
 
     def tick(self) -> None:
-        now = time.monotonic()
+        now = clock.monotonic()
         if now - self._last_reload >= RELOAD_EVERY_S:
             try:
                 self._reload()
@@ -353,10 +354,10 @@ class Daemon:
                 self._begin_stop(m, "shutdown")
             if m.run is not None:
                 self._kill_run(m, "interrupted", "daemon stopped")
-        deadline = time.monotonic() + max(
+        deadline = clock.monotonic() + max(
             [m.config.stop_timeout_s for m in self.clients.values() if m.valid] or [1.0]
         )
-        while time.monotonic() < deadline + 1:
+        while clock.monotonic() < deadline + 1:
             pending = [m for m in list(self.clients.values()) if m.proc is not None]
             for m in pending:
                 self._poll_module(m)
@@ -383,7 +384,7 @@ class Daemon:
 
     # ---- registry ---------------------------------------------------------------------------
     def _reload(self, initial: bool = False) -> None:
-        self._last_reload = time.monotonic()
+        self._last_reload = clock.monotonic()
         files = {p.parent.name: p for p in registry.client_files(self.ws.clients)}
         for name, m in list(self.clients.items()):
             if name not in files and m.stop_reason != "removed":
@@ -455,7 +456,7 @@ class Daemon:
             return
         notebooks.start_fork_server()  # idempotent; papermill loads while nothing is due
         m.trigger = cfg.trigger()
-        now = datetime.now(UTC)
+        now = clock.now()
         m.next_fire = m.trigger.get_next_fire_time(None, now) if m.trigger else None
         m.state = "running" if m.run else "stopped" if m.user_stopped else "scheduled"
         if initial and m.trigger and cfg.missed.policy == "run_once" and not m.user_stopped:
@@ -528,7 +529,7 @@ class Daemon:
         )
         m.state = "running"
         m.started_at = now_text()
-        m.started_epoch = time.time()
+        m.started_epoch = clock.epoch()
         m.stop_reason = m.stop_deadline = None
         m.killed = False
         m.next_restart_at = None
@@ -574,12 +575,12 @@ class Daemon:
             m.stop_reason = reason
         if m.stop_deadline is None:
             timeout = m.config.stop_timeout_s if m.valid else 10.0
-            m.stop_deadline = time.monotonic() + timeout
+            m.stop_deadline = clock.monotonic() + timeout
             _killpg(m.proc.pid, signal.SIGTERM)
         m.state = "stopping"
 
     def _poll_module(self, m: Managed) -> None:
-        now = time.monotonic()
+        now = clock.monotonic()
         if m.proc is not None:
             code = m.proc.poll()
             if code is not None:
@@ -611,10 +612,14 @@ class Daemon:
             self._check_long_job(m, beat)
         policy = m.config.heartbeat
         if m.last_heartbeat is None:
-            since, limit, what = m.started_epoch or time.time(), policy.startup_timeout_s, "startup"
+            since, limit, what = (
+                m.started_epoch or clock.epoch(),
+                policy.startup_timeout_s,
+                "startup",
+            )
         else:
             since, limit, what = m.last_heartbeat, policy.timeout_s, "heartbeat"
-        age = time.time() - since
+        age = clock.epoch() - since
         if age > limit:
             cause = (
                 "stuck before its first beat (imports, __init__ or on_start)"
@@ -703,7 +708,7 @@ class Daemon:
         if policy.policy == "never" or (policy.policy == "on-failure" and not failure):
             m.state = "crashed" if failure else "stopped"
             return
-        now = time.monotonic()
+        now = clock.monotonic()
         while m.restart_times and now - m.restart_times[0] > policy.window_s:
             m.restart_times.popleft()
         if len(m.restart_times) >= policy.max_restarts:
@@ -729,7 +734,7 @@ class Daemon:
             self._poll_run(m)
         if m.trigger is None or m.next_fire is None or not m.enabled or m.user_stopped:
             return
-        now = datetime.now(UTC)
+        now = clock.now()
         if now < m.next_fire:
             return
         slot = m.next_fire
@@ -760,7 +765,7 @@ class Daemon:
             log.info("client %s slot %s already claimed: not running twice", m.name, scheduled_for)
             return None
         run_id = int(row.id)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        stamp = clock.stamp()
         output = self.ws.runs / m.name / f"{stamp}_run{run_id}.ipynb"
         parameters = {
             **cfg.parameters,
@@ -794,10 +799,10 @@ class Daemon:
         m.run = NotebookRun(
             run_id=run_id,
             process=process,
-            started=time.monotonic(),
+            started=clock.monotonic(),
             scheduled_for=scheduled_for,
             output_path=output,
-            deadline=time.monotonic() + limit if limit else None,
+            deadline=clock.monotonic() + limit if limit else None,
         )
         m.state = "running"
         m.started_at = started_at
@@ -818,7 +823,7 @@ class Daemon:
         assert m.run is not None and isinstance(m.config, ClientConfig)
         run = m.run
         if run.process.is_alive():
-            if run.deadline is not None and time.monotonic() > run.deadline:
+            if run.deadline is not None and clock.monotonic() > run.deadline:
                 limit = m.config.time_limit_s
                 log.error("client %s run %s over its %s s limit: killed", m.name, run.run_id, limit)
                 run.killed_reason = f"timeout:exceeded its time limit of {limit:g} s"
@@ -843,7 +848,7 @@ class Daemon:
             if run.killed_reason:
                 status, _, error = run.killed_reason.partition(":")
             ended = now_text()
-            duration = round(time.monotonic() - run.started, 3)
+            duration = round(clock.monotonic() - run.started, 3)
             record = self.db.update(
                 "client_runs",
                 run.run_id,
@@ -884,10 +889,10 @@ class Daemon:
     def _drain_commands(self, wait_s: float = 0.0) -> None:
         """Answer queued commands; with `wait_s`, also wait that long for one (the loop's idle
         time), so a control request is served at once instead of at the next tick."""
-        deadline = time.monotonic() + wait_s
+        deadline = clock.monotonic() + wait_s
         while True:
             try:
-                remaining = deadline - time.monotonic()
+                remaining = deadline - clock.monotonic()
                 if remaining > 0:
                     op, request, reply = self.commands.get(timeout=remaining)
                 else:
@@ -990,7 +995,7 @@ class Daemon:
             pid=pid,
             started_at=m.started_at if pid else None,
             last_heartbeat=utc_text(datetime.fromtimestamp(beat, UTC)) if beat else None,
-            heartbeat_age_s=round(time.time() - beat, 3) if beat and m.proc else None,
+            heartbeat_age_s=round(clock.epoch() - beat, 3) if beat and m.proc else None,
             next_run=next_run,
             last_error=m.last_error,
             last_error_traceback=m.last_error_traceback,
@@ -1076,7 +1081,7 @@ class Daemon:
                 row["id"],
                 status="interrupted",
                 ended_at=now_text(),
-                duration_s=round((datetime.now(UTC) - started).total_seconds(), 3),
+                duration_s=round((clock.now() - started).total_seconds(), 3),
                 error="the daemon stopped during this run",
             )
             self._event(row["client_name"], "run_interrupted", f"run {row['id']} (daemon restart)")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import html
-from datetime import datetime
 
 import ipywidgets as w
 
+from quantstrip import clock
 from quantstrip.daemon.control import ClientStatus, ControlClient, clients_from_db
 from quantstrip.dashboard.common import Refresher, error_html, header
 from quantstrip.db.handler import Database
@@ -159,7 +159,7 @@ class MonitorPage(w.VBox):
                 self.rows[status.name].update(status)
         if not statuses:
             self.list.children = [w.HTML("<p>No clients registered (clients/*/client.toml).</p>")]
-        self.stamp.value = f"<small>updated {datetime.now():%H:%M:%S}</small>"
+        self.stamp.value = f"<small>updated {clock.local_now():%H:%M:%S}</small>"
 
     def act(self, name: str, action: str) -> None:
         try:

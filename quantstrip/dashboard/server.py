@@ -17,6 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from quantstrip import clock
 from quantstrip.paths import workspace
 
 HOME_PAGE = "/voila/render/reports/home.ipynb"
@@ -115,8 +116,8 @@ def start(
             start_new_session=True,
         )
     server = DashboardServer(process, port, token)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    deadline = clock.monotonic() + timeout_s
+    while clock.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(
                 f"the Jupyter server exited with {process.returncode}; see {log_path}"

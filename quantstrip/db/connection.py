@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from quantstrip import clock
+
 BUSY_TIMEOUT_MS = 60_000
 
 
@@ -42,13 +44,13 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
     once instead of calling the busy handler: two clients creating the same database at the same
     moment (the first simulation run of two clients) would otherwise crash one of them.
     """
-    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    deadline = clock.monotonic() + BUSY_TIMEOUT_MS / 1000
     while True:
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
+            if "locked" not in str(exc) or clock.monotonic() > deadline:
                 raise
             time.sleep(0.02)
 

@@ -10,6 +10,7 @@ import math
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
+from quantstrip import clock
 from quantstrip.errors import ValidationError
 
 MICROS = 1_000_000
@@ -72,7 +73,7 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 def utc_text(moment: datetime | str | None = None, field: str = "time") -> str:
     """A moment as canonical UTC text. Naive datetimes are taken to be UTC already."""
     if moment is None:
-        moment = datetime.now(UTC)
+        moment = clock.now()
     elif isinstance(moment, str):
         try:
             moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
