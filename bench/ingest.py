@@ -1,46 +1,84 @@
-"""Executions per second through `record_execution` (one per transaction, and batched) beside a
-bare sqlite3 INSERT of the same rows into an equivalent plain table, measured in the same run.
+"""Speed of the ledger's write path, each figure beside a baseline measured in the same run.
 
-The ratio is the price of what the handler adds: validation, idempotency on the exec id,
-commission linking and the position engine updating positions in the same transaction.
-Usage: python bench/ingest.py [executions] (default 20,000).
+Cases (medians of 3 where a case is short enough to repeat):
+  throughput   fills/s through `record_execution` (one per transaction) and `record_executions`
+               (batches of 500) vs bare sqlite3 INSERTs of the same rows into the real
+               `executions` table, same connection settings (WAL, synchronous=NORMAL).
+               Goals: >= 0.5x bare one per transaction, >= 0.3x bare batched.
+  lots         cost of a fill when its position holds 5,000 open lots vs 1 open lot.
+               Goal: <= 2x.
+  late         a fill older than its strategy's newest event (on another instrument, so its own
+               position needs no replay) vs an in-order fill, at 100,000 position events.
+               Goal: <= 2x.
+  reorder      a fill arriving 10 fills late into a position of 10,000 fills (catching up
+               after a reconnect). Goal: <= 10 ms. Also shown: 5,000 fills late (informational).
+  processes    8 processes x 2,000 fills into one file, wall clock. Goal: < 60 s.
+
+Usage: python bench/ingest.py [case ...] [--count N] [--timeout S]
 """
 
 from __future__ import annotations
 
-import sqlite3
+import argparse
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from quantstrip.db.connection import connect
 from quantstrip.db.handler import Database, ExecutionInput
+from quantstrip.db.units import to_micros, utc_text
 
 BATCH = 500
+REPEATS = 3
 
 
-def rows(count: int, instrument: int) -> list[ExecutionInput]:
+def stamp(second: float) -> str:
+    """Fill times: `second` seconds after 2025-01-02 00:00 UTC, microsecond resolution."""
+    whole, frac = divmod(round(second * 1_000_000), 1_000_000)
+    day, rest = divmod(whole, 86_400)
+    return (
+        f"2025-{1 + day // 28:02d}-{2 + day % 28:02d}T{rest // 3600:02d}:{rest // 60 % 60:02d}:"
+        f"{rest % 60:02d}.{frac:06d}Z"
+    )
+
+
+def new_db(path: Path, strategies: list[str]) -> Database:
+    db = Database(path)
+    for name in strategies:
+        db.ensure_strategy(name)
+    return db
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+# ---- throughput ----
+def flow(count: int, instrument: int, prefix: str = "e") -> list[ExecutionInput]:
+    """Fills on one instrument over ten strategies, alternating pairs of buys and sells."""
     return [
         ExecutionInput(
             "sim",
             "ACC",
-            f"e{i}",
+            f"{prefix}{i}",
             f"s{i % 10}",
             instrument,
             "BUY" if (i // 2) % 2 == 0 else "SELL",
             1 + i % 7,
             f"{100 + (i % 13) / 8:.3f}",
-            f"2025-01-02T{10 + i // 3_600_000:02d}:{i // 60_000 % 60:02d}:{i // 1000 % 60:02d}."
-            f"{i % 1000:03d}Z",
+            stamp(i / 1000),
         )
         for i in range(count)
     ]
 
 
-def bench_handler(folder: Path, fills: list[ExecutionInput], batched: bool) -> float:
-    with Database(folder / f"handler-{batched}.db") as db:
-        db.ensure_instrument("AAPL")
+def handler_run(path: Path, count: int, batched: bool) -> float:
+    with new_db(path, [f"s{i}" for i in range(10)]) as db:
+        fills = flow(count, db.ensure_instrument("AAPL"))
         start = time.perf_counter()
         if batched:
             for i in range(0, len(fills), BATCH):
@@ -51,19 +89,34 @@ def bench_handler(folder: Path, fills: list[ExecutionInput], batched: bool) -> f
         return time.perf_counter() - start
 
 
-def bench_bare(folder: Path, fills: list[ExecutionInput], batched: bool) -> float:
-    conn = connect(folder / f"bare-{batched}.db")
-    conn.execute(
-        "CREATE TABLE fills (id INTEGER PRIMARY KEY, exec_id TEXT UNIQUE, strategy TEXT, "
-        "instrument INTEGER, side TEXT, qty TEXT, price TEXT, exec_time TEXT)"
-    )
+def bare_run(path: Path, count: int, batched: bool) -> float:
+    """The same rows straight into the real executions table (ids resolved beforehand)."""
+    with new_db(path, [f"s{i}" for i in range(10)]) as db:
+        instrument = db.ensure_instrument("AAPL")
+        account = db.ensure_account("sim", "ACC")
+        strategies = {f"s{i}": db.strategy_id(f"s{i}") for i in range(10)}
+        fills = flow(count, instrument)
+    conn = connect(path)
     values = [
-        (f.exec_id, f.strategy, f.instrument_id, f.side, str(f.qty), str(f.price), f.exec_time)
+        (
+            "sim",
+            account,
+            f.exec_id,
+            f.exec_id,
+            strategies[str(f.strategy)],
+            instrument,
+            f.side,
+            to_micros(f.qty),
+            to_micros(f.price),
+            utc_text(f.exec_time),
+            utc_text(None),
+        )
         for f in fills
     ]
     sql = (
-        "INSERT INTO fills (exec_id, strategy, instrument, side, qty, price, exec_time) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO executions (broker, account_id, exec_id, base_exec_id, strategy_id, "
+        "instrument_id, side, qty_micros, price_micros, exec_time, recorded_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
     start = time.perf_counter()
     if batched:
@@ -81,20 +134,259 @@ def bench_bare(folder: Path, fills: list[ExecutionInput], batched: bool) -> floa
     return elapsed
 
 
-def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
-    with tempfile.TemporaryDirectory() as name:
-        folder = Path(name)
-        fills = rows(count, 1)
-        for batched in (False, True):
-            handler = bench_handler(folder, fills, batched)
-            bare = bench_bare(folder, fills, batched)
-            label = f"batched x{BATCH}" if batched else "one per transaction"
-            print(
-                f"{label:22} record_execution {count / handler:10,.0f}/s   "
-                f"bare sqlite3 {count / bare:10,.0f}/s   ratio bare/handler {handler / bare:5.1f}x"
+def case_throughput(folder: Path, count: int) -> None:
+    for batched in (False, True):
+        handler = median(
+            [handler_run(folder / f"h{batched}{r}.db", count, batched) for r in range(REPEATS)]
+        )
+        bare = median(
+            [bare_run(folder / f"b{batched}{r}.db", count, batched) for r in range(REPEATS)]
+        )
+        label = f"batched x{BATCH}" if batched else "one per transaction"
+        goal = 0.3 if batched else 0.5
+        print(
+            f"throughput {label:20} handler {count / handler:9,.0f}/s  bare {count / bare:9,.0f}/s"
+            f"  ratio {bare / handler:5.2f}x of bare (goal >= {goal}x)"
+        )
+
+
+# ---- cost at many open lots ----
+def per_fill_ms(db: Database, fills: list[ExecutionInput]) -> float:
+    times = []
+    for fill in fills:
+        start = time.perf_counter()
+        db.record_execution(fill)
+        times.append(time.perf_counter() - start)
+    return median(times) * 1000
+
+
+def lots_run(path: Path, lots: int, measured: int = 200) -> float:
+    """Median cost of a fill on a long position of `lots` open FIFO lots: each measured pair
+    closes the oldest lot (a sell of 1) and opens a new one (a buy of 1)."""
+    with new_db(path, ["s"]) as db:
+        instrument = db.ensure_instrument("AAPL")
+        opening = [
+            ExecutionInput("sim", "ACC", f"o{i}", "s", instrument, "BUY", 1, "100", stamp(i))
+            for i in range(lots)
+        ]
+        for i in range(0, lots, BATCH):
+            db.record_executions(opening[i : i + BATCH])
+        fills = [
+            ExecutionInput(
+                "sim",
+                "ACC",
+                f"m{i}",
+                "s",
+                instrument,
+                "SELL" if i % 2 == 0 else "BUY",
+                1,
+                "101",
+                stamp(lots + i),
             )
-    print(f"sqlite {sqlite3.sqlite_version}, {count:,} executions")
+            for i in range(measured)
+        ]
+        return per_fill_ms(db, fills)
+
+
+def case_lots(folder: Path) -> None:
+    one = median([lots_run(folder / f"l1-{r}.db", 1) for r in range(REPEATS)])
+    many = median([lots_run(folder / f"l5000-{r}.db", 5000) for r in range(REPEATS)])
+    print(
+        f"open lots  per fill at 1 lot {one:7.3f} ms   at 5,000 lots {many:7.3f} ms   "
+        f"ratio {many / one:6.2f}x (goal <= 2x)"
+    )
+
+
+# ---- a late fill at 100k events ----
+def late_run(path: Path, events: int, measured: int = 20) -> tuple[float, float]:
+    """In-order vs late fills of one strategy holding `events` position events on 20 instruments.
+    Late fills go to their own instrument, at times inside the history (no replay of their
+    position is needed, only the strategy's running capital is affected)."""
+    with new_db(path, ["s"]) as db:
+        instruments = [db.ensure_instrument(f"SYM{i}") for i in range(20)]
+        history = [
+            ExecutionInput(
+                "sim",
+                "ACC",
+                f"h{i}",
+                "s",
+                instruments[i % 20],
+                "BUY" if (i // 20) % 2 == 0 else "SELL",
+                1 + i % 3,
+                f"{100 + i % 11}",
+                stamp(i),
+            )
+            for i in range(events)
+        ]
+        for i in range(0, events, BATCH):
+            db.record_executions(history[i : i + BATCH])
+        late_instrument = db.ensure_instrument("LATE")
+        in_order, late = [], []
+        for i in range(measured):
+            in_order.append(
+                ExecutionInput(
+                    "sim",
+                    "ACC",
+                    f"n{i}",
+                    "s",
+                    instruments[0],
+                    "BUY",
+                    1,
+                    "100",
+                    stamp(events + i),
+                )
+            )
+            late.append(
+                ExecutionInput(
+                    "sim",
+                    "ACC",
+                    f"l{i}",
+                    "s",
+                    late_instrument,
+                    "BUY",
+                    1,
+                    "100",
+                    stamp(events // 2 + i + 0.5),
+                )
+            )
+        normal_ms, late_ms = [], []
+        for a, b in zip(in_order, late, strict=True):
+            normal_ms.append(per_fill_ms(db, [a]))
+            late_ms.append(per_fill_ms(db, [b]))
+        return median(normal_ms), median(late_ms)
+
+
+def case_late(folder: Path, events: int) -> None:
+    normal, late = late_run(folder / "late.db", events)
+    print(
+        f"late fill  at {events:,} events: in order {normal:7.3f} ms   late {late:8.3f} ms   "
+        f"ratio {late / normal:6.2f}x (goal <= 2x)"
+    )
+
+
+# ---- an out-of-order fill in a long position ----
+def reorder_run(path: Path, fills: int, behind: int, measured: int = 5) -> float:
+    """A position of `fills` fills; each measured fill arrives `behind` fills late."""
+    with new_db(path, ["s"]) as db:
+        instrument = db.ensure_instrument("AAPL")
+        history = [
+            ExecutionInput(
+                "sim",
+                "ACC",
+                f"h{i}",
+                "s",
+                instrument,
+                "BUY" if (i // 3) % 2 == 0 else "SELL",
+                1 + i % 4,
+                f"{100 + i % 9}",
+                stamp(i * 10),
+            )
+            for i in range(fills)
+        ]
+        for i in range(0, fills, BATCH):
+            db.record_executions(history[i : i + BATCH])
+        late = [
+            ExecutionInput(
+                "sim",
+                "ACC",
+                f"r{i}",
+                "s",
+                instrument,
+                "BUY",
+                1,
+                "100",
+                stamp((fills - behind) * 10 + i + 0.5),
+            )
+            for i in range(measured)
+        ]
+        return per_fill_ms(db, late)
+
+
+def case_reorder(folder: Path, fills: int) -> None:
+    near = reorder_run(folder / "reorder-near.db", fills, 10)
+    deep = reorder_run(folder / "reorder-deep.db", fills, fills // 2, measured=3)
+    print(
+        f"reorder    10 fills late into {fills:,} fills {near:8.2f} ms (goal <= 10 ms)   "
+        f"{fills // 2:,} fills late {deep:8.2f} ms (informational)"
+    )
+
+
+# ---- eight processes ----
+WRITER = r"""
+import sys
+from quantstrip.db.handler import Database, ExecutionInput
+path, worker, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+db = Database(path)
+db.ensure_strategy(f"strategy{worker}")
+instrument = db.ensure_instrument(f"SYM{worker % 3}")
+for i in range(count):
+    db.record_execution(ExecutionInput(
+        "sim", f"ACC{worker}", f"w{worker}-{i}", f"strategy{worker}", instrument,
+        "BUY" if (i // 3) % 2 == 0 else "SELL", 1 + i % 5, f"{100 + (i % 17) / 4:.2f}",
+        f"2025-01-02T{10 + i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z",
+    ))
+"""
+
+
+def case_processes(folder: Path, workers: int, per_worker: int, timeout: float) -> None:
+    path = folder / "procs.db"
+    Database(path).close()
+    start = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path), str(w), str(per_worker)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(workers)
+    ]
+    finished = True
+    for proc in procs:
+        remaining = max(0.1, timeout - (time.perf_counter() - start))
+        try:
+            proc.communicate(timeout=remaining)
+        except subprocess.TimeoutExpired:
+            finished = False
+    elapsed = time.perf_counter() - start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    conn = connect(path)
+    stored = conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0]
+    conn.close()
+    total = workers * per_worker
+    outcome = f"{elapsed:6.1f} s" if finished else f"did not finish in {timeout:.0f} s"
+    print(
+        f"processes  {workers} x {per_worker:,} fills: {outcome}, {stored:,}/{total:,} stored, "
+        f"{stored / elapsed:7,.0f} fills/s (goal < 60 s)"
+    )
+
+
+CASES: dict[str, Callable[[Path, argparse.Namespace], None]] = {
+    "throughput": lambda folder, a: case_throughput(folder, a.count),
+    "lots": lambda folder, a: case_lots(folder),
+    "late": lambda folder, a: case_late(folder, a.events),
+    "reorder": lambda folder, a: case_reorder(folder, a.position),
+    "processes": lambda folder, a: case_processes(folder, 8, 2000, a.timeout),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cases", nargs="*", help=f"any of {', '.join(CASES)} (default: all)")
+    parser.add_argument("--count", type=int, default=20_000, help="fills per throughput run")
+    parser.add_argument("--events", type=int, default=100_000, help="history of the late case")
+    parser.add_argument("--position", type=int, default=10_000, help="fills of the reorder case")
+    parser.add_argument("--timeout", type=float, default=600, help="processes case limit (s)")
+    args = parser.parse_args()
+    unknown = set(args.cases) - set(CASES)
+    if unknown:
+        parser.error(f"unknown case(s): {', '.join(sorted(unknown))}")
+    for name in args.cases or list(CASES):
+        with tempfile.TemporaryDirectory() as folder:
+            CASES[name](Path(folder), args)
+            sys.stdout.flush()
 
 
 if __name__ == "__main__":
