@@ -1,0 +1,238 @@
+"""Fills and commissions: stored once per broker exec id, corrections supersede, never edit.
+
+`record_execution` applies each new fill to its position in the same transaction, so a crash can
+never leave an execution without its position event (or the reverse).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from quantstrip.db.connection import transaction
+from quantstrip.db.records import Commission, Execution, Instrument, Order
+from quantstrip.db.units import Number, now_text, to_micros, utc_text
+from quantstrip.db.validate import normalise_side, positive_micros, price_micros
+from quantstrip.errors import ValidationError
+
+
+def split_ib_exec_id(exec_id: str) -> tuple[str, int]:
+    """IB corrections change only the suffix after the last '.': base id and correction number."""
+    base, dot, suffix = exec_id.rpartition(".")
+    if dot and base:
+        try:
+            return base, int(suffix, 16)
+        except ValueError:
+            pass
+    return exec_id, 0
+
+
+@dataclass(frozen=True)
+class ExecutionInput:
+    """A fill as a broker reports it, in natural units."""
+
+    broker: str
+    account: str
+    exec_id: str
+    strategy: str | int
+    instrument_id: int
+    side: str
+    qty: Number
+    price: Number
+    exec_time: Any
+    order_id: int | None = None
+    client_order_id: str | None = None
+    base_exec_id: str | None = None
+    correction_number: int | None = None
+    liquidity: str = ""
+    exchange: str = ""
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    execution: Execution
+    created: bool
+    superseded: Execution | None = None
+
+
+class ExecutionLedger:
+    """Part of `Database`: executions and commissions, idempotent on the broker's ids."""
+
+    conn: sqlite3.Connection
+
+    if TYPE_CHECKING:  # provided by ReferenceData, OrderBook and PositionStore
+
+        def instrument(self, instrument_id: int) -> Instrument: ...
+        def strategy_id(self, strategy: str | int) -> int: ...
+        def ensure_account(self, broker: str, account_code: str, **extra: Any) -> int: ...
+        def order_by_client_id(self, client_order_id: str) -> Order | None: ...
+        def _apply_to_position(self, execution: Execution) -> None: ...
+        def _rebuild_position(
+            self, strategy_id: int, account_id: int, instrument_id: int
+        ) -> None: ...
+
+    def _validate_execution(self, fill: ExecutionInput) -> dict[str, Any]:
+        if not fill.broker:
+            raise ValidationError("broker", "must not be empty")
+        if not fill.exec_id or not isinstance(fill.exec_id, str):
+            raise ValidationError("exec_id", "must be a non-empty string")
+        if not fill.account:
+            raise ValidationError("account", "must not be empty")
+        side = normalise_side(fill.side)
+        qty_m = positive_micros(fill.qty, "qty")
+        px_m = price_micros(fill.price, "price")
+        instrument = self.instrument(fill.instrument_id)
+        base, correction = fill.base_exec_id, fill.correction_number
+        if base is None:
+            base, parsed = (
+                (fill.exec_id, 0) if fill.broker != "ib" else split_ib_exec_id(fill.exec_id)
+            )
+            correction = parsed if correction is None else correction
+        return {
+            "side": side,
+            "qty_micros": qty_m,
+            "price_micros": px_m,
+            "instrument": instrument,
+            "exec_time": utc_text(fill.exec_time, "exec_time"),
+            "base_exec_id": base,
+            "correction_number": int(correction or 0),
+        }
+
+    def record_execution(self, fill: ExecutionInput) -> ExecutionResult:
+        """Store a fill once and apply it to its position, atomically.
+
+        A repeated exec id returns the stored row untouched. A higher correction number of the
+        same base exec id supersedes the earlier fill and the position is rebuilt; a lower one
+        (arriving late) is stored as already superseded.
+        """
+        checked = self._validate_execution(fill)
+        with transaction(self.conn):
+            return self._record_execution_locked(fill, checked)
+
+    def record_executions(self, fills: Sequence[ExecutionInput]) -> list[ExecutionResult]:
+        """Many fills in one transaction (all or none), each validated before any write."""
+        checked = [self._validate_execution(f) for f in fills]
+        with transaction(self.conn):
+            return [
+                self._record_execution_locked(f, c) for f, c in zip(fills, checked, strict=True)
+            ]
+
+    def _record_execution_locked(self, fill: ExecutionInput, c: dict[str, Any]) -> ExecutionResult:
+        account_id = self.ensure_account(fill.broker, fill.account)
+        existing = self.conn.execute(
+            "SELECT * FROM executions WHERE broker = ? AND account_id = ? AND exec_id = ?",
+            (fill.broker, account_id, fill.exec_id),
+        ).fetchone()
+        if existing:
+            return ExecutionResult(Execution.from_row(existing), created=False)
+        strategy_id = self.strategy_id(fill.strategy)
+        order_id = fill.order_id
+        if order_id is None and fill.client_order_id:
+            order = self.order_by_client_id(fill.client_order_id)
+            order_id = order.id if order else None
+        active = self.conn.execute(
+            "SELECT * FROM executions WHERE broker = ? AND account_id = ? AND base_exec_id = ? "
+            "AND superseded_by IS NULL",
+            (fill.broker, account_id, c["base_exec_id"]),
+        ).fetchone()
+        prior = Execution.from_row(active) if active else None
+        late_version = prior is not None and prior.correction_number >= c["correction_number"]
+        cursor = self.conn.execute(
+            "INSERT INTO executions (broker, account_id, exec_id, base_exec_id, correction_number, "
+            "superseded_by, order_id, strategy_id, instrument_id, side, qty_micros, price_micros, "
+            "exec_time, liquidity, exchange, recorded_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                fill.broker,
+                account_id,
+                fill.exec_id,
+                c["base_exec_id"],
+                c["correction_number"],
+                prior.id if late_version and prior else None,
+                order_id,
+                strategy_id,
+                fill.instrument_id,
+                c["side"],
+                c["qty_micros"],
+                c["price_micros"],
+                c["exec_time"],
+                fill.liquidity or "",
+                fill.exchange or "",
+                now_text(),
+            ),
+        )
+        execution_id = int(cursor.lastrowid or 0)
+        self.conn.execute(
+            "UPDATE commissions SET execution_id = ? WHERE broker = ? AND exec_id = ? "
+            "AND execution_id IS NULL",
+            (execution_id, fill.broker, fill.exec_id),
+        )
+        execution = self._execution(execution_id)
+        if late_version:
+            return ExecutionResult(execution, created=True)
+        if prior is not None:
+            self.conn.execute(
+                "UPDATE executions SET superseded_by = ? WHERE id = ?", (execution_id, prior.id)
+            )
+            self._rebuild_position(prior.strategy_id, prior.account_id, prior.instrument_id)
+            if (prior.strategy_id, prior.account_id, prior.instrument_id) != (
+                strategy_id,
+                account_id,
+                fill.instrument_id,
+            ):
+                self._rebuild_position(strategy_id, account_id, fill.instrument_id)
+            return ExecutionResult(execution, created=True, superseded=self._execution(prior.id))
+        self._apply_to_position(execution)
+        return ExecutionResult(execution, created=True)
+
+    def _execution(self, execution_id: int) -> Execution:
+        row = self.conn.execute("SELECT * FROM executions WHERE id = ?", (execution_id,)).fetchone()
+        return Execution.from_row(row)
+
+    def execution_by_exec_id(self, broker: str, exec_id: str) -> Execution | None:
+        row = self.conn.execute(
+            "SELECT * FROM executions WHERE broker = ? AND exec_id = ? ORDER BY id LIMIT 1",
+            (broker, exec_id),
+        ).fetchone()
+        return Execution.from_row(row) if row else None
+
+    def record_commission(
+        self,
+        *,
+        broker: str,
+        exec_id: str,
+        commission: Number,
+        currency: str = "USD",
+        broker_realized_pnl: Number | None = None,
+    ) -> Commission:
+        """Store the commission of one fill, before or after the fill itself; repeats are no-ops."""
+        if not exec_id:
+            raise ValidationError("exec_id", "must not be empty")
+        commission_m = to_micros(commission, "commission")
+        pnl_m = None
+        # IB sends 1.7976931348623157e308 (UNSET_DOUBLE) when it has no realised PnL.
+        unset = isinstance(broker_realized_pnl, float) and abs(broker_realized_pnl) > 1e300
+        if broker_realized_pnl is not None and not unset:
+            pnl_m = to_micros(broker_realized_pnl, "broker_realized_pnl")
+        with transaction(self.conn):
+            execution = self.execution_by_exec_id(broker, exec_id)
+            self.conn.execute(
+                "INSERT OR IGNORE INTO commissions (broker, exec_id, execution_id, "
+                "commission_micros, currency, broker_realized_pnl_micros, recorded_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    broker,
+                    exec_id,
+                    execution.id if execution else None,
+                    commission_m,
+                    currency or "USD",
+                    pnl_m,
+                    now_text(),
+                ),
+            )
+            row = self.conn.execute(
+                "SELECT * FROM commissions WHERE broker = ? AND exec_id = ?", (broker, exec_id)
+            ).fetchone()
+        return Commission.from_row(row)

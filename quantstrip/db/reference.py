@@ -1,0 +1,160 @@
+"""Reference data: accounts, strategies and instruments, created on first sight, found by id."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from quantstrip.db.connection import transaction
+from quantstrip.db.positions import METHODS
+from quantstrip.db.records import Account, Instrument, Strategy
+from quantstrip.db.units import Number, now_text, to_micros
+from quantstrip.db.validate import positive_micros
+from quantstrip.errors import NotFoundError, ValidationError
+
+
+class ReferenceData:
+    """Part of `Database`: the rows every ledger fact points at."""
+
+    conn: sqlite3.Connection
+    _strategy_ids: dict[str, int]
+    _account_ids: dict[tuple[str, str], int]
+    _instrument_cache: dict[int, Instrument]
+
+    def ensure_account(self, broker: str, account_code: str, **extra: Any) -> int:
+        key = (broker, account_code)
+        if key in self._account_ids:
+            return self._account_ids[key]
+        if not account_code:
+            raise ValidationError("account", "must not be empty")
+        with transaction(self.conn):
+            self.conn.execute(
+                "INSERT OR IGNORE INTO accounts (broker, account_code, name, base_currency, "
+                "created_at) VALUES (?, ?, ?, ?, ?)",
+                (
+                    broker,
+                    account_code,
+                    extra.get("name"),
+                    extra.get("base_currency", "USD"),
+                    now_text(),
+                ),
+            )
+            row = self.conn.execute(
+                "SELECT id FROM accounts WHERE broker = ? AND account_code = ?", key
+            ).fetchone()
+        self._account_ids[key] = int(row[0])
+        return self._account_ids[key]
+
+    def ensure_strategy(
+        self, name: str, *, position_method: str = "fifo", description: str = ""
+    ) -> int:
+        if name in self._strategy_ids:
+            return self._strategy_ids[name]
+        if not isinstance(name, str) or not name.strip():
+            raise ValidationError("strategy", "name must be a non-empty string")
+        if position_method not in METHODS:
+            raise ValidationError("position_method", f"must be one of {METHODS}")
+        with transaction(self.conn):
+            self.conn.execute(
+                "INSERT OR IGNORE INTO strategies (name, description, position_method, "
+                "created_at) VALUES (?, ?, ?, ?)",
+                (name, description, position_method, now_text()),
+            )
+            row = self.conn.execute("SELECT id FROM strategies WHERE name = ?", (name,)).fetchone()
+        self._strategy_ids[name] = int(row[0])
+        return self._strategy_ids[name]
+
+    def strategy_id(self, strategy: str | int) -> int:
+        if isinstance(strategy, int) and not isinstance(strategy, bool):
+            if self.conn.execute("SELECT 1 FROM strategies WHERE id = ?", (strategy,)).fetchone():
+                return strategy
+            raise ValidationError("strategy", f"unknown strategy id {strategy}")
+        if isinstance(strategy, str):
+            return self.ensure_strategy(strategy)
+        raise ValidationError("strategy", f"expected a name or id, got {strategy!r}")
+
+    def ensure_instrument(
+        self,
+        symbol: str,
+        *,
+        sec_type: str = "STK",
+        exchange: str = "SMART",
+        currency: str = "USD",
+        multiplier: Number = 1,
+        primary_exchange: str | None = None,
+        local_symbol: str | None = None,
+        expiry: str = "",
+        strike: Number = 0,
+        option_right: str = "",
+        broker: str | None = None,
+        broker_contract_id: str | int | None = None,
+    ) -> int:
+        """The id of an instrument, created on first sight; a broker id is linked to it."""
+        if not isinstance(symbol, str) or not symbol.strip():
+            raise ValidationError("symbol", "must be a non-empty string")
+        mult = positive_micros(multiplier, "multiplier")
+        strike_m = to_micros(strike, "strike")
+        key = (symbol, sec_type, exchange, currency, expiry, strike_m, option_right)
+        with transaction(self.conn):
+            if broker and broker_contract_id not in (None, ""):
+                row = self.conn.execute(
+                    "SELECT instrument_id FROM instrument_broker_ids "
+                    "WHERE broker = ? AND broker_contract_id = ?",
+                    (broker, str(broker_contract_id)),
+                ).fetchone()
+                if row:
+                    return int(row[0])
+            self.conn.execute(
+                "INSERT OR IGNORE INTO instruments (symbol, sec_type, exchange, currency, expiry, "
+                "strike_micros, option_right, multiplier_micros, primary_exchange, local_symbol, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*key, mult, primary_exchange, local_symbol, now_text()),
+            )
+            instrument_id = int(
+                self.conn.execute(
+                    "SELECT id FROM instruments WHERE symbol = ? AND sec_type = ? AND exchange = ? "
+                    "AND currency = ? AND expiry = ? AND strike_micros = ? AND option_right = ?",
+                    key,
+                ).fetchone()[0]
+            )
+            if broker and broker_contract_id not in (None, ""):
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO instrument_broker_ids VALUES (?, ?, ?)",
+                    (instrument_id, broker, str(broker_contract_id)),
+                )
+        return instrument_id
+
+    def instrument(self, instrument_id: int) -> Instrument:
+        cached = self._instrument_cache.get(instrument_id)
+        if cached is not None:
+            return cached
+        if isinstance(instrument_id, bool) or not isinstance(instrument_id, int):
+            raise ValidationError("instrument_id", f"expected an integer id, got {instrument_id!r}")
+        row = self.conn.execute(
+            "SELECT * FROM instruments WHERE id = ?", (instrument_id,)
+        ).fetchone()
+        if row is None:
+            raise ValidationError("instrument_id", f"unknown instrument {instrument_id}")
+        found = Instrument.from_row(row)
+        self._instrument_cache[instrument_id] = found
+        return found
+
+    def instrument_by_broker_id(self, broker: str, broker_contract_id: str | int) -> Instrument:
+        row = self.conn.execute(
+            "SELECT i.* FROM instruments i JOIN instrument_broker_ids b ON b.instrument_id = i.id "
+            "WHERE b.broker = ? AND b.broker_contract_id = ?",
+            (broker, str(broker_contract_id)),
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no instrument for {broker} contract {broker_contract_id}")
+        return Instrument.from_row(row)
+
+    def strategy(self, name: str) -> Strategy | None:
+        row = self.conn.execute("SELECT * FROM strategies WHERE name = ?", (name,)).fetchone()
+        return Strategy.from_row(row) if row else None
+
+    def account(self, broker: str, account_code: str) -> Account | None:
+        row = self.conn.execute(
+            "SELECT * FROM accounts WHERE broker = ? AND account_code = ?", (broker, account_code)
+        ).fetchone()
+        return Account.from_row(row) if row else None
