@@ -49,7 +49,7 @@ class ClientStatus:
 
     name: str
     kind: str  # module | notebook
-    state: str  # running | stopped | crashed | disabled | invalid | scheduled | backoff
+    state: str  # a `states.ClientState` value
     enabled: bool
     pid: int | None = None
     started_at: str | None = None
@@ -62,6 +62,7 @@ class ClientStatus:
     display_name: str | None = None
     mode: str | None = None
     schedule: str | None = None
+    missed_policy: str | None = None  # notebooks: skip | run_once | run_all (catch-up)
     daemon_running: bool = True
 
     @classmethod

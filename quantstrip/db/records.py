@@ -270,6 +270,8 @@ class Client(Record):
     next_run: str | None
     restart_count: int
     updated_at: str
+    restart_times: str
+    signature: str | None
 
 
 @dataclass(frozen=True)

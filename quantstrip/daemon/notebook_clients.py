@@ -1,0 +1,245 @@
+"""Notebook clients: slots from the trigger, one papermill run at a time, whole-run time limit.
+
+Each run first claims its slot with an INSERT into `client_runs` (UNIQUE (client_name,
+scheduled_for)), so no slot runs twice, whatever happens to the daemon. A slot that comes while
+the previous run is still going is skipped and recorded. The run executes in a fork of the
+fork server (`notebooks`), records its own outcome, and is killed with its kernel at the
+client's `time_limit_s`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from quantstrip import clock
+from quantstrip.daemon import notebooks, processes
+from quantstrip.daemon.managed import Managed
+from quantstrip.daemon.mirror import Mirror
+from quantstrip.daemon.notebooks import NotebookRun
+from quantstrip.daemon.states import ClientState, EventType, MissedPolicy, RunStatus, RunTrigger
+from quantstrip.db.handler import Database
+from quantstrip.db.units import now_text, parse_utc, utc_text
+from quantstrip.paths import Workspace
+
+log = logging.getLogger("quantstrip.daemon")
+
+Alert = Callable[[str, str, str | None], None]
+
+
+class NotebookClients:
+    def __init__(self, ws: Workspace, db: Database, mirror: Mirror, alert: Alert) -> None:
+        self.ws = ws
+        self.db = db
+        self.mirror = mirror
+        self.alert = alert
+
+    def process_log(self, name: str) -> Path:
+        return processes.process_log(self.ws.logs, name)
+
+    # ---- schedule ---------------------------------------------------------------------------
+    def configure(self, m: Managed, initial: bool = False) -> None:
+        """Take the (new) trigger; on daemon start, catch up per the client's missed policy."""
+        notebooks.start_fork_server()  # idempotent; papermill loads while nothing is due
+        cfg = m.cfg
+        m.trigger = cfg.trigger()
+        now = clock.now()
+        m.next_fire = m.trigger.get_next_fire_time(None, now) if m.trigger else None
+        if m.run:
+            m.state = ClientState.RUNNING
+        else:
+            m.state = ClientState.STOPPED if m.user_stopped else ClientState.SCHEDULED
+        if initial and m.trigger and not m.user_stopped:
+            self._catch_up(m, now)
+
+    def _catch_up(self, m: Managed, now: datetime) -> None:
+        """The latest slot inside the grace window, if nobody ran it, runs once now."""
+        cfg = m.cfg
+        if cfg.missed.policy != MissedPolicy.RUN_ONCE:
+            return
+        latest = notebooks.latest_missed_slot(m.trigger, now, cfg.missed.grace_s)
+        if latest is None:
+            return
+        slot = utc_text(latest)
+        done = self.db.query(
+            "SELECT 1 FROM client_runs WHERE client_name = ? AND scheduled_for = ?", (m.name, slot)
+        )
+        if not done:
+            log.info("client %s missed its %s run: running it once now", m.name, slot)
+            self.mirror.event(m.name, EventType.MISSED_RUN, f"running missed slot {slot} once")
+            self.launch(m, slot, RunTrigger.MISSED)
+
+    def poll(self, m: Managed) -> None:
+        if m.run is not None:
+            self._poll_run(m)
+        if m.trigger is None or m.next_fire is None or not m.enabled or m.user_stopped:
+            return
+        now = clock.now()
+        if now < m.next_fire:
+            return
+        slot = m.next_fire
+        m.next_fire = m.trigger.get_next_fire_time(slot, now)
+        if m.next_fire is not None and m.next_fire <= slot:
+            m.next_fire = m.trigger.get_next_fire_time(None, now + timedelta(microseconds=1))
+        if m.run is not None:
+            message = f"slot {utc_text(slot)} skipped: previous run {m.run.run_id} still running"
+            log.warning("client %s: %s", m.name, message)
+            self.mirror.event(m.name, EventType.RUN_SKIPPED, message)
+            return
+        self.launch(m, utc_text(slot), RunTrigger.SCHEDULE)
+
+    # ---- runs -------------------------------------------------------------------------------
+    def launch(self, m: Managed, scheduled_for: str | None, trigger: RunTrigger) -> int | None:
+        cfg = m.cfg
+        started_at = now_text()
+        try:
+            row = self.db.insert(
+                "client_runs",
+                client_name=m.name,
+                trigger=str(trigger),
+                scheduled_for=scheduled_for,
+                started_at=started_at,
+                status=str(RunStatus.RUNNING),
+            )
+        except sqlite3.IntegrityError:
+            log.info("client %s slot %s already claimed: not running twice", m.name, scheduled_for)
+            return None
+        run_id = int(row.id)
+        output = self.ws.runs / m.name / f"{clock.stamp()}_run{run_id}.ipynb"
+        parameters = {
+            **cfg.parameters,
+            "client_name": m.name,
+            "mode": cfg.mode,
+            "run_time": started_at,
+            "scheduled_for": scheduled_for or "",
+            "run_id": run_id,
+        }
+        spec = {
+            "run_id": run_id,
+            "client": m.name,
+            "input_path": str(cfg.entry_file),
+            "output_path": str(output),
+            "parameters": parameters,
+            "kernel": cfg.kernel,
+            "cwd": str(cfg.directory),
+            "database": str(self.ws.database),
+            "log_path": str(self.process_log(m.name)),
+            "env": {
+                "QUANTSTRIP_HOME": str(self.ws.home),
+                "QUANTSTRIP_WORKSPACE": str(self.ws.root),
+                "QUANTSTRIP_CLIENT": m.name,
+                "QUANTSTRIP_MODE": cfg.mode,
+            },
+        }
+        process = notebooks.start_run(spec)
+        self.db.update("client_runs", run_id, pid=process.pid)
+        processes.write_pid_file(
+            processes.pid_file(m.name, processes.NOTEBOOK),
+            process.pid,
+            client=m.name,
+            run_id=run_id,
+        )
+        limit = cfg.time_limit_s
+        m.run = NotebookRun(
+            run_id=run_id,
+            process=process,
+            started=clock.monotonic(),
+            scheduled_for=scheduled_for,
+            output_path=output,
+            deadline=clock.monotonic() + limit if limit else None,
+        )
+        m.state = ClientState.RUNNING
+        m.started_at = started_at
+        log.info("client %s run %s started (%s, pid %s)", m.name, run_id, trigger, process.pid)
+        self.mirror.event(
+            m.name, EventType.RUN_STARTED, f"run {run_id} ({trigger}) slot {scheduled_for}"
+        )
+        return run_id
+
+    def kill(self, m: Managed, status: RunStatus, reason: str) -> None:
+        if m.run is None:
+            return
+        if m.run.process.is_alive():
+            processes.kill_run_process(m.run.process)
+        m.run.killed_reason = m.run.killed_reason or f"{status}:{reason}"
+        m.run.process.join(5)
+        self._finish(m)
+
+    def _poll_run(self, m: Managed) -> None:
+        assert m.run is not None
+        run = m.run
+        if run.process.is_alive():
+            if run.deadline is not None and clock.monotonic() > run.deadline:
+                limit = m.cfg.time_limit_s
+                log.error("client %s run %s over its %s s limit: killed", m.name, run.run_id, limit)
+                run.killed_reason = f"{RunStatus.TIMEOUT}:exceeded its time limit of {limit:g} s"
+                processes.kill_run_process(run.process)
+            return
+        self._finish(m)
+
+    def _finish(self, m: Managed) -> None:
+        assert m.run is not None
+        run = m.run
+        run.process.join(1)
+        # A killed run may have left its kernel behind in the same process group.
+        processes.killpg(run.process.pid, signal.SIGKILL)
+        m.run = None
+        exitcode = run.process.exitcode
+        processes.pid_file(m.name, processes.NOTEBOOK).unlink(missing_ok=True)
+        with contextlib.suppress(ValueError, OSError):
+            run.process.close()
+        record = self.db.get("client_runs", run.run_id)
+        if record.status == RunStatus.RUNNING:
+            status, error = str(RunStatus.FAILED), f"run process exited with status {exitcode}"
+            if run.killed_reason:
+                status, _, error = run.killed_reason.partition(":")
+            record = self.db.update(
+                "client_runs",
+                run.run_id,
+                status=status,
+                ended_at=now_text(),
+                duration_s=round(clock.monotonic() - run.started, 3),
+                error=error,
+                output_path=str(run.output_path) if run.output_path.exists() else None,
+                traceback=processes.tail(self.process_log(m.name)),
+            )
+        if m.enabled and not m.user_stopped:
+            m.state = ClientState.SCHEDULED
+        elif m.state == ClientState.RUNNING:
+            m.state = ClientState.STOPPED
+        if record.status == RunStatus.SUCCESS:
+            self.mirror.event(
+                m.name, EventType.RUN_SUCCEEDED, f"run {run.run_id} in {record.duration_s} s"
+            )
+            return
+        where = f" in cell {record.error_cell}" if record.error_cell else ""
+        m.last_error = f"run {run.run_id} {record.status}{where}: {record.error}"
+        m.last_error_traceback = record.traceback
+        log.error("client %s %s", m.name, m.last_error)
+        self.mirror.event(m.name, EventType.for_run(record.status), m.last_error, record.traceback)
+        if record.status != RunStatus.INTERRUPTED:
+            self.alert(m.name, f"notebook client {m.last_error}", record.traceback)
+
+    def close_interrupted_runs(self) -> None:
+        """Runs a previous daemon left 'running' whose process is gone: closed as interrupted."""
+        for row in self.db.query(
+            "SELECT id, client_name, started_at FROM client_runs WHERE status = ?",
+            (str(RunStatus.RUNNING),),
+        ):
+            started = parse_utc(row["started_at"])
+            self.db.update(
+                "client_runs",
+                row["id"],
+                status=str(RunStatus.INTERRUPTED),
+                ended_at=now_text(),
+                duration_s=round((clock.now() - started).total_seconds(), 3),
+                error="the daemon stopped during this run",
+            )
+            self.mirror.event(
+                row["client_name"], EventType.RUN_INTERRUPTED, f"run {row['id']} (daemon restart)"
+            )
