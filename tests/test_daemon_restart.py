@@ -113,3 +113,53 @@ def test_ten_clients_survive_a_daemon_sigkill_without_duplicate_runs(
     running_pids = {n: daemon.status(n).pid for n in MODULES if n != disabled}
     assert daemon.stop() == 0
     assert not any(pid and pid_alive(pid) for pid in running_pids.values())
+
+
+CRASHER = """
+from pathlib import Path
+from quantstrip import ClientBase
+
+class Crasher(ClientBase):
+    def on_start(self):
+        with open(Path(__file__).with_name("starts.txt"), "a") as f:
+            f.write("start\\n")
+        raise RuntimeError("broker login refused")
+"""
+
+
+def starts(root: Path, name: str) -> int:
+    path = root / "clients" / name / "starts.txt"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_a_crash_loop_survives_a_daemon_restart(workspace: Path, daemon: DaemonHandle) -> None:
+    write_module_client("crasher", CRASHER, restart={"max_restarts": 2, "backoff_s": 0.1})
+    daemon.start()
+    daemon.wait_state("crasher", "crashed", 60)
+    assert starts(workspace, "crasher") == 3  # first start + max_restarts
+    wait_until(
+        lambda: daemon.query("SELECT state FROM clients WHERE name = 'crasher'")
+        == [{"state": "crashed"}],
+        10,
+        "the crash loop mirrored",
+    )
+
+    # systemd restarts a daemon that died: the new one must not grant a fresh budget (it
+    # used to start the broken client max_restarts + 1 more times before giving up again).
+    daemon.kill()
+    daemon.start()
+    status = daemon.status("crasher")  # answered only after the registry was applied
+    assert status.state == "crashed", status
+    assert "broker login refused" in (status.last_error or "")
+    assert status.restart_count == 2
+    assert starts(workspace, "crasher") == 3
+    assert len(daemon.events("crasher", "started")) == 3
+
+    # A graceful daemon stop keeps it too; an explicit start then grants a fresh budget.
+    assert daemon.stop() == 0
+    daemon.start()
+    assert daemon.status("crasher").state == "crashed"
+    daemon.control.start("crasher")
+    wait_until(lambda: starts(workspace, "crasher") == 6, 60, "a fresh budget once started")
+    daemon.wait_state("crasher", "crashed", 60)
+    assert starts(workspace, "crasher") == 6
