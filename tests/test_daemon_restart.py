@@ -138,8 +138,10 @@ def test_a_crash_loop_survives_a_daemon_restart(workspace: Path, daemon: DaemonH
     daemon.wait_state("crasher", "crashed", 60)
     assert starts(workspace, "crasher") == 3  # first start + max_restarts
     wait_until(
-        lambda: daemon.query("SELECT state FROM clients WHERE name = 'crasher'")
-        == [{"state": "crashed"}],
+        lambda: (
+            daemon.query("SELECT state FROM clients WHERE name = 'crasher'")
+            == [{"state": "crashed"}]
+        ),
         10,
         "the crash loop mirrored",
     )
