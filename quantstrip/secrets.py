@@ -23,6 +23,10 @@ KEYRING_SERVICE = "quantstrip"
 MASK = "********"
 
 
+class KeyringUnavailable(ConfigError):
+    """The OS keyring failed to answer (locked, restarting, D-Bus timeout)."""
+
+
 class Secret:
     """A secret value whose str/repr are masked; `.reveal()` is the only way to the plaintext."""
 
@@ -82,12 +86,19 @@ class Vault:
         return str(self.directory.resolve())
 
     def _load_keys(self) -> list[bytes]:
+        """The vault's keys, newest first; [] only when none was ever stored. A keyring that
+        fails to answer raises: taking its silence for "no key" would make a new key and leave
+        every stored secret unreadable."""
         ring = self._keyring()
         if ring is not None:
             try:
                 stored = ring.get_password(KEYRING_SERVICE, self._keyring_user())
-            except Exception:
-                stored = None
+            except Exception as exc:
+                raise KeyringUnavailable(
+                    f"the OS keyring did not answer ({type(exc).__name__}); the secret vault "
+                    f"key cannot be read. Nothing was changed: try again once the keyring is "
+                    f"unlocked or running (or set QUANTSTRIP_KEYRING=0 to use the key file)"
+                ) from None
             if stored:
                 return [k.encode() for k in stored.split(",")]
         if self.key_file.exists():
@@ -111,6 +122,13 @@ class Vault:
         if not keys:
             if not create:
                 return None
+            if self._tokens():
+                # Secrets exist, so a key existed: a new one would orphan them for good.
+                raise ConfigError(
+                    f"the secret vault {self.vault_file} holds secrets but its key is missing "
+                    f"(neither the OS keyring nor {self.key_file.name} has it); restore the key "
+                    "rather than writing under a new one"
+                )
             keys = [Fernet.generate_key()]
             self._store_keys(keys)
         return MultiFernet([Fernet(k) for k in keys])
@@ -175,6 +193,8 @@ class Vault:
         """Re-encrypt every secret under a new key; returns how many were re-encrypted."""
         with self._exclusive():
             old = self._load_keys()
+            if not old and self._tokens():
+                raise ConfigError(f"the secret vault {self.vault_file} has no key to rotate from")
             new = Fernet.generate_key()
             self._store_keys([new, *old])
             fernet = MultiFernet([Fernet(k) for k in [new, *old]])

@@ -111,3 +111,83 @@ def test_concurrent_writers_lose_no_secret_and_share_one_key(tmp_path: Path) -> 
         for i in range(5):
             secret = vault.get(f"w{w}.s{i}")
             assert secret is not None and secret.reveal() == f"value-{w}-{i}"
+
+
+class FlakyKeyring:
+    """An in-memory keyring backend whose next read fails once when armed, as a locked or
+    restarting Secret Service does (D-Bus timeout)."""
+
+    def __init__(self) -> None:
+        from keyring.backend import KeyringBackend
+        from keyring.errors import KeyringError
+
+        store: dict[tuple[str, str], str] = {}
+        flaky = self
+
+        class Backend(KeyringBackend):
+            priority = 10  # type: ignore[assignment]
+
+            def get_password(self, service: str, username: str) -> str | None:
+                if flaky.fail_next:
+                    flaky.fail_next = False
+                    raise KeyringError("org.freedesktop.DBus.Error.NoReply: timed out")
+                return store.get((service, username))
+
+            def set_password(self, service: str, username: str, password: str) -> None:
+                store[(service, username)] = password
+
+            def delete_password(self, service: str, username: str) -> None:
+                store.pop((service, username), None)
+
+        self.fail_next = False
+        self.store = store
+        self.backend = Backend()
+
+
+def test_a_keyring_that_fails_once_never_replaces_the_vault_key(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keyring
+
+    from quantstrip.errors import ConfigError
+
+    flaky = FlakyKeyring()
+    monkeypatch.setenv("QUANTSTRIP_KEYRING", "1")
+    previous = keyring.get_keyring()
+    keyring.set_keyring(flaky.backend)
+    try:
+        vault = Vault()
+        vault.set("ib.password", "first-value")
+        assert not vault.key_file.exists()  # the key lives in the keyring
+        key = dict(flaky.store)
+
+        flaky.fail_next = True
+        with pytest.raises(ConfigError, match="keyring") as raised:
+            vault.set("smtp.password", "second-value")
+        assert "first-value" not in str(raised.value)
+        assert flaky.store == key  # no new master key was generated or stored
+        assert vault.names() == ["ib.password"]
+
+        flaky.fail_next = True
+        with pytest.raises(ConfigError, match="keyring"):
+            vault.get("ib.password")
+
+        # The keyring answers again: everything is readable, writes work, one key throughout.
+        assert vault.get("ib.password").reveal() == "first-value"
+        vault.set("smtp.password", "second-value")
+        assert vault.get("smtp.password").reveal() == "second-value"
+        assert flaky.store == key
+    finally:
+        keyring.set_keyring(previous)
+
+
+def test_a_vault_whose_key_is_gone_is_never_given_a_new_one(workspace: Path) -> None:
+    from quantstrip.errors import ConfigError
+
+    vault = Vault()
+    vault.set("a", "alpha-value")
+    tokens = vault.vault_file.read_bytes()
+    vault.key_file.unlink()  # e.g. a keyring that lost its entry, a key file not restored
+    with pytest.raises(ConfigError, match="key"):
+        vault.set("b", "beta-value")
+    assert vault.vault_file.read_bytes() == tokens and not vault.key_file.exists()
