@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import smtplib
 import ssl
-import time
 import traceback as tb
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -25,7 +25,16 @@ from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
 from quantstrip import clock, settings
+from quantstrip.daemon.states import ERROR_EVENTS, FAILED_RUNS, EventType
 from quantstrip.db.handler import Database
 from quantstrip.db.records import Notification
 from quantstrip.db.units import now_text, parse_utc, utc_text
@@ -131,41 +140,53 @@ def _record(db: Database, **values: Any) -> Notification:
     return db.insert("notifications", **values)  # type: ignore[return-value]
 
 
+# Retrying cannot help these: they would only delay the caller.
+PERMANENT = (ConfigError, smtplib.SMTPAuthenticationError, smtplib.SMTPNotSupportedError)
+TRANSIENT = (OSError, smtplib.SMTPException)
+
+
 def _attempt(db: Database, row: Notification, message: EmailMessage | None, account: str | None):
-    """Try to deliver with retries; the row ends as 'sent' or 'failed'. Never raises."""
+    """Try to deliver with retries (tenacity: `email.retry_attempts`, exponential backoff from
+    `email.retry_backoff_s`, permanent errors not retried); the row ends as 'sent' or 'failed'.
+    Never raises."""
     email = settings.platform().email
     attempts, last_error = row.attempts, None
+
+    def deliver_once(name: str, smtp_account: SmtpAccount, message: EmailMessage) -> None:
+        nonlocal attempts, last_error
+        attempts += 1
+        try:
+            _deliver(name, smtp_account, message)
+        except (*TRANSIENT, ConfigError) as exc:
+            last_error = redact(f"{type(exc).__name__}: {exc}")
+            log.warning("mail %s attempt %d failed: %s", row.id, attempts, last_error)
+            raise
+
     try:
         name, smtp_account = _account(account)
         if message is None:
             message = _message(
                 smtp_account, row.recipients.split(", "), row.subject, row.body, None, ()
             )
-        for attempt in range(email.retry_attempts):
-            attempts += 1
-            try:
-                _deliver(name, smtp_account, message)
-                _outbox_path(row.id).unlink(missing_ok=True)
-                return db.update(
-                    "notifications",
-                    row.id,
-                    status="sent",
-                    attempts=attempts,
-                    last_error=None,
-                    sent_at=now_text(),
-                    smtp_account=name,
-                )
-            except (OSError, smtplib.SMTPException, ConfigError) as exc:
-                last_error = redact(f"{type(exc).__name__}: {exc}")
-                log.warning("mail %s attempt %d failed: %s", row.id, attempts, last_error)
-                # Permanent problems: retrying cannot help and only delays the caller.
-                permanent = (
-                    ConfigError | smtplib.SMTPAuthenticationError | smtplib.SMTPNotSupportedError
-                )
-                if isinstance(exc, permanent):
-                    break
-                if attempt + 1 < email.retry_attempts:
-                    time.sleep(email.retry_backoff_s * (2**attempt))
+        retrying = Retrying(
+            stop=stop_after_attempt(email.retry_attempts),
+            wait=wait_exponential(multiplier=email.retry_backoff_s),
+            retry=retry_if_exception_type(TRANSIENT) & retry_if_not_exception_type(PERMANENT),
+            reraise=True,
+        )
+        retrying(deliver_once, name, smtp_account, message)
+        _outbox_path(row.id).unlink(missing_ok=True)
+        return db.update(
+            "notifications",
+            row.id,
+            status="sent",
+            attempts=attempts,
+            last_error=None,
+            sent_at=now_text(),
+            smtp_account=name,
+        )
+    except (*TRANSIENT, ConfigError):
+        pass  # recorded by deliver_once
     except Exception as exc:  # configuration or anything unexpected: recorded, not raised
         last_error = redact(f"{type(exc).__name__}: {exc}")
         log.warning("mail %s not sent: %s", row.id, last_error)
@@ -322,7 +343,9 @@ def flush(force: bool = False) -> list[Notification]:
 
 
 def _alerted_recently(client: str, subject: str) -> bool:
-    """Whether this client's same alert was mailed within `email.alert_repeat_minutes`."""
+    """Whether this client's same alert was recorded within `email.alert_repeat_minutes`,
+    delivered or not: with mail down, counting only delivered alerts let every failure make a
+    new alert and a new round of delivery attempts."""
     window = settings.platform().email.alert_repeat_minutes
     if window <= 0:
         return False
@@ -330,10 +353,32 @@ def _alerted_recently(client: str, subject: str) -> bool:
     with _db() as db:
         rows = db.query(
             "SELECT 1 FROM notifications WHERE kind = 'alert' AND client_name = ? AND subject = ? "
-            "AND status = 'sent' AND created_at >= ? LIMIT 1",
+            "AND created_at >= ? LIMIT 1",
             (client, subject, since),
         )
     return bool(rows)
+
+
+REPEATS = re.compile(r"^Repeated (\d+) more time")
+
+
+def _fold_repeat(client: str, subject: str, body: str, to: Sequence[str] | None) -> Notification:
+    """One queued digest item per repeated alert, counting the repeats and keeping the latest
+    text, rather than a row per failure (a job failing every second would fill the table)."""
+    title = f"Repeated: {subject}"
+    with _db() as db:
+        pending = db.query(
+            "SELECT id, body FROM notifications WHERE kind = 'digest-item' AND status = 'queued' "
+            "AND client_name = ? AND subject = ? ORDER BY id DESC LIMIT 1",
+            (client, title),
+        )
+        if pending:
+            match = REPEATS.match(pending[0]["body"])
+            count = int(match.group(1)) + 1 if match else 2
+            text = f"Repeated {count} more times; the latest at {utc_text()} UTC:\n\n{body}"
+            return db.update("notifications", pending[0]["id"], body=text)  # type: ignore[return-value]
+    text = f"Repeated 1 more time at {utc_text()} UTC:\n\n{body}"
+    return queue(title, text, to=to, client=client)
 
 
 def send_error_alert(
@@ -358,7 +403,7 @@ def send_error_alert(
         first_line = headline.splitlines()[0] if headline else "error"
         subject = f"Error in {client}: {first_line[:120]}"
         if _alerted_recently(client, redact(_prefixed(subject))):
-            return queue(f"Repeated: {subject}", redact(body), to=to, client=client)
+            return _fold_repeat(client, subject, redact(body), to)
         return send(subject, redact(body), to=to, client=client, kind="alert")
     except Exception:
         log.exception("error alert for %s could not be recorded", client)
@@ -366,7 +411,9 @@ def send_error_alert(
 
 
 def send_eod_summary(client: str, day: date | None = None) -> Notification:
-    """End-of-day mail from the database: the client's fills, realised PnL and errors of the day."""
+    """End-of-day mail from the database: the client's fills, realised PnL, errors and failed
+    notebook runs of the day (UTC). The error kinds are `daemon.states.ERROR_EVENTS`, the names
+    the writers use, so a reader and its writers cannot drift apart again."""
     day = day or clock.now().date()
     start, end = f"{day.isoformat()} 00:00:00", f"{day.isoformat()} 23:59:59.999999"
     with _db() as db:
@@ -389,11 +436,19 @@ def send_eod_summary(client: str, day: date | None = None) -> Notification:
             f"WHERE strategy IN ({marks}) AND date = ? ORDER BY strategy",
             (*strategies, day.isoformat()),
         )
+        kinds = sorted(ERROR_EVENTS - {EventType.RUN_FAILED, EventType.RUN_TIMEOUT})
         errors = db.query(
-            "SELECT created_at, event_type, message FROM client_events WHERE client_name = ? "
-            "AND created_at BETWEEN ? AND ? AND event_type IN ('error', 'crash', 'hung') "
+            f"SELECT created_at, event_type, message FROM client_events WHERE client_name = ? "
+            f"AND created_at BETWEEN ? AND ? AND event_type IN ({', '.join('?' * len(kinds))}) "
             "ORDER BY created_at",
-            (client, start, end),
+            (client, start, end, *kinds),
+        )
+        statuses = sorted(FAILED_RUNS)
+        failed_runs = db.query(
+            f"SELECT id, started_at, status, error, error_cell FROM client_runs "
+            f"WHERE client_name = ? AND started_at BETWEEN ? AND ? "
+            f"AND status IN ({', '.join('?' * len(statuses))}) ORDER BY started_at",
+            (client, start, end, *statuses),
         )
     lines = [f"End of day {day.isoformat()} for {client}", ""]
     total = sum(row["net_pnl"] for row in pnl)
@@ -410,7 +465,11 @@ def send_eod_summary(client: str, day: date | None = None) -> Notification:
             f"{f['symbol']} @ {f['price']:g} (commission {f['commission']:.2f})"
         )
     lines += ["", f"Errors ({len(errors)}):"]
-    lines += [f"  {e['created_at'][:19]} {e['event_type']}: {e['message']}" for e in errors]
+    lines += [f"  {e['created_at'][11:19]} {e['event_type']}: {e['message']}" for e in errors]
+    lines += ["", f"Failed runs ({len(failed_runs)}):"]
+    for r in failed_runs:
+        where = f" in cell {r['error_cell']}" if r["error_cell"] else ""
+        lines.append(f"  {r['started_at'][11:19]} run {r['id']} {r['status']}{where}: {r['error']}")
     return send(
         f"EOD {day.isoformat()} {client}: PnL {total:,.2f}",
         "\n".join(lines),

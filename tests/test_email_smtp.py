@@ -10,6 +10,7 @@ import pytest
 from support.smtp import SMTP_PASSWORD, free_port
 
 from quantstrip import email_manager, settings
+from quantstrip.daemon.states import EventType
 from quantstrip.db.handler import Database, ExecutionInput
 from quantstrip.errors import ConfigError
 
@@ -103,7 +104,8 @@ def test_a_repeated_alert_waits_for_the_digest_instead_of_flooding(mail_workspac
     assert sum("broker login refused" in s for s in subjects) == 1  # a new error still goes
     digest = email_manager.flush(force=True)[0]
     assert digest.status == "sent"
-    assert smtp_server.messages[-1].get_body(("plain",)).get_content().count("Repeated:") == 2
+    digest_text = smtp_server.messages[-1].get_body(("plain",)).get_content()
+    assert digest_text.count("Repeated:") == 1 and "Repeated 2 more times" in digest_text
     settings.set("email.alert_repeat_minutes", 0)  # 0: every alert is mailed
     email_manager.send_error_alert("alpha", ValueError("no quotes for SPY"))
     assert sum("no quotes" in str(m["Subject"]) for m in smtp_server.messages) == 2
@@ -133,7 +135,8 @@ def test_eod_summary_is_built_from_the_database(mail_workspace, smtp_server):
                 ExecutionInput("sim", "S1", exec_id, "alpha", aapl, side, 10, price, when)
             )
             db.record_commission(broker="sim", exec_id=exec_id, commission="1.00")
-        db.record_client_event("alpha", "error", "feed stalled")
+        # The event type a failing job writes (a made-up "error" type could never fail here).
+        db.record_client_event("alpha", EventType.JOB_ERROR, "feed stalled")
     row = email_manager.send_eod_summary("alpha")
     assert row.status == "sent"
     body = smtp_server.messages[0].get_body(("plain",)).get_content()

@@ -27,6 +27,7 @@ from typing import Any
 from quantstrip import clock
 from quantstrip.client import services
 from quantstrip.client.schedule import Scheduler
+from quantstrip.daemon.states import EventType
 
 
 class ClientBase:
@@ -97,7 +98,7 @@ class ClientBase:
         message = f"job {job_name} failed: {type(exc).__name__}: {exc}"
         self.log.error("%s\n%s", message, tb)
         try:
-            self._events_db().record_client_event(self.name, "job_error", message, tb)
+            self._events_db().record_client_event(self.name, EventType.JOB_ERROR, message, tb)
         except Exception as db_exc:
             self.log.warning("could not record job error: %s", db_exc)
         services.send_error_alert(self.name, message, tb, to=self.recipients or None)
