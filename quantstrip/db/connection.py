@@ -4,11 +4,17 @@ WAL lets readers (reports, SQL editor, ODBC) run while clients write; a generous
 plus short `BEGIN IMMEDIATE` transactions means concurrent writers queue instead of failing
 with "database is locked" (a deferred transaction that upgrades to a write can deadlock and
 would fail immediately, whatever the timeout).
+
+A connection belongs to one thread (`ThreadConnections`): `in_transaction` is per connection,
+so a connection shared between a client's jobs and its broker's event thread would let one
+thread join, commit or roll back the other's transaction.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +26,12 @@ BUSY_TIMEOUT_MS = 60_000
 
 
 def connect(path: str | Path, *, read_only: bool = False) -> sqlite3.Connection:
-    """Open a connection in autocommit mode; writes go through `transaction()`."""
+    """Open a connection in autocommit mode; writes go through `transaction()`.
+
+    A write connection is opened with `check_same_thread=False` only so that its owner
+    (`ThreadConnections`) can close it from another thread once its thread is gone; it is
+    never used by two threads.
+    """
     if read_only:
         uri = f"file:{Path(path).resolve()}?mode=ro"
         conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
@@ -72,3 +83,51 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+class ThreadConnections:
+    """One connection per thread to one database file, opened on the thread's first use.
+
+    Connections of threads that have ended are closed when the next one opens; `close()` closes
+    them all. A forked child never uses its parent's connections (it opens its own).
+    """
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: dict[threading.Thread, sqlite3.Connection] = {}
+        self._pid = os.getpid()
+        self._closed = False
+
+    def get(self) -> sqlite3.Connection:
+        """The calling thread's connection."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and self._pid == os.getpid():
+            return conn
+        return self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+            if self._pid != os.getpid():  # forked: the parent's connections are not ours
+                self._open, self._pid = {}, os.getpid()
+                self._local = threading.local()
+            for thread in [t for t in self._open if not t.is_alive()]:
+                self._open.pop(thread).close()
+            conn = connect(self.path, read_only=self.read_only)
+            self._open[threading.current_thread()] = conn
+            self._local.conn = conn
+            return conn
+
+    def close(self) -> None:
+        """Close every thread's connection (their threads must be done with them)."""
+        with self._lock:
+            self._closed = True
+            if self._pid == os.getpid():
+                for conn in self._open.values():
+                    conn.close()
+            self._open = {}
+            self._local = threading.local()

@@ -14,12 +14,13 @@ and this module adds the connection and generic CRUD over the platform tables. W
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from quantstrip.db.connection import connect, transaction
+from quantstrip.db.connection import ThreadConnections, transaction
 from quantstrip.db.executions import (
     ExecutionInput,
     ExecutionLedger,
@@ -59,21 +60,41 @@ class Page:
 
 
 class Database(ReferenceData, OrderBook, ExecutionLedger, PositionStore, Journal):
-    """One connection to one lifecycle database. Not shared across processes (open one each)."""
+    """One lifecycle database, usable from any number of threads of one process.
+
+    Each thread works on its own connection (`conn` is the calling thread's), so each thread's
+    transaction is its own: a client's job and its broker's event thread write side by side
+    without joining, committing or rolling back each other's work. Not shared across processes
+    (open one each).
+    """
 
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = connect(self.path, read_only=read_only)
+        self._connections = ThreadConnections(self.path, read_only=read_only)
         if not read_only:
             migrate(self.conn)
         self._strategy_ids: dict[str, int] = {}
         self._account_ids: dict[tuple[str, str], int] = {}
         self._instrument_cache: dict[int, Instrument] = {}
 
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The calling thread's connection (opened on first use)."""
+        return self._connections.get()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Group several writes of this thread into one transaction: all or none.
+
+        Writes of other threads are not part of it; they wait for it to end.
+        """
+        with transaction(self.conn) as conn:
+            yield conn
+
     def close(self) -> None:
-        self.conn.close()
+        self._connections.close()
 
     def __enter__(self) -> Database:
         return self
