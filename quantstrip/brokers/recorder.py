@@ -44,7 +44,6 @@ class Recorder:
         self.client_name = client_name
         self.on_error = on_error
         self.broker_positions: dict[tuple[str, str, str], PositionEvent] = {}
-        self._instrument_ids: dict[InstrumentSpec, int] = {}
 
     def __call__(self, event: BrokerEvent) -> None:
         self.handle(event)
@@ -85,10 +84,9 @@ class Recorder:
         raise TypeError(f"not a broker event: {event!r}")
 
     def instrument_id(self, broker: str, spec: InstrumentSpec) -> int:
-        cached = self._instrument_ids.get(spec)
-        if cached is not None:
-            return cached
-        instrument_id = self.db.ensure_instrument(
+        """The instrument's id, read in the database each time (never cached across a
+        rollback)."""
+        return self.db.ensure_instrument(
             spec.symbol,
             sec_type=spec.sec_type,
             exchange=spec.exchange,
@@ -101,8 +99,6 @@ class Recorder:
             broker=broker if spec.broker_contract_id else None,
             broker_contract_id=spec.broker_contract_id,
         )
-        self._instrument_ids[spec] = instrument_id
-        return instrument_id
 
     def _find_order(
         self,

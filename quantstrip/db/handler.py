@@ -31,7 +31,7 @@ from quantstrip.db.journal import Journal
 from quantstrip.db.migrate import migrate
 from quantstrip.db.orders import OrderBook
 from quantstrip.db.position_store import PositionStore
-from quantstrip.db.records import LEDGER_TABLES, RECORDS, Instrument, Record
+from quantstrip.db.records import LEDGER_TABLES, RECORDS, Record
 from quantstrip.db.reference import ReferenceData
 from quantstrip.db.units import now_text
 from quantstrip.db.validate import normalise_side, positive_micros, price_micros
@@ -75,9 +75,6 @@ class Database(ReferenceData, OrderBook, ExecutionLedger, PositionStore, Journal
         self._connections = ThreadConnections(self.path, read_only=read_only)
         if not read_only:
             migrate(self.conn)
-        self._strategy_ids: dict[str, int] = {}
-        self._account_ids: dict[tuple[str, str], int] = {}
-        self._instrument_cache: dict[int, Instrument] = {}
 
     @property
     def conn(self) -> sqlite3.Connection:

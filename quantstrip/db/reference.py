@@ -1,4 +1,9 @@
-"""Reference data: accounts, strategies and instruments, created on first sight, found by id."""
+"""Reference data: accounts, strategies and instruments, created on first sight, found by id.
+
+Ids are read inside the transaction that uses them, never cached: a cache filled inside a batch
+that then rolls back would hand a later fill an id that no longer exists or that SQLite has
+since given to another row (a fill filed under the wrong strategy or account).
+"""
 
 from __future__ import annotations
 
@@ -12,21 +17,26 @@ from quantstrip.db.units import Number, now_text, to_micros
 from quantstrip.db.validate import positive_micros
 from quantstrip.errors import NotFoundError, ValidationError
 
+_INSTRUMENT_BY_KEY = (
+    "SELECT id FROM instruments WHERE symbol = ? AND sec_type = ? AND exchange = ? "
+    "AND currency = ? AND expiry = ? AND strike_micros = ? AND option_right = ?"
+)
+
 
 class ReferenceData:
     """Part of `Database`: the rows every ledger fact points at."""
 
     conn: sqlite3.Connection
-    _strategy_ids: dict[str, int]
-    _account_ids: dict[tuple[str, str], int]
-    _instrument_cache: dict[int, Instrument]
 
     def ensure_account(self, broker: str, account_code: str, **extra: Any) -> int:
-        key = (broker, account_code)
-        if key in self._account_ids:
-            return self._account_ids[key]
         if not account_code:
             raise ValidationError("account", "must not be empty")
+        key = (broker, account_code)
+        found = self.conn.execute(
+            "SELECT id FROM accounts WHERE broker = ? AND account_code = ?", key
+        ).fetchone()
+        if found is not None:
+            return int(found[0])
         with transaction(self.conn):
             self.conn.execute(
                 "INSERT OR IGNORE INTO accounts (broker, account_code, name, base_currency, "
@@ -42,14 +52,11 @@ class ReferenceData:
             row = self.conn.execute(
                 "SELECT id FROM accounts WHERE broker = ? AND account_code = ?", key
             ).fetchone()
-        self._account_ids[key] = int(row[0])
-        return self._account_ids[key]
+        return int(row[0])
 
     def ensure_strategy(
         self, name: str, *, position_method: str = "fifo", description: str = ""
     ) -> int:
-        if name in self._strategy_ids:
-            return self._strategy_ids[name]
         if not isinstance(name, str) or not name.strip():
             raise ValidationError("strategy", "name must be a non-empty string")
         if position_method not in METHODS:
@@ -61,8 +68,7 @@ class ReferenceData:
                 (name, description, position_method, now_text()),
             )
             row = self.conn.execute("SELECT id FROM strategies WHERE name = ?", (name,)).fetchone()
-        self._strategy_ids[name] = int(row[0])
-        return self._strategy_ids[name]
+        return int(row[0])
 
     def strategy_id(self, strategy: str | int) -> int:
         if isinstance(strategy, int) and not isinstance(strategy, bool):
@@ -95,8 +101,21 @@ class ReferenceData:
         mult = positive_micros(multiplier, "multiplier")
         strike_m = to_micros(strike, "strike")
         key = (symbol, sec_type, exchange, currency, expiry, strike_m, option_right)
+        linked = broker and broker_contract_id not in (None, "")
+        if linked:
+            row = self.conn.execute(
+                "SELECT instrument_id FROM instrument_broker_ids "
+                "WHERE broker = ? AND broker_contract_id = ?",
+                (broker, str(broker_contract_id)),
+            ).fetchone()
+            if row:
+                return int(row[0])
+        else:
+            row = self.conn.execute(_INSTRUMENT_BY_KEY, key).fetchone()
+            if row:
+                return int(row[0])
         with transaction(self.conn):
-            if broker and broker_contract_id not in (None, ""):
+            if linked:
                 row = self.conn.execute(
                     "SELECT instrument_id FROM instrument_broker_ids "
                     "WHERE broker = ? AND broker_contract_id = ?",
@@ -110,14 +129,8 @@ class ReferenceData:
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*key, mult, primary_exchange, local_symbol, now_text()),
             )
-            instrument_id = int(
-                self.conn.execute(
-                    "SELECT id FROM instruments WHERE symbol = ? AND sec_type = ? AND exchange = ? "
-                    "AND currency = ? AND expiry = ? AND strike_micros = ? AND option_right = ?",
-                    key,
-                ).fetchone()[0]
-            )
-            if broker and broker_contract_id not in (None, ""):
+            instrument_id = int(self.conn.execute(_INSTRUMENT_BY_KEY, key).fetchone()[0])
+            if linked:
                 self.conn.execute(
                     "INSERT OR IGNORE INTO instrument_broker_ids VALUES (?, ?, ?)",
                     (instrument_id, broker, str(broker_contract_id)),
@@ -125,9 +138,6 @@ class ReferenceData:
         return instrument_id
 
     def instrument(self, instrument_id: int) -> Instrument:
-        cached = self._instrument_cache.get(instrument_id)
-        if cached is not None:
-            return cached
         if isinstance(instrument_id, bool) or not isinstance(instrument_id, int):
             raise ValidationError("instrument_id", f"expected an integer id, got {instrument_id!r}")
         row = self.conn.execute(
@@ -135,9 +145,7 @@ class ReferenceData:
         ).fetchone()
         if row is None:
             raise ValidationError("instrument_id", f"unknown instrument {instrument_id}")
-        found = Instrument.from_row(row)
-        self._instrument_cache[instrument_id] = found
-        return found
+        return Instrument.from_row(row)
 
     def instrument_by_broker_id(self, broker: str, broker_contract_id: str | int) -> Instrument:
         row = self.conn.execute(
