@@ -111,10 +111,10 @@ def test_client_killed_by_a_signal_is_restarted_with_backoff(
     assert daemon.events("ticker", "restart_scheduled")
 
 
-def test_hung_clients_are_killed_after_the_heartbeat_timeout_and_restarted(
+def test_stuck_clients_are_stopped_at_their_limits_and_restarted(
     workspace: Path, daemon: DaemonHandle
 ) -> None:
-    # A job blocked forever (over its 1 s time limit) withholds the heartbeat...
+    # A job blocked forever is stopped at its 1 s time limit (reported as such)...
     write_module_client(
         "stuck_job",
         """
@@ -131,8 +131,8 @@ def test_hung_clients_are_killed_after_the_heartbeat_timeout_and_restarted(
         """,
         time_limit_s=1.0,
     )
-    # ...and so does a main loop that never gets going (on_start blocks, ignoring SIGTERM's
-    # graceful path: the daemon escalates to SIGKILL after stop_timeout_s).
+    # ...a main loop that never gets going (on_start blocks, ignoring SIGTERM's graceful path:
+    # the daemon escalates to SIGKILL after stop_timeout_s) is hung: it never beats.
     write_module_client(
         "stuck_start",
         """
@@ -144,11 +144,32 @@ def test_hung_clients_are_killed_after_the_heartbeat_timeout_and_restarted(
                 time.sleep(3600)
         """,
     )
+    # ...and a process frozen after it has beaten (SIGSTOP: nothing in it runs) is hung too.
+    write_module_client(
+        "frozen",
+        """
+        import os, signal
+        from quantstrip import ClientBase
+
+        class Frozen(ClientBase):
+            def __init__(self):
+                super().__init__()
+                self.scheduler.every(2).seconds.do(self.freeze)
+
+            def freeze(self):
+                os.kill(os.getpid(), signal.SIGSTOP)
+        """,
+    )
     daemon.start()
     first_job = daemon.wait_heartbeat("stuck_job")
+    first_frozen = daemon.wait_heartbeat("frozen")
     first_start_pid = wait_until(lambda: daemon.status("stuck_start").pid, 20, "stuck_start pid")
-    for name, old_pid in (("stuck_job", first_job.pid), ("stuck_start", first_start_pid)):
-        wait_until(lambda n=name: daemon.events(n, "hung"), 40, f"{name} detected as hung")
+    for name, old_pid, event in (
+        ("stuck_job", first_job.pid, "job_time_limit"),
+        ("stuck_start", first_start_pid, "hung"),
+        ("frozen", first_frozen.pid, "hung"),
+    ):
+        wait_until(lambda n=name, e=event: daemon.events(n, e), 40, f"{name}: {event}")
         wait_until(lambda p=old_pid: not pid_alive(p), 20, f"{name}'s old process gone")
         restarted = wait_until(
             lambda n=name, p=old_pid: (s := daemon.status(n)).pid not in (None, p) and s,
@@ -156,11 +177,13 @@ def test_hung_clients_are_killed_after_the_heartbeat_timeout_and_restarted(
             f"{name} restarted",
         )
         assert restarted.restart_count >= 1
-        message = daemon.events(name, "hung")[0]["message"]
-        assert "no heartbeat" in message
-        # Before its first beat a client is judged by startup_timeout_s, after it by timeout_s.
-        expected = "startup timeout 10 s" if name == "stuck_start" else "heartbeat timeout 3 s"
-        assert expected in message, message
+    assert "time limit of 1 s" in daemon.events("stuck_job", "job_time_limit")[0]["message"]
+    # Before its first beat a client is judged by startup_timeout_s.
+    message = daemon.events("stuck_start", "hung")[0]["message"]
+    assert "no heartbeat" in message and "startup timeout 10 s" in message, message
+    # After it, by timeout_s.
+    message = daemon.events("frozen", "hung")[0]["message"]
+    assert "no heartbeat" in message and "heartbeat timeout 3 s" in message, message
 
 
 def test_invalid_client_is_shown_while_the_others_run_and_registry_changes_apply(
@@ -271,3 +294,47 @@ def test_a_long_job_is_reported_once_and_left_running(
     assert len(daemon.events("slow", "long_job")) == 1
     status = daemon.status("slow")
     assert status.pid == pid and status.state == "running" and status.restart_count == 0
+
+
+def test_a_job_over_its_time_limit_is_stopped_at_the_limit_not_at_the_heartbeat_timeout(
+    workspace: Path, daemon: DaemonHandle
+) -> None:
+    write_module_client(
+        "overrun",
+        """
+        import time
+        from pathlib import Path
+        from quantstrip import ClientBase
+
+        class Overrun(ClientBase):
+            def __init__(self):
+                super().__init__()
+                self.scheduler.every(1).seconds.do(self.fetch)
+
+            def fetch(self):
+                with open(Path(__file__).with_name("fetches.txt"), "a") as f:
+                    f.write("fetch\\n")
+                time.sleep(60)  # a dead connection
+        """,
+        time_limit_s=4.0,
+        # Far longer than the limit: the heartbeat timeout must not be what stops the job.
+        heartbeat={"interval_s": 2.0, "timeout_s": 120.0, "startup_timeout_s": 120.0},
+    )
+    daemon.start()
+    first = daemon.wait_heartbeat("overrun")
+    event = wait_until(
+        lambda: daemon.events("overrun", "job_time_limit"), 40, "the time-limit event"
+    )[0]
+    assert "job fetch" in event["message"] and "time limit of 4 s" in event["message"]
+    ran = float(event["message"].split("ran for ")[1].split(" s")[0])
+    assert 4.0 <= ran < 20.0, event["message"]  # at the limit (one tick late at most)
+    wait_until(lambda: not pid_alive(first.pid), 20, "the overrunning process to be stopped")
+    assert not daemon.events("overrun", "hung")
+    # Stopped for a failure: the restart policy starts it again, and the operator sees why.
+    restarted = wait_until(
+        lambda: (s := daemon.status("overrun")).pid not in (None, first.pid) and s,
+        30,
+        "the client restarted",
+    )
+    assert "time limit" in (restarted.last_error or "")
+    assert daemon.events("overrun", "restart_scheduled")

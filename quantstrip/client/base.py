@@ -63,6 +63,7 @@ class ClientBase:
         self._running_lock = threading.Lock()
         self._stop = threading.Event()
         self._events: Any = None
+        self._heartbeat: Callable[[ClientBase], None] | None = None
 
     # ---- hooks ---------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -81,6 +82,7 @@ class ClientBase:
             key = threading.get_ident()
             with self._running_lock:
                 self._running[key] = (job_name, clock.monotonic(), clock.epoch())
+            self._beat_now()  # the daemon times the job from its start, not from the next beat
             try:
                 return func(*args, **kwargs)
             except Exception as exc:
@@ -91,8 +93,20 @@ class ClientBase:
                 self.jobs_run += 1
                 with self._running_lock:
                     self._running.pop(key, None)
+                self._beat_now()  # a job done in time must not look still running
 
         return guarded
+
+    def _beat_now(self) -> None:
+        """Tell the daemon at once that a job started or ended (it enforces time_limit_s from
+        the job's start time in the beat); never while a job is over its limit."""
+        beat = self._heartbeat
+        if beat is None or self.overdue_jobs():
+            return
+        try:
+            beat(self)
+        except Exception as exc:  # a beat is best effort: the main loop beats again
+            self.log.warning("heartbeat failed: %s", exc)
 
     def _job_failed(self, job_name: str, exc: Exception, tb: str) -> None:
         message = f"job {job_name} failed: {type(exc).__name__}: {exc}"
@@ -152,6 +166,7 @@ class ClientBase:
     ) -> None:
         """on_start, start the scheduler, beat until `stop()`, then on_stop. Blocks."""
         self.log.info("starting client %s", self.name)
+        self._heartbeat = heartbeat
         self.on_start()
         self.scheduler.start()
         reported: set[str] = set()

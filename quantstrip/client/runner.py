@@ -135,16 +135,19 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_term)
     signal.signal(signal.SIGUSR1, on_usr1)
 
+    beat_lock = threading.Lock()  # the main loop and job threads (job start and end) beat
+
     def write_beat(client: ClientBase) -> None:
         next_run = client.scheduler.next_run()
-        heartbeat.beat(
-            beat_file,
-            next_run=utc_text(next_run) if next_run else None,
-            jobs_run=client.jobs_run,
-            jobs_failed=client.jobs_failed,
-            display_name=client.display_name,
-            longest_job=list(job) if (job := client.longest_running_job()) else None,
-        )
+        with beat_lock:
+            heartbeat.beat(
+                beat_file,
+                next_run=utc_text(next_run) if next_run else None,
+                jobs_run=client.jobs_run,
+                jobs_failed=client.jobs_failed,
+                display_name=client.display_name,
+                longest_job=list(job) if (job := client.longest_running_job()) else None,
+            )
 
     try:
         cls = load_client_class(args.file, args.class_name, args.name)

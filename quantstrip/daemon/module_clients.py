@@ -173,6 +173,8 @@ class ModuleClients:
             m.next_run = beat.next_run
             m.reported_name = beat.display_name
             self._check_long_job(m, beat)
+            if self._check_time_limit(m, beat):
+                return
         policy = m.cfg.heartbeat
         if m.last_heartbeat is None:
             since, limit, what = (
@@ -196,6 +198,28 @@ class ModuleClients:
             self.mirror.event(m.name, EventType.HUNG, message, m.last_error_traceback)
             self.alert(m.name, f"client {m.name} hung and is being restarted: {message}", None)
             self.begin_stop(m, StopReason.HUNG)
+
+    def _check_time_limit(self, m: Managed, beat: heartbeat.Beat) -> bool:
+        """Stop the client when its longest running job reaches `time_limit_s`, timed from the
+        job's start in the beat (the runner beats when a job starts), not from a late beat."""
+        limit = m.cfg.time_limit_s
+        if not limit or not beat.longest_job:
+            return False
+        name, _, started = beat.longest_job
+        ran = clock.epoch() - float(started)
+        if ran < limit:
+            return False
+        message = (
+            f"job {name} ran for {ran:.1f} s, over its time limit of {limit:g} s: "
+            "client stopped (a running job cannot be cancelled)"
+        )
+        log.error("client %s: %s", m.name, message)
+        m.last_error = message
+        m.last_error_traceback = processes.tail(self.process_log(m.name))
+        self.mirror.event(m.name, EventType.JOB_TIME_LIMIT, message, m.last_error_traceback)
+        self.alert(m.name, f"client {m.name}: {message}", None)
+        self.begin_stop(m, StopReason.TIME_LIMIT)
+        return True
 
     def _check_long_job(self, m: Managed, beat: heartbeat.Beat) -> None:
         """Report, once per job run, a job running longer than the client's job_warn_s."""

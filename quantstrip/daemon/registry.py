@@ -14,15 +14,16 @@ mode = "simulation"             # simulation | paper | live
 schedule = "every day at 16:00" # notebooks: cron string or phrase
 tz = "America/New_York"
 calendar = "XNYS"               # optional: run only on sessions of this exchange
-time_limit_s = 600              # notebook: whole run (default 3600); module: one job
-                                # (stops the heartbeat; no default: long jobs are legitimate)
+time_limit_s = 600              # notebook: whole run (default 3600); module: one job (the
+                                # daemon stops the client at the limit, event job_time_limit;
+                                # no default: long jobs are legitimate)
 job_warn_s = 3600               # module: a job running this long is reported once, not stopped
 recipients = ["me@example.com"]
 [restart]                        # module clients
 policy = "on-failure"           # always | on-failure | never
 max_restarts = 5                # within window_s, then the client is left 'crashed'
 [missed]                         # notebook runs missed while the daemon was down
-policy = "skip"                 # skip | run_once (within grace_s)
+policy = "skip"                 # skip | run_once | run_all (slots within grace_s)
 [heartbeat]
 interval_s = 5
 timeout_s = 60                  # defaults of timeout_s, stop_timeout_s and max_restarts come
