@@ -5,9 +5,16 @@ otherwise takes the machine's local zone, which differs between a laptop and a s
 builder parses the registry's schedule strings ("every day at 16:00", "every 5 minutes", cron),
 so notebook and module clients mean the same thing by the same words.
 
-Pitfalls handled here:
-- APScheduler 3 numbers cron weekdays from Monday=0; crontab uses Sunday=0. Cron strings are
-  converted to weekday names so "1-5" means Monday to Friday, as everyone expects.
+Pitfalls handled here (the slot rules themselves are in `quantstrip.client.slots`):
+- Every schedule is anchored to the calendar in its zone ("every 5 minutes" fires at :00, :05...;
+  "every 2 days" at local midnight of fixed dates), never to the moment the process started, so
+  a slot has the same time whichever process computes it, before or after a restart: that is what
+  lets client_runs' unique slot index prevent a rerun or a skip.
+- A session-gated job (`.on_sessions("XNYS")`) counts its times in the exchange's zone unless
+  the job names a zone itself: "16:00 on NYSE sessions" is the NYSE close all year round,
+  whatever the server's or the scheduler's zone.
+- Cron text is read with croniter's crontab semantics (Sunday is 0 or 7, "1-5" is Monday to
+  Friday; APScheduler 3 alone would read it from Monday=0).
 - The default misfire grace (1 s) silently skips a run when the process was busy for a second.
   Jobs get `misfire_grace_s` (default 60 s), `coalesce=True` (a backlog runs once) and
   `max_instances=1` (a slow job is never stacked on itself).
@@ -18,18 +25,20 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 
 from quantstrip import clock
-from quantstrip.client.calendar import SessionTrigger
+from quantstrip.client import slots
+from quantstrip.client.calendar import SessionTrigger, calendar_zone
+from quantstrip.client.slots import Slots, missed_slots
 from quantstrip.errors import ValidationError
+
+__all__ = ["JobBuilder", "ScheduledJob", "Scheduler", "Slots", "missed_slots", "parse_schedule"]
 
 DEFAULT_MISFIRE_GRACE_S = 60
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -45,7 +54,7 @@ UNITS = {
     "week": "weeks",
     "weeks": "weeks",
 }
-_CRON_FIELD = re.compile(r"^[0-9*/,\-A-Za-z?]+$")
+_CRON_FIELD = re.compile(r"^[0-9*/,\-A-Za-z?#]+$")
 
 
 def zone(tz: str | tzinfo | None) -> tzinfo:
@@ -73,57 +82,12 @@ def _parse_clock(text: str) -> tuple[int | None, int | None, int]:
     return hour, minute, second
 
 
-def _crontab_weekdays(text: str) -> str:
-    """Crontab day-of-week (0/7 = Sunday, ranges, lists, steps, names) -> APScheduler names."""
-    if text in ("*", "?"):
-        return "*"
-    names = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-    days: set[int] = set()
-
-    def number(token: str) -> int:
-        token = token.lower()
-        if token[:3] in names:
-            return names.index(token[:3])
-        if not token.isdigit() or int(token) > 7:
-            raise ValidationError("schedule", f"bad day of week {token!r} in cron string")
-        return int(token) % 7
-
-    for part in text.split(","):
-        base, _, step_text = part.partition("/")
-        step = int(step_text) if step_text else 1
-        if base in ("*", "?"):
-            start, end = 0, 6
-        elif "-" in base:
-            low, high = base.split("-", 1)
-            start, end = number(low), int(high) if high == "7" else number(high)
-            if end == 0 and high != "0":
-                end = 7
-        else:
-            start = end = number(base)
-            if step_text:
-                end = 6
-        if end < start:
-            raise ValidationError("schedule", f"bad day-of-week range {base!r} in cron string")
-        days.update(d % 7 for d in range(start, end + 1, step))
-    return ",".join(names[d] for d in sorted(days))
-
-
-def cron_trigger(expr: str, tz: str | tzinfo | None = None) -> CronTrigger:
+def cron_trigger(expr: str, tz: str | tzinfo | None = None) -> BaseTrigger:
+    """A 5-field crontab string (m h dom mon dow) in `tz` (UTC when none is given)."""
     fields = expr.split()
     if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
         raise ValidationError("schedule", f"expected 5 cron fields (m h dom mon dow), got {expr!r}")
-    minute, hour, day, month, dow = fields
-    try:
-        return CronTrigger(
-            minute=minute,
-            hour=hour,
-            day=day,
-            month=month,
-            day_of_week=_crontab_weekdays(dow),
-            timezone=zone(tz),
-        )
-    except ValueError as exc:
-        raise ValidationError("schedule", f"invalid cron string {expr!r}: {exc}") from None
+    return slots.cron_trigger(expr, zone(tz))
 
 
 @dataclass
@@ -156,13 +120,20 @@ class JobBuilder:
         self.unit: str | None = None
         self.weekday: str | None = None
         self.at_time: tuple[int | None, int | None, int] | None = None
-        self.tz: tzinfo = scheduler.tz if scheduler else zone(None)
+        # The zone the job's times are in: its own (.at(tz=), .in_tz()), else the exchange's
+        # for a session-gated job, else the scheduler's (UTC unless the client set one).
+        self.default_tz: tzinfo = scheduler.tz if scheduler else zone(None)
+        self.job_tz: tzinfo | None = None
         self.cron_expr: str | None = None
         self.exchange: str | None = None
-        # Registry schedules align intervals to a fixed epoch ("every 5 minutes" fires at :00,
-        # :05...), so a slot has the same time whichever process computes it, before or after a
-        # daemon restart: that is what lets client_runs' unique slot index prevent a rerun.
-        self.anchored = False
+
+    @property
+    def tz(self) -> tzinfo:
+        if self.job_tz is not None:
+            return self.job_tz
+        if self.exchange is not None:
+            return calendar_zone(self.exchange)
+        return self.default_tz
 
     # ---- units ---------------------------------------------------------------------------
     def _unit(self, unit: str) -> JobBuilder:
@@ -222,16 +193,18 @@ class JobBuilder:
             raise ValidationError("at", f".at() needs .day, .hour, .minute or a weekday ({unit})")
         self.at_time = (hour, minute, second)
         if tz is not None:
-            self.tz = zone(tz)
+            self.job_tz = zone(tz)
         return self
 
     def in_tz(self, tz: str | tzinfo) -> JobBuilder:
-        self.tz = zone(tz)
+        self.job_tz = zone(tz)
         return self
 
     def on_sessions(self, exchange: str) -> JobBuilder:
-        """Run only on trading sessions of `exchange` (an exchange_calendars code, e.g. XNYS)."""
+        """Run only on trading sessions of `exchange` (an exchange_calendars code, e.g. XNYS).
+        Unless the job names its own zone, its times are then the exchange's local times."""
         self.exchange = exchange.upper()
+        calendar_zone(self.exchange)  # fail here on an unknown exchange
         return self
 
     # ---- result --------------------------------------------------------------------------
@@ -245,27 +218,12 @@ class JobBuilder:
             return cron_trigger(self.cron_expr, tz)
         if self.weekday:
             hour, minute, second = self.at_time or (0, 0, 0)
-            return CronTrigger(
-                day_of_week=self.weekday, hour=hour, minute=minute, second=second, timezone=tz
-            )
+            return slots.daily_trigger(hour or 0, minute or 0, second, tz, self.weekday)
         if self.unit is None:
             raise ValidationError("every", "missing unit: e.g. every().day or every(5).minutes")
-        if self.at_time is None:
-            if self.anchored:
-                epoch = datetime(2000, 1, 3, tzinfo=tz)  # a Monday, so weeks align too
-                return IntervalTrigger(**{self.unit: n}, start_date=epoch, timezone=tz)
-            return IntervalTrigger(**{self.unit: n}, timezone=tz)
-        hour, minute, second = self.at_time
-        if self.unit == "days":
-            if n == 1:
-                return CronTrigger(hour=hour, minute=minute, second=second, timezone=tz)
-            start = clock.now(tz).replace(hour=hour or 0, minute=minute or 0, second=second)
-            return IntervalTrigger(days=n, start_date=start - timedelta(days=n), timezone=tz)
-        if self.unit == "hours":
-            return CronTrigger(
-                hour="*" if n == 1 else f"*/{n}", minute=minute, second=second, timezone=tz
-            )
-        return CronTrigger(minute="*" if n == 1 else f"*/{n}", second=second, timezone=tz)
+        hour, minute, second = self.at_time or (0, 0, 0)
+        offset = (hour or 0) * 3600 + (minute or 0) * 60 + second
+        return slots.interval_trigger(self.unit, n, tz, offset)
 
     def do(
         self,
@@ -312,7 +270,7 @@ class Scheduler:
         builder = JobBuilder(self)
         builder.cron_expr = expr
         if tz is not None:
-            builder.tz = zone(tz)
+            builder.job_tz = zone(tz)
         builder.trigger()  # validate now, where the author wrote it
         return builder
 
@@ -367,43 +325,47 @@ class Scheduler:
                 job.aps_job.modify(next_run_time=now)
 
 
-def parse_schedule(text: str, tz: str | tzinfo | None = None) -> BaseTrigger:
+def parse_schedule(
+    text: str, tz: str | tzinfo | None = None, calendar: str | None = None
+) -> BaseTrigger:
     """A registry schedule string -> trigger. Accepts cron ("30 9 * * 1-5") or phrases:
     "every day at 16:00", "every 5 minutes", "every monday at 09:30", "every weekday at 16:05",
-    "every hour at :15"."""
+    "every hour at :15". With `calendar` (an exchange code) the trigger fires on its sessions
+    only, and without `tz` its times are the exchange's local times."""
     words = text.strip().lower().split()
     if not words:
         raise ValidationError("schedule", "is empty")
-    if words[0] != "every":
-        return cron_trigger(text, tz)
     builder = JobBuilder(None)
-    builder.tz = zone(tz)
-    builder.anchored = True
-    rest = words[1:]
-    try:
-        if rest and rest[0].isdigit():
-            builder = JobBuilder(None, int(rest[0]))
-            builder.tz = zone(tz)
-            builder.anchored = True
+    if words[0] != "every":
+        builder.cron_expr = text.strip()
+    else:
+        rest = words[1:]
+        try:
+            if rest and rest[0].isdigit():
+                builder = JobBuilder(None, int(rest[0]))
+                rest = rest[1:]
+            if not rest:
+                raise ValidationError("schedule", f"missing unit in {text!r}")
+            unit = rest[0]
+            if unit in UNITS:
+                builder._unit(UNITS[unit])
+            elif unit.rstrip("s") in WEEKDAYS:
+                builder._day(unit[:3])
+            elif unit in ("weekday", "weekdays"):
+                builder._day("mon-fri")
+            else:
+                raise ValidationError("schedule", f"unknown unit {unit!r} in {text!r}")
             rest = rest[1:]
-        if not rest:
-            raise ValidationError("schedule", f"missing unit in {text!r}")
-        unit = rest[0]
-        if unit in UNITS:
-            builder._unit(UNITS[unit])
-        elif unit.rstrip("s") in WEEKDAYS:
-            builder._day(unit[:3])
-        elif unit in ("weekday", "weekdays"):
-            builder._day("mon-fri")
-        else:
-            raise ValidationError("schedule", f"unknown unit {unit!r} in {text!r}")
-        rest = rest[1:]
-        if rest[:1] == ["at"] and len(rest) == 2:
-            builder.at(rest[1])
-        elif rest:
-            raise ValidationError("schedule", f"cannot parse {' '.join(rest)!r} in {text!r}")
-    except ValidationError as exc:
-        if exc.field == "schedule":
-            raise
-        raise ValidationError("schedule", f"{exc.problem} (in {text!r})") from None
+            if rest[:1] == ["at"] and len(rest) == 2:
+                builder.at(rest[1])
+            elif rest:
+                raise ValidationError("schedule", f"cannot parse {' '.join(rest)!r} in {text!r}")
+        except ValidationError as exc:
+            if exc.field == "schedule":
+                raise
+            raise ValidationError("schedule", f"{exc.problem} (in {text!r})") from None
+    if tz is not None:
+        builder.job_tz = zone(tz)
+    if calendar:
+        builder.on_sessions(calendar)
     return builder.trigger()
