@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "dashboard",
     "flex",
     "clients",
+    "risk",
 ]
 
 

@@ -7,9 +7,11 @@ under dotted names such as `smtp.primary.password`.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Section(BaseModel):
@@ -95,12 +97,79 @@ class DaemonSettings(Section):
     max_restarts: int = Field(5, ge=0)
 
 
+class RiskLimits(Section):
+    """Pre-trade limits; None means no limit. Checked by `quantstrip.brokers.risk` before an
+    order reaches any broker. `[risk.limits]` applies to every client, `[risk.clients.NAME]` to
+    one client; where both set a limit, the stricter one holds."""
+
+    # Largest absolute position (quantity) a strategy may hold in one instrument, counting its
+    # working orders on the same side.
+    max_position: Decimal | None = Field(None, gt=0)
+    # Per symbol, overriding max_position for that symbol.
+    max_position_by_symbol: dict[str, Decimal] = Field(default_factory=dict)
+    # Largest order value: qty x price x multiplier (market orders are valued at a fresh mark).
+    max_order_notional: Decimal | None = Field(None, gt=0)
+    # Entries are refused once the day's loss (realised + change in unrealised since the start
+    # of the day, in the account's zone) reaches this amount.
+    max_daily_loss_strategy: Decimal | None = Field(None, gt=0)
+    max_daily_loss_account: Decimal | None = Field(None, gt=0)
+    max_orders_per_minute: int | None = Field(None, gt=0)
+
+    @field_validator("max_position_by_symbol")
+    @classmethod
+    def _positive(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        for symbol, qty in value.items():
+            if qty <= 0:
+                raise ValueError(f"{symbol}: must be greater than zero")
+        return value
+
+
+class MarkSettings(Section):
+    # A mark older than this is stale: flagged on every page and never used to value an order.
+    max_age_s: float = Field(900.0, gt=0)
+    # Running clients snapshot the prices of what they hold this often (0: only on demand).
+    interval_s: float = Field(60.0, ge=0)
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
+class RiskSettings(Section):
+    limits: RiskLimits = RiskLimits()
+    clients: dict[str, RiskLimits] = Field(default_factory=dict)
+    marks: MarkSettings = MarkSettings()
+    # Where a trading day starts and ends (daily loss, daily marks): the account's zone.
+    day_zone: str = "America/New_York"
+    account_zones: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("day_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return _zone(value)
+
+    @field_validator("account_zones")
+    @classmethod
+    def _known_zones(cls, value: dict[str, str]) -> dict[str, str]:
+        for zone in value.values():
+            _zone(zone)
+        return value
+
+    def zone_for(self, account: str | None) -> str:
+        return self.account_zones.get(account or "", self.day_zone)
+
+
 class PlatformSettings(Section):
     brokers: BrokersSettings = BrokersSettings()
     smtp: dict[str, SmtpAccount] = Field(default_factory=dict)
     email: EmailSettings = EmailSettings()
     dashboard: DashboardSettings = DashboardSettings()
     daemon: DaemonSettings = DaemonSettings()
+    risk: RiskSettings = RiskSettings()
 
 
 PLATFORM_SECTIONS = frozenset(PlatformSettings.model_fields)

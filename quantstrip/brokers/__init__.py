@@ -23,6 +23,7 @@ from quantstrip.brokers.events import (
     PositionEvent,
 )
 from quantstrip.brokers.recorder import Recorder
+from quantstrip.brokers.risk import OrderRefused
 
 __all__ = [
     "AccountValueEvent",
@@ -35,6 +36,7 @@ __all__ = [
     "ExecutionEvent",
     "InstrumentSpec",
     "OrderPlacedEvent",
+    "OrderRefused",
     "OrderRequest",
     "OrderStatusEvent",
     "PositionEvent",

@@ -3,17 +3,25 @@
 Methods are synchronous: strategies call them from scheduler jobs. An asyncio-based adapter
 (ib_async) runs its own event loop and implements these by waiting on it. Events flow out
 through `subscribe`: the recorder is one subscriber, a strategy may be another.
+
+Risk: every adapter's order entry (`submit`, `submit_bracket`, `modify`, `cancel`) passes through
+the broker's `RiskGuard` (`quantstrip.brokers.risk`) first. The guard is wired here, once, for
+every subclass (`__init_subclass__` wraps those methods where a subclass defines them), so no
+adapter, present or future, can be called around it. A refused order raises `OrderRefused`.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
+from quantstrip import clock
 from quantstrip.brokers.events import (
     Bar,
     BracketRequest,
@@ -23,9 +31,30 @@ from quantstrip.brokers.events import (
     OrderRequest,
 )
 
+if TYPE_CHECKING:
+    from quantstrip.brokers.marks import MarkEvent
+    from quantstrip.db.handler import Database
+
 log = logging.getLogger(__name__)
 
 EventCallback = Callable[[BrokerEvent], None]
+
+# Order entry checked by the risk guard, and the market-data drivers of simulated brokers, which
+# the guard serialises with it (a flatten carried out for the operator never interleaves with a
+# bar being processed).
+GUARDED_METHODS = ("submit", "submit_bracket", "modify", "cancel", "on_bar", "on_quote")
+
+
+def _through_guard(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def guarded(self: Broker, *args: Any, **kwargs: Any) -> Any:
+        guard = self.__dict__.get("risk")
+        if guard is None:  # before Broker.__init__, or explicitly unguarded (demo history)
+            return method(self, *args, **kwargs)
+        return guard.call(name, method, self, args, kwargs)
+
+    guarded.__risk_guarded__ = True  # type: ignore[attr-defined]
+    return guarded
 
 
 class Broker(ABC):
@@ -33,11 +62,22 @@ class Broker(ABC):
 
     name: str = "broker"
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in GUARDED_METHODS:
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "__risk_guarded__", False):
+                setattr(cls, name, _through_guard(name, method))
+
     def __init__(self) -> None:
+        from quantstrip.brokers.risk.guard import RiskGuard
+
         self._subscribers: list[EventCallback] = []
         # Streaming adapters deliver events from their own thread while the client thread
         # submits orders: one event at a time, so a recorder's transactions never interleave.
         self._emit_lock = threading.RLock()
+        # Set to None only to replay history (the demo builder): nothing is then checked.
+        self.risk: RiskGuard | None = RiskGuard(self)
 
     # ---- event stream -------------------------------------------------------------------
     def subscribe(self, callback: EventCallback) -> Callable[[], None]:
@@ -55,6 +95,16 @@ class Broker(ABC):
                     log.exception(
                         "event subscriber %r failed on %s", callback, type(event).__name__
                     )
+
+    def ledger(self) -> Database | None:
+        """The database this broker's events are recorded in (its recorder's), if any."""
+        from quantstrip.brokers.recorder import Recorder
+
+        for callback in self._subscribers:
+            owner = getattr(callback, "__self__", callback)
+            if isinstance(owner, Recorder):
+                return owner.db
+        return None
 
     # ---- lifecycle ------------------------------------------------------------------------
     @abstractmethod
@@ -106,6 +156,25 @@ class Broker(ABC):
         bar_size: str = "1 day",
     ) -> list[Bar]:
         """OHLCV bars; raises on error rather than returning an empty list."""
+
+    # ---- prices for marks --------------------------------------------------------------------
+    def latest_price(self, instrument: InstrumentSpec) -> MarkEvent | None:
+        """The broker's latest price for the instrument (None: this adapter has none)."""
+        return None
+
+    def market_time(self) -> datetime:
+        """Now, as this broker's market sees it (a simulated broker's clock is its last bar)."""
+        return clock.now()
+
+    def snapshot_marks(self, instruments: Sequence[InstrumentSpec]) -> list[MarkEvent]:
+        """Emit a mark for each instrument the broker can price (the recorder stores them)."""
+        marks = []
+        for instrument in instruments:
+            mark = self.latest_price(instrument)
+            if mark is not None:
+                self.emit(mark)  # type: ignore[arg-type]
+                marks.append(mark)
+        return marks
 
     # ---- conveniences shared by every adapter ---------------------------------------------
     def market(self, instrument: InstrumentSpec, side: str, qty: object, **kw: object) -> str:

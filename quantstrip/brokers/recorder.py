@@ -22,6 +22,7 @@ from quantstrip.brokers.events import (
     OrderStatusEvent,
     PositionEvent,
 )
+from quantstrip.brokers.marks import MarkEvent, store_mark
 from quantstrip.db.handler import Database, ExecutionInput, ExecutionResult
 from quantstrip.db.records import Order
 
@@ -76,6 +77,10 @@ class Recorder:
             key = (event.broker, event.account, event.instrument.symbol)
             self.broker_positions[key] = event
             return event
+        if isinstance(event, MarkEvent):
+            return store_mark(
+                self.db.conn, self.instrument_id(event.broker, event.instrument), event
+            )
         if isinstance(event, ErrorEvent):
             log.warning("broker %s error %s: %s", event.broker, event.code, event.message)
             if self.on_error:

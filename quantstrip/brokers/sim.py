@@ -32,6 +32,7 @@ from quantstrip.brokers.events import (
     OrderStatusEvent,
     decimal,
 )
+from quantstrip.brokers.marks import MarkEvent
 from quantstrip.errors import ValidationError
 
 CENT = Decimal("0.01")
@@ -361,6 +362,16 @@ class SimBroker(Broker):
         )
 
     # ---- account and data ------------------------------------------------------------------
+    def latest_price(self, instrument: InstrumentSpec) -> MarkEvent | None:
+        """The close of the last bar (or the last quote) fed for the symbol."""
+        series = self.bars.get(instrument.symbol)
+        if not series:
+            return None
+        return MarkEvent(self.name, instrument, series[-1].close, series[-1].time, "sim")
+
+    def market_time(self) -> datetime:
+        return self.clock or clock.now()
+
     def positions(self) -> Sequence[BrokerPosition]:
         out = []
         for symbol, (qty, basis) in sorted(self._positions.items()):

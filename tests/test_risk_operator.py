@@ -1,0 +1,131 @@
+"""The operator's commands against real client processes run by a real daemon: `quantstrip
+flatten` leaves zero positions and zero open orders in the database, `halt` cancels orders and
+stops the client, and the state survives the client's restart."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support.daemon import DaemonHandle, wait_until, write_module_client
+
+from quantstrip.db.handler import Database
+
+TRADER = """
+from quantstrip import ClientBase, clock, db_handler
+from quantstrip.brokers import InstrumentSpec, OrderRefused, OrderRequest, Recorder
+from quantstrip.brokers.sim import SimBroker
+
+
+class Trader(ClientBase):
+    def __init__(self):
+        super().__init__()
+        self.broker = SimBroker(account="SIM-T")
+        self.broker.subscribe(Recorder(db_handler.database(), client_name=self.name))
+        self.spec = InstrumentSpec("AAPL")
+        self.n = 0
+        self.scheduler.every(1).seconds.do(self.tick)
+
+    def tick(self):
+        self.n += 1
+        self.broker.on_quote("AAPL", 100 + self.n % 3, clock.now())
+        try:
+            if self.n == 2:
+                self.broker.submit(OrderRequest(self.spec, "BUY", 100, strategy="trend"))
+            if self.n == 3:
+                self.broker.submit(
+                    OrderRequest(self.spec, "BUY", 10, "LMT", limit_price=50, strategy="trend")
+                )
+            if self.n > 6:  # keeps trying to buy: refused once entries are stopped
+                self.broker.submit(OrderRequest(self.spec, "BUY", 1, strategy="trend"))
+        except OrderRefused as exc:
+            self.log.warning("refused: %s", exc)
+"""
+
+
+def cli(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "quantstrip.cli", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def book(root: Path) -> tuple[float, int]:
+    """(position in AAPL, open orders) in the simulation database the client records into."""
+    with Database(root / "var" / "simulation.db", read_only=True) as db:
+        held = db.query("SELECT COALESCE(SUM(qty_micros), 0) FROM positions")[0][0] / 1e6
+        working = db.query(
+            "SELECT COUNT(*) FROM orders WHERE status IN "
+            "('PendingSubmit', 'PreSubmitted', 'Submitted', 'PartiallyFilled')"
+        )[0][0]
+    return held, working
+
+
+@pytest.mark.slow
+def test_flatten_leaves_zero_positions_and_zero_open_orders(
+    workspace: Path, daemon: DaemonHandle
+) -> None:
+    write_module_client("trader", TRADER)
+    daemon.start()
+    daemon.wait_heartbeat("trader")
+    wait_until(
+        lambda: (workspace / "var" / "simulation.db").exists() and book(workspace) == (100.0, 1),
+        60,
+        "a position of 100 and a working limit order",
+    )
+    status = cli(workspace, "risk", "status")
+    assert "trader" in status.stdout  # the guarded client is listed
+    flattened = cli(workspace, "flatten", "--all", "--reason", "end of test")
+    assert flattened.returncode == 0, flattened.stdout + flattened.stderr
+    assert "trader: done" in flattened.stdout
+    assert "cancelled 1 order" in flattened.stdout and "SELL 100 AAPL" in flattened.stdout
+    wait_until(lambda: book(workspace) == (0.0, 0), 60, "a flat book")
+    # Entries stay stopped: the client's later buys are refused and recorded, the book stays flat.
+    with Database(workspace / "var" / "simulation.db", read_only=True) as db:
+        wait_until(
+            lambda: (
+                db.query("SELECT COUNT(*) FROM strategy_events WHERE event_type = 'risk_refused'")[
+                    0
+                ][0]
+                > 0
+            ),
+            30,
+            "a refused entry",
+        )
+    assert book(workspace) == (0.0, 0)
+    assert "stop_entries" in cli(workspace, "risk", "status").stdout
+    # The state survives a restart of the client.
+    pid_before = daemon.status("trader").pid
+    refused_before = len(daemon.events("trader", "risk_refused"))
+    daemon.control.restart("trader")
+    wait_until(lambda: daemon.status("trader").pid not in (None, pid_before), 60, "a new process")
+    wait_until(
+        lambda: len(daemon.events("trader", "risk_refused")) > refused_before + 1,
+        60,
+        "refusals after the restart",
+    )
+    assert book(workspace) == (0.0, 0)
+    assert cli(workspace, "resume", "--all").returncode == 0
+
+
+@pytest.mark.slow
+def test_halt_cancels_orders_and_stops_the_client(workspace: Path, daemon: DaemonHandle) -> None:
+    write_module_client("trader", TRADER)
+    daemon.start()
+    wait_until(
+        lambda: (workspace / "var" / "simulation.db").exists() and book(workspace) == (100.0, 1),
+        60,
+        "a position of 100 and a working limit order",
+    )
+    halted = cli(workspace, "halt", "trader", "--reason", "runaway")
+    assert halted.returncode == 0, halted.stdout + halted.stderr
+    assert "trader: done" in halted.stdout and "trader: stop requested" in halted.stdout
+    daemon.wait_state("trader", "stopped", 60)
+    assert book(workspace) == (100.0, 0)  # orders cancelled, the position kept
+    resumed = cli(workspace, "resume", "trader")
+    assert "trading active" in resumed.stdout
