@@ -129,3 +129,53 @@ def test_missed_run_policies_after_downtime(workspace: Path, daemon: DaemonHandl
     assert len(daemon.runs("catch_up")) == 1
     assert daemon.runs("skipper") == [] and daemon.runs("too_late") == []
     assert (workspace / "clients/catch_up/slots.txt").read_text().count("\n") == 1
+
+
+DECLARED = """client_name = ''
+scheduled_for = ''
+run_time = ''
+mode = ''
+run_id = 0
+lookback: int = 20  # range: 5..250
+threshold = 0.5  # min: 0, max: 1
+symbol = 'SPY'
+"""
+WRITE_PARAMETERS = (
+    "import json, pathlib\npathlib.Path('seen.json').write_text(json.dumps("
+    "{'lookback': lookback, 'threshold': threshold, 'symbol': symbol}))"
+)
+
+
+def test_notebook_parameters_are_checked_against_the_parameters_cell(
+    workspace: Path, daemon: DaemonHandle
+) -> None:
+    cases = {
+        "wrong_type": ({"lookback": "twenty"}, "lookback: expected int, got str 'twenty'"),
+        "out_of_range": ({"lookback": 1000}, "lookback: 1000 is above the maximum 250"),
+        "inferred_type": ({"threshold": "high"}, "threshold: expected float, got str 'high'"),
+        "below_min": ({"threshold": -0.5}, "threshold: -0.5 is below the minimum 0"),
+        "undeclared": ({"lookbak": 30}, "lookbak: not declared in the parameters cell"),
+        "valid": ({"lookback": 60, "threshold": 1, "symbol": "QQQ"}, None),
+    }
+    for name, (parameters, _) in cases.items():
+        write_notebook_client(
+            name, [WRITE_PARAMETERS], parameters_cell=DECLARED, parameters=parameters
+        )
+    daemon.start()
+    for name in cases:
+        daemon.control.run_now(name)
+    for name, (_, error) in cases.items():
+        run = wait_until(lambda n=name: finished(daemon, n), 90, f"{name}'s run")[0]
+        seen = workspace / "clients" / name / "seen.json"
+        if error is None:
+            assert run["status"] == "success", run
+            assert json.loads(seen.read_text()) == {
+                "lookback": 60,
+                "threshold": 1,
+                "symbol": "QQQ",
+            }
+            continue
+        assert run["status"] == "failed", (name, run)
+        assert error in run["error"], (name, run["error"])
+        assert not seen.exists(), f"{name} ran with bad parameters"
+        assert daemon.events(name, "run_failed")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from quantstrip import clock
 from quantstrip.daemon import notebooks, processes
+from quantstrip.daemon import parameters as parameters_module
 from quantstrip.daemon.managed import Managed
 from quantstrip.daemon.mirror import Mirror
 from quantstrip.daemon.notebooks import NotebookRun
@@ -136,6 +137,11 @@ class NotebookClients:
                 "QUANTSTRIP_MODE": cfg.mode,
             },
         }
+        try:
+            parameters_module.check(cfg.entry_file, parameters, set(cfg.parameters))
+        except parameters_module.ParameterError as exc:
+            self._refuse(m, run_id, str(exc))
+            return run_id
         process = notebooks.start_run(spec)
         self.db.update("client_runs", run_id, pid=process.pid)
         processes.write_pid_file(
@@ -160,6 +166,22 @@ class NotebookClients:
             m.name, EventType.RUN_STARTED, f"run {run_id} ({trigger}) slot {scheduled_for}"
         )
         return run_id
+
+    def _refuse(self, m: Managed, run_id: int, error: str) -> None:
+        """A run whose parameters do not match the notebook: failed before it starts."""
+        self.db.update(
+            "client_runs",
+            run_id,
+            status=str(RunStatus.FAILED),
+            ended_at=now_text(),
+            duration_s=0.0,
+            error=error,
+        )
+        m.last_error = f"run {run_id} failed: {error}"
+        m.last_error_traceback = None
+        log.error("client %s %s", m.name, m.last_error)
+        self.mirror.event(m.name, EventType.RUN_FAILED, m.last_error)
+        self.alert(m.name, f"notebook client {m.last_error}", None)
 
     def kill(self, m: Managed, status: RunStatus, reason: str) -> None:
         if m.run is None:

@@ -106,7 +106,12 @@ def write_module_client(name: str, source: str, **config: Any) -> Path:
     )
 
 
-def write_notebook_client(name: str, cells: list[str], **config: Any) -> Path:
+PARAMETERS = "client_name = ''\nscheduled_for = ''\nrun_time = ''\nmode = ''\nrun_id = 0"
+
+
+def write_notebook_client(
+    name: str, cells: list[str], parameters_cell: str = PARAMETERS, **config: Any
+) -> Path:
     """A notebook client whose first cell is the tagged parameters cell."""
     directory = current_workspace().clients / name
     directory.mkdir(parents=True, exist_ok=True)
@@ -116,9 +121,7 @@ def write_notebook_client(name: str, cells: list[str], **config: Any) -> Path:
         "display_name": "Python 3",
         "language": "python",
     }
-    params = nbformat.v4.new_code_cell(
-        "client_name = ''\nscheduled_for = ''\nrun_time = ''\nmode = ''\nrun_id = 0"
-    )
+    params = nbformat.v4.new_code_cell(parameters_cell)
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, *(nbformat.v4.new_code_cell(textwrap.dedent(c)) for c in cells)]
     nbformat.write(nb, directory / f"{name}.ipynb")
