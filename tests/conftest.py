@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins: list[str] = ["support.daemon", "support.smtp", "support.browser"]
+pytest_plugins: list[str] = ["support.daemon", "support.smtp", "support.browser", "support.ib"]
 
 
 def require_component(available: bool, what: str) -> None:

@@ -4,73 +4,22 @@ server over 127.0.0.1, and the recorder stores what happens in a real SQLite dat
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
+from support.ib import Ledger, wait_for
 from support.tws_server import TwsServer
 
-from quantstrip.brokers import BracketRequest, InstrumentSpec, OrderRequest, Recorder
+from quantstrip.brokers import BracketRequest, InstrumentSpec, OrderRequest
 from quantstrip.brokers.ib import IbBroker, IbError
-from quantstrip.db.handler import Database
 
 AAPL = InstrumentSpec("AAPL", broker_contract_id="265598")
-
-
-def wait_for(predicate: Callable[[], Any], what: str, timeout_s: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-class Ledger:
-    """Reads the database through its own connection (the recorder writes from IB's thread)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def rows(self, sql: str, params: tuple = ()) -> list[tuple]:
-        with sqlite3.connect(self.path) as conn:
-            return conn.execute(sql, params).fetchall()
-
-    def count(self, sql: str, params: tuple = ()) -> int:
-        return self.rows(sql, params)[0][0]
-
-    def status(self, client_order_id: str) -> str | None:
-        found = self.rows("SELECT status FROM orders WHERE client_order_id = ?", (client_order_id,))
-        return found[0][0] if found else None
-
-
-@pytest.fixture
-def tws() -> Iterator[TwsServer]:
-    server = TwsServer(price=100.0).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def ib(tws: TwsServer, tmp_path: Path, workspace: Path) -> Iterator[tuple[IbBroker, Ledger]]:
-    db = Database(tmp_path / "ib.db")
-    broker = IbBroker(
-        host="127.0.0.1", port=tws.port, client_id=7, timeout_s=5, reconnect_backoff_s=0.2
-    )
-    broker.subscribe(Recorder(db))
-    broker.connect()
-    yield broker, Ledger(tmp_path / "ib.db")
-    broker.close()
-    db.close()
 
 
 def test_market_order_fills_and_its_later_commission_is_linked(ib) -> None:
