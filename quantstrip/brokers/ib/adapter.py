@@ -20,23 +20,12 @@ import asyncio
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from ib_async import (
-    IB,
-    Contract,
-    Fill,
-    LimitOrder,
-    MarketOrder,
-    Order,
-    StopLimitOrder,
-    StopOrder,
-    Trade,
-)
+from ib_async import IB, Fill, Order, Trade
 
 from quantstrip import clock
 from quantstrip.brokers.base import Broker
@@ -54,94 +43,20 @@ from quantstrip.brokers.events import (
     OrderStatusEvent,
     decimal,
 )
-from quantstrip.errors import QuantstripError
+from quantstrip.brokers.ib.mapping import (
+    BROKER,
+    UNSET,
+    IbError,
+    contract_for,
+    order_for,
+    spec_for,
+)
+from quantstrip.brokers.ib.pacing import HistoricalPacer
 
 log = logging.getLogger(__name__)
 
-BROKER = "ib"
-UNSET = 1.7976931348623157e308
 INFORMATIONAL = {2104, 2106, 2107, 2108, 2158, 2119, 1102, 399}
 HISTORICAL_ERRORS = {162, 165, 166, 200, 321, 322, 354, 366, 420}
-
-
-class IbError(QuantstripError):
-    """IB refused a request or failed to answer it; `code` is IB's error code when known."""
-
-    def __init__(self, message: str, code: int | None = None) -> None:
-        self.code = code
-        super().__init__(message if code is None else f"IB error {code}: {message}")
-
-
-class HistoricalPacer:
-    """IB's historical-data pacing: no identical request within 15 s, at most 60 per 600 s."""
-
-    def __init__(self, identical_s: float = 15.0, window_s: float = 600.0, limit: int = 60) -> None:
-        self.identical_s, self.window_s, self.limit = identical_s, window_s, limit
-        self.recent: deque[float] = deque()
-        self.last_by_key: dict[tuple[Any, ...], float] = {}
-
-    def wait_time(self, key: tuple[Any, ...], now: float) -> float:
-        while self.recent and now - self.recent[0] > self.window_s:
-            self.recent.popleft()
-        wait = 0.0
-        if key in self.last_by_key:
-            wait = max(wait, self.identical_s - (now - self.last_by_key[key]))
-        if len(self.recent) >= self.limit:
-            wait = max(wait, self.window_s - (now - self.recent[0]))
-        return max(wait, 0.0)
-
-    def record(self, key: tuple[Any, ...], now: float) -> None:
-        self.recent.append(now)
-        self.last_by_key[key] = now
-
-
-def contract_for(spec: InstrumentSpec) -> Contract:
-    return Contract(
-        conId=int(spec.broker_contract_id or 0),
-        symbol=spec.symbol,
-        secType=spec.sec_type,
-        exchange=spec.exchange,
-        primaryExchange=spec.primary_exchange or "",
-        currency=spec.currency,
-        lastTradeDateOrContractMonth=spec.expiry,
-        strike=float(spec.strike),
-        right=spec.option_right,
-        multiplier="" if spec.multiplier == 1 else str(spec.multiplier),
-    )
-
-
-def spec_for(contract: Contract) -> InstrumentSpec:
-    return InstrumentSpec(
-        contract.symbol,
-        sec_type=contract.secType or "STK",
-        exchange=contract.exchange or "SMART",
-        currency=contract.currency or "USD",
-        multiplier=Decimal(contract.multiplier or 1),
-        broker_contract_id=str(contract.conId) if contract.conId else None,
-        expiry=contract.lastTradeDateOrContractMonth or "",
-        strike=decimal(contract.strike or 0, "strike"),
-        option_right=contract.right or "",
-    )
-
-
-def order_for(request: OrderRequest, account: str) -> Order:
-    qty = float(request.qty)
-    if request.order_type == "MKT":
-        order: Order = MarketOrder(request.side, qty)
-    elif request.order_type == "LMT":
-        order = LimitOrder(request.side, qty, float(request.limit_price or 0))
-    elif request.order_type == "STP":
-        order = StopOrder(request.side, qty, float(request.stop_price or 0))
-    else:
-        order = StopLimitOrder(
-            request.side, qty, float(request.limit_price or 0), float(request.stop_price or 0)
-        )
-    order.orderRef = request.client_order_id
-    order.tif = request.tif
-    order.account = account
-    if request.oca_group:
-        order.ocaGroup = request.oca_group
-    return order
 
 
 class IbBroker(Broker):
