@@ -90,3 +90,50 @@ def test_a_second_daemon_for_the_same_workspace_refuses_to_start(
     assert second.returncode == 1
     assert f"another daemon (pid {daemon.proc.pid}) is running" in second.stderr
     assert daemon.control.available()
+
+
+def test_every_command_is_in_the_lazy_table_with_its_modules_help() -> None:
+    import argparse
+
+    from quantstrip.cli import COMMANDS, build_parser
+
+    parser = build_parser(None)  # every module registers its parsers
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    registered = {c.dest: c.help for c in action._choices_actions}
+    table = {c.name: c.help for c in COMMANDS}
+    assert registered == table  # a command missing from the table would vanish from --help
+
+
+HELP_IMPORTS = """
+import sys
+from quantstrip.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+loaded = sorted(m for m in sys.modules if m.startswith("quantstrip.commands.")
+                or m.split(".")[0] in ("pandas", "duckdb", "jupyter_server", "papermill"))
+print("IMPORTED:" + ",".join(loaded))
+"""
+
+
+def test_help_lists_every_command_without_importing_any(tmp_path: Path) -> None:
+    from quantstrip.cli import COMMANDS
+
+    def imported(*args: str) -> tuple[str, list[str]]:
+        done = subprocess.run(
+            [sys.executable, "-c", HELP_IMPORTS, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+        text, _, modules = done.stdout.rpartition("IMPORTED:")
+        return text, [m for m in modules.strip().split(",") if m]
+
+    text, modules = imported("--help")
+    assert modules == []
+    assert all(f"    {c.name} " in text for c in COMMANDS), text
+    text, modules = imported("clients", "--help")
+    assert modules == ["quantstrip.commands.clients"]
+    assert "list" in text and "run-now" in text

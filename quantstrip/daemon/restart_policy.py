@@ -1,21 +1,18 @@
 """When a module client that ended on its own is started again: backoff and crash-loop limit.
 
 The budget is `restart.max_restarts` restarts within `restart.window_s`; the delay before each
-restart doubles from `backoff_s` up to `max_backoff_s` (tenacity's exponential wait, the same
-curve its retries use). The restart times are wall-clock epoch seconds because they are kept in
-the database (`clients.restart_times`, written by the mirror): a daemon restarted in the middle
-of a crash loop carries on with what is left of the budget instead of granting a new one, and a
-client it had given up on stays 'crashed' (see `mirror.gave_up`).
+restart doubles from `backoff_s` up to `max_backoff_s`. The restart times are wall-clock epoch
+seconds because they are kept in the database (`clients.restart_times`, written by the mirror):
+a daemon restarted in the middle of a crash loop carries on with what is left of the budget
+instead of granting a new one, and a client it had given up on stays 'crashed' (see
+`mirror.gave_up`).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
-
-from tenacity import wait_exponential
 
 from quantstrip.daemon.registry import RestartPolicy
 
@@ -30,9 +27,7 @@ class Decision:
 
 def backoff_s(policy: RestartPolicy, restarts_in_window: int) -> float:
     """Delay before the next restart when `restarts_in_window` restarts already happened."""
-    wait = wait_exponential(multiplier=policy.backoff_s, max=policy.max_backoff_s)
-    # tenacity waits multiplier * 2**(attempt_number - 1) for attempt_number >= 1.
-    return float(wait(SimpleNamespace(attempt_number=restarts_in_window + 1)))
+    return float(min(policy.backoff_s * 2**restarts_in_window, policy.max_backoff_s))
 
 
 def in_window(times: list[float], policy: RestartPolicy, now: float) -> list[float]:
