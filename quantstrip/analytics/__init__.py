@@ -4,9 +4,10 @@ so the report, the SQL editor and Excel agree to the cent."""
 
 from __future__ import annotations
 
-from quantstrip.analytics.connection import connect
+from quantstrip.analytics.connection import connect, cursor, shared
 from quantstrip.analytics.metrics import PortfolioReport, portfolio_report
 from quantstrip.analytics.queries import (
+    QueryError,
     QueryHandle,
     ReadOnlyQueryError,
     SavedQuery,
@@ -16,11 +17,14 @@ from quantstrip.analytics.queries import (
 
 __all__ = [
     "PortfolioReport",
+    "QueryError",
     "QueryHandle",
     "ReadOnlyQueryError",
     "SavedQuery",
     "connect",
+    "cursor",
     "list_queries",
     "portfolio_report",
     "run_query",
+    "shared",
 ]

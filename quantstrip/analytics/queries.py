@@ -2,8 +2,9 @@
 
 Built-in queries are `.sql` files beside this module; users add theirs to the workspace's
 `queries/` folder and they appear beside the built-ins. Each file starts with
-`-- title: ...` and `-- description: ...`. Queries run in DuckDB against the read-only attach;
-anything but a read is refused before it runs, with a message naming the statement.
+`-- title: ...` and `-- description: ...`. Typed SQL runs on a cursor of the process's one
+locked-down DuckDB connection and must pass `sql_guard` first: one SELECT that reads only the
+ledger. Everything else is refused with a message naming what was refused.
 """
 
 from __future__ import annotations
@@ -17,19 +18,21 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from quantstrip.analytics.connection import connect
-from quantstrip.errors import QuantstripError
+from quantstrip.analytics import sql_guard
+from quantstrip.analytics.connection import shared_ledger
+from quantstrip.analytics.sql_guard import QueryError, ReadOnlyQueryError
 from quantstrip.paths import workspace
 
-READ_STATEMENTS = {
-    duckdb.StatementType.SELECT,
-    duckdb.StatementType.EXPLAIN,
-}
+__all__ = [
+    "QueryError",
+    "QueryHandle",
+    "ReadOnlyQueryError",
+    "SavedQuery",
+    "check_read_only",
+    "list_queries",
+    "run_query",
+]
 HEADER = re.compile(r"^--\s*(title|description)\s*:\s*(.*)$", re.IGNORECASE)
-
-
-class ReadOnlyQueryError(QuantstripError):
-    """The SQL editor only reads; the ledger is changed only by the record_* operations."""
 
 
 @dataclass(frozen=True)
@@ -66,49 +69,41 @@ def list_queries(user_folder: Path | None = None) -> list[SavedQuery]:
     return found
 
 
-def check_read_only(sql: str) -> None:
-    try:
-        statements = duckdb.extract_statements(sql)
-    except duckdb.Error as exc:
-        raise ReadOnlyQueryError(f"SQL error: {exc}") from None
-    if not statements:
-        raise ReadOnlyQueryError("the query is empty")
-    for statement in statements:
-        if statement.type not in READ_STATEMENTS:
-            kind = str(statement.type).split(".")[-1]
-            raise ReadOnlyQueryError(
-                f"refused: {kind} statements are not allowed; the SQL editor is read-only "
-                "(the database was not touched)"
-            )
+def check_read_only(sql: str) -> str:
+    """The one SELECT statement in `sql`, or ReadOnlyQueryError (the parser gate only; `run`
+    applies every gate)."""
+    return sql_guard.single_select(sql)
 
 
 class QueryHandle:
-    """A running query that another thread can cancel with `interrupt()`."""
+    """A query on its own cursor of the shared engine, that another thread can `interrupt()`."""
 
     def __init__(self, db_path: Path | None = None) -> None:
-        self.conn = connect(db_path)
+        self.ledger = shared_ledger(db_path)
+        self.cursor = self.ledger.cursor()
         self._lock = threading.Lock()
 
     def run(self, sql: str, limit: int | None = None) -> pd.DataFrame:
-        check_read_only(sql)
-        statements = duckdb.extract_statements(sql)
         try:
-            for statement in statements[:-1]:
-                self.conn.execute(statement.query)
-            last = statements[-1].query
+            statement = sql_guard.check(self.cursor, self.ledger, sql)
+            relation = self.cursor.sql(statement)
             if limit:
-                last = f"SELECT * FROM ({last}) AS q LIMIT {int(limit)}"
-            return self.conn.execute(last).df()
+                relation = relation.limit(int(limit))
+            return relation.df()
+        except duckdb.PermissionException as exc:
+            raise ReadOnlyQueryError(f"refused by the engine: {exc}") from None
+        except duckdb.Error as exc:
+            raise QueryError(f"SQL error: {exc}") from None
         finally:
             self.close()
 
     def interrupt(self) -> None:
         with self._lock:
-            self.conn.interrupt()
+            self.cursor.interrupt()
 
     def close(self) -> None:
         with self._lock:
-            self.conn.close()
+            self.cursor.close()
 
 
 def run_query(sql: str, *, limit: int | None = None, db_path: Path | None = None) -> pd.DataFrame:
