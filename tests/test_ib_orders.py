@@ -94,7 +94,6 @@ def test_good_till_date_is_sent_in_utc_and_expiry_cancels(tws: TwsServer, make_i
     wait_for(lambda: ledger.status(oid) == "Cancelled", "expired")
 
 
-@BEFORE
 def test_a_gtd_order_needs_an_aware_good_till() -> None:
     with pytest.raises(ValidationError, match="good_till"):
         OrderRequest(AAPL, "BUY", 1, "LMT", limit_price="90", tif="GTD")

@@ -16,7 +16,9 @@ from decimal import Decimal, InvalidOperation
 from quantstrip import clock
 from quantstrip.errors import ValidationError
 
-ORDER_TYPES = ("MKT", "LMT", "STP", "STP LMT")
+ORDER_TYPES = ("MKT", "LMT", "STP", "STP LMT", "TRAIL", "MOC", "LOC")
+# DAY, good till cancelled, immediate or cancel, fill or kill, good till date, at the opening.
+TIME_IN_FORCE = ("DAY", "GTC", "IOC", "FOK", "GTD", "OPG")
 SIDES = ("BUY", "SELL")
 TERMINAL_STATUSES = frozenset({"Filled", "Cancelled", "Inactive", "ApiCancelled", "Rejected"})
 
@@ -84,6 +86,9 @@ class OrderRequest:
     oca_group: str | None = None
     parent_client_order_id: str | None = None
     client_name: str | None = None
+    trail_amount: Decimal | None = None  # TRAIL: the stop trails the price by this amount...
+    trail_percent: Decimal | None = None  # ...or by this percentage of it
+    good_till: datetime | None = None  # GTD: when the order expires (timezone-aware)
 
     def __post_init__(self) -> None:
         side = str(self.side).upper()
@@ -113,6 +118,40 @@ class OrderRequest:
             object.__setattr__(self, name, price)
         if not self.strategy:
             raise ValidationError("strategy", "must not be empty")
+        self._check_terms(order_type)
+
+    def _check_terms(self, order_type: str) -> None:
+        """Trailing, on-close and time-in-force terms that only make sense together."""
+        tif = str(self.tif).upper()
+        if tif not in TIME_IN_FORCE:
+            raise ValidationError("tif", f"must be one of {TIME_IN_FORCE}, got {self.tif!r}")
+        object.__setattr__(self, "tif", tif)
+        if order_type == "LOC" and self.limit_price is None:
+            raise ValidationError("limit_price", "is required for a LOC order")
+        for name in ("trail_amount", "trail_percent"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if order_type != "TRAIL":
+                raise ValidationError(name, f"applies to TRAIL orders, not {order_type}")
+            number = decimal(value, name)
+            if number <= 0:
+                raise ValidationError(name, f"must be greater than zero, got {value!r}")
+            object.__setattr__(self, name, number)
+        if order_type == "TRAIL" and (self.trail_amount is None) == (self.trail_percent is None):
+            raise ValidationError(
+                "trail_amount", "a TRAIL order needs trail_amount or trail_percent"
+            )
+        if order_type in ("MOC", "LOC") and tif != "DAY":
+            raise ValidationError("tif", f"a {order_type} order is a DAY order, not {tif}")
+        if tif == "GTD" and self.good_till is None:
+            raise ValidationError("good_till", "is required for a GTD order")
+        if self.good_till is not None:
+            if tif != "GTD":
+                raise ValidationError("good_till", f"applies to GTD orders, not {tif}")
+            if not isinstance(self.good_till, datetime) or self.good_till.tzinfo is None:
+                raise ValidationError("good_till", "must be a timezone-aware datetime")
+            object.__setattr__(self, "good_till", self.good_till.astimezone(UTC))
 
 
 @dataclass(frozen=True)
@@ -208,6 +247,20 @@ class OrderPlacedEvent:
 
 
 @dataclass(frozen=True)
+class OrderModifiedEvent:
+    """The broker accepted new terms for a live order (a modify it acknowledged)."""
+
+    broker: str
+    client_order_id: str
+    qty: Decimal | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    trail_amount: Decimal | None = None
+    trail_percent: Decimal | None = None
+    time: datetime = field(default_factory=utc)
+
+
+@dataclass(frozen=True)
 class OrderStatusEvent:
     broker: str
     status: str
@@ -280,6 +333,7 @@ class ErrorEvent:
 
 BrokerEvent = (
     OrderPlacedEvent
+    | OrderModifiedEvent
     | OrderStatusEvent
     | ExecutionEvent
     | CommissionEvent

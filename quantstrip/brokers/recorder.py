@@ -18,6 +18,7 @@ from quantstrip.brokers.events import (
     ErrorEvent,
     ExecutionEvent,
     InstrumentSpec,
+    OrderModifiedEvent,
     OrderPlacedEvent,
     OrderStatusEvent,
     PositionEvent,
@@ -64,6 +65,8 @@ class Recorder:
             return self._order_placed(event)
         if isinstance(event, OrderStatusEvent):
             return self._order_status(event)
+        if isinstance(event, OrderModifiedEvent):
+            return self._order_modified(event)
         if isinstance(event, AccountValueEvent):
             return self.db.record_account_snapshot(
                 broker=event.broker,
@@ -150,7 +153,22 @@ class Recorder:
             oca_group=request.oca_group,
             client_name=request.client_name or self.client_name,
             created_at=event.time,
+            trail_amount=request.trail_amount,
+            trail_percent=request.trail_percent,
+            good_till=request.good_till,
         )
+
+    def _order_modified(self, event: OrderModifiedEvent) -> Order | None:
+        order = self.db.order_by_client_id(event.client_order_id)
+        if order is None:
+            log.info("modify of an order this workspace did not place: ignored")
+            return None
+        terms = {
+            name: getattr(event, name)
+            for name in ("qty", "limit_price", "stop_price", "trail_amount", "trail_percent")
+            if getattr(event, name) is not None
+        }
+        return self.db.update_order(order.id, **terms) if terms else order
 
     def _order_status(self, event: OrderStatusEvent) -> Order | None:
         order = self._find_order(
@@ -185,8 +203,14 @@ class Recorder:
         )
         if order is not None and order.strategy_id is not None:
             strategy: str | int = order.strategy_id
+        elif event.strategy:
+            strategy = event.strategy
+        elif event.client_order_id and self.db.strategy(event.client_order_id) is not None:
+            # An order placed outside Quantstrip (in TWS, by another program) whose reference
+            # names a strategy: the trader attributed it.
+            strategy = event.client_order_id
         else:
-            strategy = event.strategy or self.unattributed_strategy
+            strategy = self.unattributed_strategy
         return self.db.record_execution(
             ExecutionInput(
                 broker=event.broker,

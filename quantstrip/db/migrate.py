@@ -53,6 +53,33 @@ def _split(script: str) -> list[str]:
     return statements
 
 
+def _apply(conn: sqlite3.Connection, number: int, name: str, script: str) -> None:
+    """One migration in one transaction. Foreign keys are off while it runs (SQLite's documented
+    way to rebuild a table others reference; the pragma is a no-op inside a transaction) and
+    checked before it commits, so a migration can never leave a dangling reference."""
+    foreign_keys = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read inside the write lock: another process may have migrated meanwhile.
+            if current_version(conn) >= number:
+                conn.execute("ROLLBACK")
+                return
+            for statement in _split(script):
+                conn.execute(statement)
+            dangling = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if dangling:
+                raise RuntimeError(f"{name} leaves dangling references: {dangling[:5]}")
+            conn.execute(f"PRAGMA user_version = {number}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        conn.execute(f"PRAGMA foreign_keys = {int(foreign_keys)}")
+
+
 def migrate(target: str | Path | sqlite3.Connection) -> int:
     """Bring the database up to SCHEMA_VERSION; returns the version. Re-running is a no-op."""
     conn = target if isinstance(target, sqlite3.Connection) else connect(target)
@@ -63,22 +90,10 @@ def migrate(target: str | Path | sqlite3.Connection) -> int:
                 f"database schema version {version} is newer than this Quantstrip understands "
                 f"({SCHEMA_VERSION}); upgrade Quantstrip instead of opening it with an older one"
             )
-        for number, _name, script in _migrations():
+        for number, name, script in _migrations():
             if number <= version:
                 continue
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                # Re-read inside the write lock: another process may have migrated meanwhile.
-                if current_version(conn) >= number:
-                    conn.execute("ROLLBACK")
-                    continue
-                for statement in _split(script):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {number}")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+            _apply(conn, number, name, script)
         return current_version(conn)
     finally:
         if not isinstance(target, sqlite3.Connection):

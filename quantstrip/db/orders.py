@@ -53,8 +53,14 @@ class OrderBook:
         client_name: str | None = None,
         order_ref: str | None = None,
         created_at: Any = None,
+        trail_amount: Number | None = None,
+        trail_percent: Number | None = None,
+        good_till: Any = None,
     ) -> Order:
-        """Create an order (idempotent on client_order_id) and its first status event."""
+        """Create an order (idempotent on client_order_id) and its first status event.
+
+        A TRAIL order trails by an amount or a percentage (one of them); `good_till` is the
+        expiry of a GTD order."""
         if not client_order_id:
             raise ValidationError("client_order_id", "must not be empty")
         order_type = str(order_type).upper()
@@ -63,9 +69,14 @@ class OrderBook:
         side = normalise_side(side)
         qty_m = positive_micros(qty, "qty")
         limit_m = price_micros(
-            limit_price, "limit_price", required=order_type in {"LMT", "STP LMT"}
+            limit_price, "limit_price", required=order_type in {"LMT", "STP LMT", "LOC"}
         )
         stop_m = price_micros(stop_price, "stop_price", required=order_type in {"STP", "STP LMT"})
+        trail_m = price_micros(trail_amount, "trail_amount", required=False)
+        trail_pct_m = price_micros(trail_percent, "trail_percent", required=False)
+        if order_type == "TRAIL" and (trail_m is None) == (trail_pct_m is None):
+            raise ValidationError("trail_amount", "a TRAIL order needs a trail amount or percent")
+        good_till_text = utc_text(good_till, "good_till") if good_till is not None else None
         self.instrument(instrument_id)
         strategy_id = self.strategy_id(strategy) if strategy is not None else None
         account_id = self.ensure_account(broker, account) if account else None
@@ -80,8 +91,9 @@ class OrderBook:
                 "INSERT INTO orders (client_order_id, strategy_id, account_id, instrument_id, "
                 "broker, broker_order_id, broker_client_id, perm_id, parent_order_id, oca_group, "
                 "order_type, side, qty_micros, limit_price_micros, stop_price_micros, tif, status, "
-                "client_name, order_ref, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "client_name, order_ref, created_at, updated_at, trail_amount_micros, "
+                "trail_percent_micros, good_till) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     client_order_id,
                     strategy_id,
@@ -104,6 +116,9 @@ class OrderBook:
                     order_ref,
                     when,
                     when,
+                    trail_m,
+                    trail_pct_m,
+                    good_till_text,
                 ),
             )
             order_id = int(cursor.lastrowid or 0)
@@ -165,6 +180,9 @@ class OrderBook:
             "stop_price",
             "tif",
             "order_ref",
+            "trail_amount",
+            "trail_percent",
+            "good_till",
         }
         unknown = set(values) - allowed
         if unknown:
@@ -173,8 +191,10 @@ class OrderBook:
         for name, value in values.items():
             if name == "qty":
                 columns["qty_micros"] = positive_micros(value, "qty")
-            elif name in {"limit_price", "stop_price"}:
+            elif name in {"limit_price", "stop_price", "trail_amount", "trail_percent"}:
                 columns[f"{name}_micros"] = price_micros(value, name, required=False)
+            elif name == "good_till":
+                columns[name] = utc_text(value, name) if value is not None else None
             elif name in {"broker_order_id", "broker_client_id", "perm_id"}:
                 columns[name] = optional_text(value)
             else:

@@ -113,6 +113,9 @@ class Order(Record):
     order_ref: str | None
     created_at: str
     updated_at: str
+    trail_amount_micros: int | None = None
+    trail_percent_micros: int | None = None
+    good_till: str | None = None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from quantstrip.db.units import Number, to_micros
 from quantstrip.errors import ValidationError
 
 SIDES = {"BUY": "BUY", "BOT": "BUY", "B": "BUY", "SELL": "SELL", "SLD": "SELL", "S": "SELL"}
-ORDER_TYPES = {"MKT", "LMT", "STP", "STP LMT"}
+ORDER_TYPES = {"MKT", "LMT", "STP", "STP LMT", "TRAIL", "MOC", "LOC"}
 TERMINAL_STATUSES = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive", "Rejected"})
 
 
