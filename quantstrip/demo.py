@@ -128,6 +128,7 @@ def build_demo(db_path: str | Path, *, seed: int = 7, years: int = 2, end: date 
                     bar = bars[symbol][index]
                     broker.on_bar(symbol, bar)
                     closes[symbol].append(bar.close)
+                broker.snapshot_marks(list(specs.values()))  # the day's closes value positions
                 when = datetime.combine(day, CLOSE_UTC, tzinfo=UTC)
                 _ma_crossover(broker, book, db, specs, closes, when)
                 _mean_reversion(broker, book, db, specs, closes, when)

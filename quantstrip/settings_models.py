@@ -18,6 +18,14 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
 class IbSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(7497, ge=1, le=65535)
@@ -89,6 +97,13 @@ class EmailSettings(Section):
 class DashboardSettings(Section):
     host: Literal["127.0.0.1", "localhost", "::1"] = "127.0.0.1"
     port: int = Field(8888, ge=1, le=65535)
+    # The operator's zone for times shown on the pages (None: the machine's own zone).
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        return None if value is None else _zone(value)
 
 
 class DaemonSettings(Section):
@@ -129,14 +144,6 @@ class MarkSettings(Section):
     max_age_s: float = Field(900.0, gt=0)
     # Running clients snapshot the prices of what they hold this often (0: only on demand).
     interval_s: float = Field(60.0, ge=0)
-
-
-def _zone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r}") from None
-    return value
 
 
 class RiskSettings(Section):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 PAGES = {
     "monitor": "Client monitor",
+    "blotter": "Blotter and positions",
     "sql_editor": "SQL editor",
     "portfolio": "Portfolio report",
     "notifications": "Notification centre",

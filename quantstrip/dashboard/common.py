@@ -34,8 +34,15 @@ def nav() -> w.HTML:
     return w.HTML(f'{STYLE}<div class="qs-nav"><a href="home.ipynb">Home</a> {links}</div>')
 
 
-def header(title: str) -> w.VBox:
-    return w.VBox([nav(), w.HTML(f"<h2>{html.escape(title)}</h2>")])
+def header(title: str, mode: object = None) -> w.VBox:
+    """Navigation, then the title with the trading-mode badge (every page shows it)."""
+    from quantstrip.dashboard.display import page_badge
+
+    try:
+        badge = page_badge(mode)  # type: ignore[arg-type]
+    except Exception as exc:  # the page still works; say why the badge is missing
+        badge = error_html(f"mode unknown: {exc}")
+    return w.VBox([nav(), w.HTML(f"<h2>{html.escape(title)} {badge}</h2>")])
 
 
 def table_html(frame: pd.DataFrame, max_rows: int = 500) -> str:

@@ -148,8 +148,21 @@ class RiskGuard:
                 )
 
     # ---- facts ------------------------------------------------------------------------------
+    def client_of(self, request: OrderRequest) -> str | None:
+        """The order's client: named on the order, else this process's, else the recorder's."""
+        return request.client_name or current_client() or self._recorder_client()
+
+    def _recorder_client(self) -> str | None:
+        from quantstrip.brokers.recorder import Recorder
+
+        for callback in self.broker._subscribers:
+            owner = getattr(callback, "__self__", callback)
+            if isinstance(owner, Recorder) and owner.client_name:
+                return owner.client_name
+        return None
+
     def check(self, request: OrderRequest) -> None:
-        client = request.client_name or current_client()
+        client = self.client_of(request)
         settings = risk_settings()
         limits = effective_limits(settings.limits, settings.clients.get(client or ""))
         facts = self.facts(request, client, limits, settings)
@@ -294,7 +307,7 @@ class RiskGuard:
             return len(times)
 
     def _count(self, request: OrderRequest) -> None:
-        client = request.client_name or current_client()
+        client = self.client_of(request)
         with _recent_lock:
             _recent[client or ""].append(utc(self.broker.market_time()))
 
