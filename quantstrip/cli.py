@@ -41,6 +41,12 @@ COMMANDS: list[Command] = [
     Command("odbc", "odbc", "ODBC / Excel access to the database"),
     Command("flex", "flex", "Interactive Brokers Flex statements"),
     Command("demo", "demo", "simulate demo strategies into the database"),
+    Command("halt", "risk", "refuse every order, cancel open orders, stop the client(s)"),
+    Command("flatten", "risk", "stop new entries, cancel open orders, close positions at market"),
+    Command("stop-entries", "risk", "refuse orders that open or add to a position"),
+    Command("resume", "risk", "lift stop-entries, flatten's stop or a halt"),
+    Command("risk", "risk", "risk controls: current state"),
+    Command("marks", "risk", "prices that value positions"),
 ]
 
 

@@ -11,14 +11,15 @@ import sys
 COMMANDS = {
     "halt": "refuse every order, cancel open orders, stop the client(s)",
     "flatten": "stop new entries, cancel open orders, close positions at market",
-    "stop-entries": "refuse orders that open or add to a position (exits still pass)",
+    "stop-entries": "refuse orders that open or add to a position",
     "resume": "lift stop-entries, flatten's stop or a halt",
 }
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     for name, help_text in COMMANDS.items():
-        parser = subparsers.add_parser(name, help=help_text, description=help_text)
+        description = help_text + (" (exits still pass)" if name == "stop-entries" else "")
+        parser = subparsers.add_parser(name, help=help_text, description=description)
         target = parser.add_mutually_exclusive_group(required=True)
         target.add_argument("client", nargs="?", help="client name")
         target.add_argument("--all", action="store_true", help="every client")
