@@ -2,6 +2,9 @@
 # One server hosts JupyterLab (the IDE) and the Voila pages under reports/, bound to loopback
 # with token authentication.
 import os
+import re
+
+from quantstrip.dashboard.launch_secret import read_secret
 
 c = get_config()  # noqa: F821 - provided by Jupyter when it loads this file
 
@@ -12,7 +15,9 @@ c.ServerApp.port_retries = 0
 c.ServerApp.root_dir = os.environ.get("QUANTSTRIP_WORKSPACE", os.getcwd())
 c.ServerApp.default_url = "/voila/render/reports/home.ipynb"
 c.ServerApp.jpserver_extensions = {"voila.server_extension": True, "jupyterlab": True}
-token = os.environ.get("QUANTSTRIP_DASHBOARD_TOKEN")
+# The token comes through a pipe `quantstrip up` hands over (never the environment, which every
+# kernel would inherit, nor the command line, which `ps` shows to every local user).
+token = read_secret()
 if token:
     c.IdentityProvider.token = token
 c.ServerApp.password_required = False
@@ -43,6 +48,13 @@ c.MappingKernelManager.cull_idle_timeout = 300
 c.MappingKernelManager.cull_interval = 60
 c.MappingKernelManager.cull_connected = False
 
+# Voila gives each page's kernel the request's URL: the kernel manager takes the token out first.
+c.ServerApp.kernel_manager_class = "quantstrip.dashboard.kernels.TokenFreeKernelManager"
+
+# The data directory (ledger, vault and its key, logs) is inside the served root by default:
+# the contents manager and the /files handler refuse it (404) and the file browser hides it.
+c.ServerApp.contents_manager_class = "quantstrip.dashboard.contents.PrivateContentsManager"
+
 # JupyterLab reads settings overrides from here: they add a "Quantstrip" menu whose entries open
 # every dashboard page (jupyter_config/lab/settings/overrides.json; a test keeps it in step with
 # quantstrip.dashboard.PAGES).
@@ -55,3 +67,7 @@ c.LabApp.app_settings_dir = os.path.join(
 _home = os.environ.get("QUANTSTRIP_HOME") or os.path.join(c.ServerApp.root_dir, "var")
 c.LabApp.workspaces_dir = os.path.join(_home, "lab", "workspaces")
 c.LabApp.user_settings_dir = os.path.join(_home, "lab", "user-settings")
+# Voila serves a few file types itself (/voila/files/): never from the data directory.
+_relative_home = os.path.relpath(os.path.abspath(_home), os.path.abspath(c.ServerApp.root_dir))
+if not _relative_home.startswith(".."):
+    c.VoilaConfiguration.file_denylist = [r".*\.(ipynb|py)", re.escape(_relative_home) + r"(/.*)?"]

@@ -82,6 +82,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Everything Quantstrip writes (ledger, settings, logs, outbox) and every process it starts
+    # (daemon, clients, dashboard, kernels) is private to the owner (issue 17).
+    from quantstrip.paths import private_umask
+
+    private_umask()
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)

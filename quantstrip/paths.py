@@ -1,15 +1,27 @@
-"""Where runtime state lives: one data directory, never mixed with code.
+"""Where runtime state lives: one data directory, never mixed with code, private to its owner.
 
 `QUANTSTRIP_HOME` (default `./var`) holds the database, logs, run outputs and secrets. The
 workspace root (clients/, notebooks/, settings) is `QUANTSTRIP_WORKSPACE`, default the current
 directory, so a checkout is a working workspace out of the box.
+
+The data directory holds the ledger, the settings, the vault and the logs: no other local user
+may read any of it. It is created 0700, every process Quantstrip starts runs with umask 077 (the
+CLI sets it, and the daemon, the dashboard, its kernels and the clients inherit it), and each
+start warns about anything in it that became readable or writable by others.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+PRIVATE_UMASK = 0o077
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+log = logging.getLogger("quantstrip.security")
 
 
 @dataclass(frozen=True)
@@ -71,11 +83,60 @@ def workspace() -> Workspace:
     return Workspace(root=root, home=home)
 
 
+def private_umask() -> int:
+    """Make files this process (and its children) create private to the owner; returns the
+    previous umask."""
+    return os.umask(PRIVATE_UMASK)
+
+
 def init_workspace(ws: Workspace | None = None) -> Workspace:
-    """Create the data directory tree; safe to call any number of times."""
+    """Create the data directory tree (0700); safe to call any number of times. Warns about
+    anything in the data directory that others can read or write."""
     ws = ws or workspace()
-    for directory in (ws.home, ws.logs, ws.runs, ws.user_queries, ws.statements, ws.clients):
-        directory.mkdir(parents=True, exist_ok=True)
-    ws.secrets.mkdir(parents=True, exist_ok=True)
-    os.chmod(ws.secrets, 0o700)
+    ws.clients.mkdir(parents=True, exist_ok=True)
+    for directory in (ws.home, ws.logs, ws.runs, ws.user_queries, ws.statements, ws.secrets):
+        if not directory.exists():
+            directory.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+            os.chmod(directory, PRIVATE_DIR_MODE)
+    os.chmod(ws.secrets, PRIVATE_DIR_MODE)
+    for path, mode in loosened(ws):
+        log.warning(
+            "%s is open to other users (mode %s); run `quantstrip init` to make the data "
+            "directory private again",
+            path,
+            oct(mode),
+        )
     return ws
+
+
+def _open_to_others(mode: int) -> bool:
+    return bool(mode & (stat.S_IRWXG | stat.S_IRWXO))
+
+
+def _data_tree(ws: Workspace) -> list[Path]:
+    if not ws.home.exists():
+        return []
+    return [ws.home, *sorted(ws.home.rglob("*"))]
+
+
+def loosened(ws: Workspace) -> list[tuple[Path, int]]:
+    """Everything in the data directory that group or others may read, write or enter."""
+    found = []
+    for path in _data_tree(ws):
+        try:
+            mode = stat.S_IMODE(path.lstat().st_mode)
+        except FileNotFoundError:  # a file removed meanwhile (a SQLite -journal)
+            continue
+        if not path.is_symlink() and _open_to_others(mode):
+            found.append((path, mode))
+    return found
+
+
+def make_private(ws: Workspace) -> list[Path]:
+    """Take group and other permissions off everything in the data directory; returns what
+    changed."""
+    changed = []
+    for path, mode in loosened(ws):
+        os.chmod(path, mode & ~(stat.S_IRWXG | stat.S_IRWXO))
+        changed.append(path)
+    return changed

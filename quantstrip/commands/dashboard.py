@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from quantstrip.daemon.control import ControlClient
-from quantstrip.dashboard.server import HOME_PAGE, start
+from quantstrip.dashboard.server import HOME_PAGE, free_port, start
 from quantstrip.paths import init_workspace
 
 
@@ -43,7 +43,9 @@ def run_up(args: argparse.Namespace) -> int:
 
     ws = init_workspace()
     daemon = None if args.no_daemon else _start_daemon(ws)
-    server = start(port=args.port or settings.get("dashboard.port", 8888))
+    # --port 0: any free port (tests and several workspaces on one machine)
+    port = settings.get("dashboard.port", 8888) if args.port is None else args.port
+    server = start(port=port or free_port())
     print(f"\nQuantstrip dashboard: {server.url(HOME_PAGE)}")
     print(f"JupyterLab (IDE):     {server.url('/lab')}\n(Ctrl-C stops the dashboard)", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -6,7 +6,7 @@ import argparse
 
 from quantstrip.db.handler import Database
 from quantstrip.db.migrate import SCHEMA_VERSION
-from quantstrip.paths import init_workspace, workspace
+from quantstrip.paths import init_workspace, make_private, workspace
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,6 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_init(args: argparse.Namespace) -> int:
+    for path in make_private(workspace()):
+        print(f"made private (owner only): {path}")
     ws = init_workspace()
     with Database(ws.database) as db:
         version = db.conn.execute("PRAGMA user_version").fetchone()[0]

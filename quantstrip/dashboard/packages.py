@@ -1,5 +1,12 @@
 """Package manager: what is installed in the project environment, and pip install from the
-registry into it (the same interpreter the kernels and clients run on)."""
+registry into it (the same interpreter the kernels and clients run on).
+
+Only packages from the configured index, by name: pip also installs local paths, archives and
+URLs, and a local `evilpkg-0.1.tar.gz` typed as a "name" ran its setup.py (issue 17). The typed
+text must parse as a PEP 508 requirement without a URL or marker, and must not look like a file;
+pip then gets the canonical name (letters, digits and dashes only: it can never be taken for a
+path) plus the version specifier, and runs in an empty directory.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +14,47 @@ import html
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 from importlib import metadata
 
 import ipywidgets as w
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from quantstrip.dashboard.common import error_html, header
 
-REQUIREMENT = re.compile(
-    r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?([<>=!~]=?[A-Za-z0-9.*+!_-]+)?$"
-)
+EXAMPLE = "(e.g. 'ta-lib' or 'numpy==2.1.0')"
+ARCHIVE = re.compile(r"\.(whl|zip|tar|tgz|tar\.gz|tar\.bz2|tar\.xz|egg)$", re.IGNORECASE)
+
+
+class NotAnIndexPackage(ValueError):
+    """The text is not `name[extras] <specifier>` of a package on the index."""
+
+
+def index_requirement(text: str) -> str:
+    """What pip gets for `text`: canonical name, extras and version specifier; or
+    NotAnIndexPackage naming the problem."""
+    typed = text.strip()
+    if not typed or typed.startswith("-"):
+        raise NotAnIndexPackage(f"not a package requirement: {typed!r} {EXAMPLE}")
+    try:
+        requirement = Requirement(typed)
+    except InvalidRequirement:
+        raise NotAnIndexPackage(f"not a package requirement: {typed!r} {EXAMPLE}") from None
+    if requirement.url or requirement.marker:
+        raise NotAnIndexPackage(f"refused: {typed!r} has a URL or an environment marker {EXAMPLE}")
+    if any(c in typed for c in "/\\:") or ARCHIVE.search(requirement.name):
+        raise NotAnIndexPackage(
+            f"refused: {typed!r} looks like a file, folder or URL; only packages from the "
+            f"index are installed here, by name {EXAMPLE}"
+        )
+    extras = f"[{','.join(sorted(canonicalize_name(e) for e in requirement.extras))}]"
+    return (
+        canonicalize_name(requirement.name)
+        + (extras if requirement.extras else "")
+        + str(requirement.specifier)
+    )
 
 
 def installed() -> list[tuple[str, str]]:
@@ -25,22 +63,27 @@ def installed() -> list[tuple[str, str]]:
 
 
 def pip_install(requirement: str) -> tuple[int, str]:
-    if not REQUIREMENT.match(requirement.strip()):
-        return 2, f"not a package requirement: {requirement!r} (e.g. 'ta-lib' or 'numpy==2.1.0')"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            requirement.strip(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    try:
+        argument = index_requirement(requirement)
+    except NotAnIndexPackage as exc:
+        return 2, str(exc)
+    with tempfile.TemporaryDirectory(prefix="qs-pip-") as empty:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                argument,
+            ],
+            cwd=empty,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
     return result.returncode, result.stdout + result.stderr
 
 

@@ -1,7 +1,8 @@
 """Start the one Jupyter server behind the dashboard (JupyterLab + Voila pages).
 
-The server binds 127.0.0.1 with a token kept encrypted in the vault; `--allow-root` is added
-when running as root (Jupyter refuses root otherwise, and CI runs as root).
+The server binds 127.0.0.1 with a token kept encrypted in the vault and handed over through a
+pipe (launch_secret), so no kernel's environment carries it; `--allow-root` is added when running
+as root (Jupyter refuses root otherwise, and CI runs as root).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quantstrip import clock
+from quantstrip.dashboard.launch_secret import spawn_with_secret
 from quantstrip.paths import workspace
 
 HOME_PAGE = "/voila/render/reports/home.ipynb"
@@ -96,7 +98,6 @@ def start(
         JUPYTER_PATH=os.pathsep.join(
             p for p in (str(config_dir() / "data"), os.environ.get("JUPYTER_PATH", "")) if p
         ),
-        QUANTSTRIP_DASHBOARD_TOKEN=token,
         QUANTSTRIP_WORKSPACE=str(ws.root),
         QUANTSTRIP_HOME=str(ws.home),
     )
@@ -105,11 +106,13 @@ def start(
         command.append("--allow-root")
     log_path = log_path or ws.logs / "process" / "dashboard.out"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    env.pop("QUANTSTRIP_DASHBOARD_TOKEN", None)
     with open(log_path, "ab") as log:
-        process = subprocess.Popen(
+        process = spawn_with_secret(
             command,
+            token,
+            env,
             cwd=ws.root,
-            env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
