@@ -8,8 +8,7 @@ import ipywidgets as w
 
 from quantstrip import clock
 from quantstrip.daemon.control import ClientStatus, ControlClient, clients_from_db
-from quantstrip.dashboard.common import Refresher, error_html, header
-from quantstrip.db.handler import Database
+from quantstrip.dashboard.common import Refresher, error_html, header, read_ledger
 from quantstrip.paths import workspace
 
 ACTIONS = ("start", "stop", "restart", "enable", "disable", "run_now")
@@ -36,8 +35,8 @@ EVENTS_SQL = (
 
 
 def _latest(sql: str, name: str, limit: int) -> list[dict[str, object]]:
-    with Database(workspace().database) as db:
-        return [dict(r) for r in db.query(sql, (name, limit))]
+    with read_ledger() as conn:
+        return [] if conn is None else [dict(r) for r in conn.execute(sql, (name, limit))]
 
 
 def recent_runs(name: str, limit: int = 5) -> list[dict[str, object]]:
@@ -149,6 +148,10 @@ class MonitorPage(w.VBox):
         return clients_from_db()
 
     def refresh(self) -> None:
+        with read_ledger():  # one read-only connection serves the whole refresh
+            self._refresh()
+
+    def _refresh(self) -> None:
         statuses = self.statuses()
         names = [s.name for s in statuses]
         if set(names) != set(self.rows):

@@ -6,22 +6,22 @@ import html
 
 import ipywidgets as w
 
-from quantstrip.dashboard.common import error_html, header
-from quantstrip.db.handler import Database
-from quantstrip.paths import workspace
+from quantstrip.dashboard.common import error_html, header, read_ledger
 
 STATUSES = ["all", "sent", "failed", "queued", "batched"]
 
 
 def load(status: str, limit: int = 200) -> list[dict[str, object]]:
-    with Database(workspace().database) as db:
-        where = "" if status == "all" else "WHERE status = ?"
-        params = () if status == "all" else (status,)
-        rows = db.query(
+    where = "" if status == "all" else "WHERE status = ?"
+    params = () if status == "all" else (status,)
+    with read_ledger() as conn:
+        if conn is None:
+            return []
+        rows = conn.execute(
             "SELECT id, created_at, kind, client_name, recipients, subject, status, attempts, "
             f"last_error FROM notifications {where} ORDER BY id DESC LIMIT {int(limit)}",
             params,
-        )
+        ).fetchall()
     return [dict(r) for r in rows]
 
 

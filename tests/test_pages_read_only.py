@@ -1,0 +1,133 @@
+"""Pages read the ledger through read-only connections and never migrate (issue 15 §8): the
+monitor opened a write connection and ran migrations twice per client every 2 s. Every page is
+built and refreshed in this process against a real demo workspace while `sqlite3.connect` and
+the migrator are watched."""
+
+from __future__ import annotations
+
+import importlib
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from quantstrip.db.handler import Database
+from quantstrip.demo import build_demo
+
+
+CLIENTS = ("ticker", "momentum", "pairs")
+
+
+class Opens:
+    """Every sqlite3 connection opened, and whether it was read-only."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, bool]] = []
+        self.migrations = 0
+
+    def writable(self, ledger: Path) -> list[str]:
+        return [
+            target
+            for target, read_only in self.calls
+            if not read_only
+            and Path(target.split("?")[0].removeprefix("file:")).name
+            in {ledger.name, "simulation.db"}
+        ]
+
+
+@pytest.fixture
+def opens(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Opens:
+    ledger = workspace / "var" / "quantstrip.db"
+    build_demo(ledger, seed=4, years=1, end=date(2025, 6, 30))
+    with Database(ledger) as db:
+        for name in CLIENTS:
+            db.conn.execute(
+                "INSERT INTO clients (name, kind, entry, state, updated_at) "
+                "VALUES (?, 'module', 'x.py', 'stopped', '2025-06-30T00:00:00Z')",
+                (name,),
+            )
+            db.record_client_event(name, "started", "pid 1")
+    watched = Opens()
+    real_connect = sqlite3.connect
+    migrate_module = importlib.import_module("quantstrip.db.migrate")
+    real_migrate = migrate_module.migrate
+
+    def connect(database, *args, **kwargs):  # type: ignore[no-untyped-def]
+        target = str(database)
+        read_only = bool(kwargs.get("uri")) and "mode=ro" in target
+        watched.calls.append((target, read_only))
+        return real_connect(database, *args, **kwargs)
+
+    def migrate(*args, **kwargs):  # type: ignore[no-untyped-def]
+        watched.migrations += 1
+        return real_migrate(*args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    monkeypatch.setattr(migrate_module, "migrate", migrate)
+    import quantstrip.db.handler as handler
+
+    monkeypatch.setattr(handler, "migrate", migrate)
+    return watched
+
+
+def test_refreshing_every_page_opens_no_writable_connection_and_never_migrates(
+    opens: Opens, workspace: Path
+) -> None:
+    from quantstrip.dashboard import blotter, home, monitor, notifications
+
+    ledger = workspace / "var" / "quantstrip.db"
+    version = sqlite3.connect(ledger).execute("PRAGMA user_version").fetchone()[0]
+    opens.calls.clear()
+
+    home.page()
+    page = monitor.MonitorPage(refresh_s=3600)
+    try:
+        page.refresh()
+        assert page.rows, "the monitor shows the recorded client"
+    finally:
+        page.refresher.stop()
+    notes = notifications.NotificationsPage()
+    notes.refresh()
+    blotter.page().refresh()
+
+    assert opens.calls, "the pages read the ledger"
+    assert opens.writable(ledger) == []
+    assert opens.migrations == 0
+    assert sqlite3.connect(ledger).execute("PRAGMA user_version").fetchone()[0] == version
+
+
+def test_a_page_connection_refuses_writes_in_the_engine(workspace: Path) -> None:
+    from quantstrip.dashboard.common import read_ledger
+
+    ledger = workspace / "var" / "quantstrip.db"
+    build_demo(ledger, seed=4, years=1, end=date(2025, 6, 30))
+    with read_ledger() as conn:
+        assert conn is not None
+        assert conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0] > 0
+        for statement in (
+            "DELETE FROM executions",
+            "CREATE TEMP TABLE t (a)",
+            f"ATTACH 'file:{ledger}?mode=rw' AS w",
+            f"VACUUM INTO '{workspace / 'copy.db'}'",
+            "PRAGMA user_version = 99",
+        ):
+            with pytest.raises(sqlite3.DatabaseError):
+                conn.execute(statement)
+    assert not (workspace / "copy.db").exists()
+
+
+def test_one_connection_serves_a_whole_monitor_refresh(opens: Opens) -> None:
+    from quantstrip.dashboard import monitor
+
+    page = monitor.MonitorPage(refresh_s=3600)
+    try:
+        opens.calls.clear()
+        page.refresh()
+        ledger_opens = [c for c in opens.calls if "quantstrip.db" in c[0]]
+        # The clients' list, and one connection for every client's runs and events (it was
+        # two write connections per client).
+        assert len(page.rows) == len(CLIENTS)
+        assert len(ledger_opens) <= 2, ledger_opens
+    finally:
+        page.refresher.stop()
