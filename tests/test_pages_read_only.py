@@ -15,7 +15,6 @@ import pytest
 from quantstrip.db.handler import Database
 from quantstrip.demo import build_demo
 
-
 CLIENTS = ("ticker", "momentum", "pairs")
 
 
