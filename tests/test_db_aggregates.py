@@ -163,28 +163,45 @@ def test_position_events_refuse_edits_in_place(db) -> None:
         db.conn.execute("UPDATE position_events SET realized_pnl_gross_micros = 5")
 
 
+def _version_2_copy(source: Path, path: Path) -> None:
+    """A real schema-version-2 database (migrations 0001-0002 only) holding `source`'s base rows.
+
+    Built forward from the shipped migrations rather than by stripping today's schema back, so
+    later migrations (new columns, new tables) cannot leave anything behind that version 2 lacked.
+    """
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA foreign_keys = OFF")
+    for number, _name, script in _migrations()[:2]:
+        for statement in _split(script):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {number}")
+    conn.execute("ATTACH DATABASE ? AS src", (str(source),))
+    tables = [
+        name
+        for (name,) in conn.execute(
+            "SELECT name FROM main.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
+    for table in tables:
+        if conn.execute(f"SELECT 1 FROM main.{table} LIMIT 1").fetchone():
+            continue  # reference data the migrations seed themselves (calendar_days)
+        old = [r[1] for r in conn.execute(f"PRAGMA main.table_info({table})")]
+        new = {r[1] for r in conn.execute(f"PRAGMA src.table_info({table})")}
+        columns = ", ".join(c for c in old if c in new)
+        conn.execute(f"INSERT INTO main.{table} ({columns}) SELECT {columns} FROM src.{table}")
+    conn.commit()
+    conn.execute("DETACH DATABASE src")
+    conn.close()
+
+
 def test_the_migration_backfills_aggregates_of_an_existing_database(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    with Database(path) as db:
+    source = tmp_path / "current.db"
+    with Database(source) as db:
         fill(db, "1", "BUY", 100, "10.00", "2025-01-02T15:00:00Z")
         fill(db, "2", "SELL", 100, "11.00", "2025-01-03T15:00:00Z")
         db.record_commission(broker="sim", exec_id="2", commission=1.00)
-    # Take the database back to schema version 2 (the base rows are what version 2 wrote).
-    conn = sqlite3.connect(path)
-    added = conn.execute(
-        "SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view') "
-        "OR (type = 'table' AND name LIKE 'agg_%') "
-        "OR (type = 'index' AND name = 'ix_position_events_strategy_time')"
-    ).fetchall()
-    for kind, name in added:
-        conn.execute(f"DROP {kind.upper()} IF EXISTS {name}")
-    for number, _name, script in _migrations()[:2]:
-        if number == 2:
-            for statement in _split(script):
-                conn.execute(statement)
-    conn.execute("PRAGMA user_version = 2")
-    conn.commit()
-    conn.close()
+    path = tmp_path / "old.db"
+    _version_2_copy(source, path)
     assert migrate(path) >= 3
     with Database(path) as upgraded:
         assert_aggregates_match(upgraded)
