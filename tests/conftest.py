@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins: list[str] = ["support.daemon", "support.smtp", "support.browser", "support.ib"]
+pytest_plugins: list[str] = [
+    "support.time_travel",
+    "support.daemon",
+    "support.smtp",
+    "support.browser",
+    "support.ib",
+]
 
 
 def require_component(available: bool, what: str) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import time_machine
 from support.smtp import SMTP_PASSWORD, free_port
 
 from quantstrip import email_manager, settings
@@ -126,22 +127,35 @@ def test_error_alert_carries_the_traceback_and_never_the_password(mail_workspace
 
 
 def test_eod_summary_is_built_from_the_database(mail_workspace, smtp_server):
-    today = datetime.now(UTC).date()
+    """The day is the clock's UTC day, fixed here: the test read the real date and the summary
+    read it again, so a run across midnight compared two different days."""
     with Database(mail_workspace / "var" / "quantstrip.db") as db:
         aapl = db.ensure_instrument("AAPL")
-        for exec_id, side, price, hour in (("x1", "BUY", "100", 14), ("x2", "SELL", "101.5", 15)):
-            when = datetime(today.year, today.month, today.day, hour, tzinfo=UTC)
+        fills = (
+            ("x0", "BUY", "90", datetime(2027, 3, 11, 23, 59, 59, tzinfo=UTC)),  # the day before
+            ("x1", "BUY", "100", datetime(2027, 3, 12, 0, 0, tzinfo=UTC)),  # the first instant
+            ("x2", "SELL", "101.5", datetime(2027, 3, 12, 23, 59, 59, 999000, tzinfo=UTC)),
+            ("x3", "SELL", "95", datetime(2027, 3, 13, 0, 0, tzinfo=UTC)),  # the day after
+        )
+        for exec_id, side, price, when in fills:
             db.record_execution(
                 ExecutionInput("sim", "S1", exec_id, "alpha", aapl, side, 10, price, when)
             )
             db.record_commission(broker="sim", exec_id=exec_id, commission="1.00")
         # The event type a failing job writes (a made-up "error" type could never fail here).
-        db.record_client_event("alpha", EventType.JOB_ERROR, "feed stalled")
-    row = email_manager.send_eod_summary("alpha")
+        with time_machine.travel(datetime(2027, 3, 12, 23, 59, 58, tzinfo=UTC), tick=False):
+            db.record_client_event("alpha", EventType.JOB_ERROR, "feed stalled")
+        with time_machine.travel(datetime(2027, 3, 13, 0, 0, 1, tzinfo=UTC), tick=False):
+            db.record_client_event("alpha", EventType.JOB_ERROR, "tomorrow's stall")
+    with time_machine.travel(datetime(2027, 3, 12, 23, 59, 59, tzinfo=UTC), tick=True):
+        row = email_manager.send_eod_summary("alpha")
     assert row.status == "sent"
     body = smtp_server.messages[0].get_body(("plain",)).get_content()
-    assert "Realised PnL (net of commissions): 13.00" in body
-    assert "Trades (2):" in body and "feed stalled" in body
+    assert "End of day 2027-03-12 for alpha" in body
+    # x2 closes the oldest lot (x0 at 90, FIFO): 115.00 gross less the day's two commissions.
+    assert "Realised PnL (net of commissions): 113.00" in body
+    assert "Trades (2):" in body and "00:00:00 alpha BUY 10 AAPL @ 100" in body
+    assert "Errors (1):" in body and "feed stalled" in body and "tomorrow" not in body
 
 
 def use_starttls_account(port: int, security: str = "starttls") -> None:

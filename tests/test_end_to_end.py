@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import nbformat
+import pytest
 from support.daemon import DaemonHandle, wait_until
 from support.smtp import Inbox
 
@@ -56,6 +58,8 @@ def write_research_notebook(root: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
+@pytest.mark.real_clock
 def test_research_notebook_to_scheduled_client_to_report_and_mail(
     workspace: Path, mail_workspace: Path, smtp_server: Inbox, daemon: DaemonHandle
 ) -> None:
@@ -98,8 +102,15 @@ def test_research_notebook_to_scheduled_client_to_report_and_mail(
     query = next(q for q in list_queries() if q.name == "pnl_by_strategy")
     by_sql = run_query(query.sql).set_index("strategy").loc["spy_scalper"]
     assert round(by_sql.net_pnl, 2) == round(net, 2)
-    mail = email_manager.send_eod_summary("spy_scalper")
+    # The runs may straddle a UTC midnight: the mail is for the day of the last fill, and
+    # carries that day's PnL as the daily view has it (the days add up to every run's 10.50).
+    days = daemon.query(
+        "SELECT date, net_pnl FROM v_daily_pnl WHERE strategy = 'spy_scalper' ORDER BY date"
+    )
+    assert round(sum(d["net_pnl"] for d in days), 2) == round(10.50 * completed, 2)
+    last_day = days[-1]
+    mail = email_manager.send_eod_summary("spy_scalper", day=date.fromisoformat(last_day["date"]))
     assert mail.status == "sent"
     body = smtp_server.messages[-1].get_body(("plain",)).get_content()
-    assert f"Realised PnL (net of commissions): {10.50 * completed:,.2f}" in body
+    assert f"Realised PnL (net of commissions): {last_day['net_pnl']:,.2f}" in body
     assert smtp_server.envelopes[-1][1] == ["ops@example.test"]

@@ -6,9 +6,12 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import sqlite3
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import time_machine
 
 from quantstrip import db_handler
 from quantstrip.daemon.registry import ClientConfig, load_registry
@@ -41,18 +44,34 @@ def test_every_example_is_a_valid_client(examples: Path) -> None:
 
 
 def test_daily_signal_trades_into_the_simulation_database(examples: Path, monkeypatch) -> None:
+    """The signal follows the moving averages: a rising series buys, a falling one sells what
+    is held (the old check, `signal in (1, -1)`, held for any outcome of `1 if ... else -1`)."""
     monkeypatch.setenv("QUANTSTRIP_CLIENT", "daily_signal")
     monkeypatch.setenv("QUANTSTRIP_CLIENT_PARAMETERS", '{"symbol": "SPY", "quantity": 10}')
     client = load_class(examples / "clients" / "daily_signal" / "daily_signal.py", "DailySignal")()
-    summary = client.job()
-    assert summary["signal"] in (1, -1)
+    with time_machine.travel(datetime(2027, 3, 12, 21, tzinfo=UTC), tick=False):
+        # The example's generated SPY closes: fast (10) average above slow (30): buy.
+        bought = client.job()
+        assert (bought["signal"], bought["order"]) == (1, "BUY")
+        assert (bought["fast"], bought["slow"]) == ("475.30", "471.40")
+        held = client.job()  # still rising, already long: no second order
+        assert (held["signal"], held["order"]) == (1, "none")
+    falling = [Decimal(500 - i) for i in range(60)]
+    client.prices = lambda today: falling  # a falling market: fast below slow
+    with time_machine.travel(datetime(2027, 3, 15, 21, tzinfo=UTC), tick=False):
+        sold = client.job()
+    assert (sold["signal"], sold["order"]) == (-1, "SELL")
     sim = sqlite3.connect(examples / "var" / "simulation.db")
-    assert sim.execute("SELECT COUNT(*) FROM strategy_events").fetchone()[0] == 1
+    signals = sim.execute("SELECT value FROM strategy_events ORDER BY id").fetchall()
+    assert [v for (v,) in signals] == [1, 1, -1]
+    fills = sim.execute("SELECT side, qty, price FROM v_executions ORDER BY exec_time").fetchall()
+    assert fills == [("BUY", 10, 467.89), ("SELL", 10, 441.0)]
     assert sim.execute("SELECT COUNT(*) FROM notifications").fetchone()[0] == 0
     production = sqlite3.connect(examples / "var" / "quantstrip.db")
     assert production.execute("SELECT COUNT(*) FROM strategy_events").fetchone()[0] == 0
-    # the summary mail is recorded in the production notification centre (failed: no SMTP set)
-    assert production.execute("SELECT kind FROM notifications").fetchone()[0] == "summary"
+    # the summary mails are recorded in the production notification centre (no SMTP set up)
+    kinds = production.execute("SELECT kind FROM notifications").fetchall()
+    assert kinds == [("summary",)] * 3
     db_handler.close()
 
 

@@ -71,7 +71,14 @@ def test_commission_before_its_execution_and_duplicate_execdetails(ib, tws: TwsS
     wait_for(lambda: ledger.count("SELECT COUNT(*) FROM executions"), "fill")
     tws.replay_last_execution()
     tws.replay_last_execution()
-    time.sleep(0.5)
+
+    # A round trip on the same connection: its answer comes after the replays, and ib_async
+    # handles messages in order, so both replays have reached the recorder when it returns
+    # (a fixed sleep here could pass before they arrived).
+    async def server_time() -> object:
+        return await broker.ib.reqCurrentTimeAsync()
+
+    assert broker._run(server_time(), timeout_s=15) is not None
     assert ledger.count("SELECT COUNT(*) FROM executions") == 1
     assert ledger.count("SELECT COUNT(*) FROM commissions WHERE execution_id IS NOT NULL") == 1
 
