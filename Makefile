@@ -6,7 +6,15 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 export QUANTSTRIP_HOME ?= $(CURDIR)/var
 
-.PHONY: run test install install-test system-deps lint format bench clean
+# pytest-xdist workers for `make test`: tests isolate their folders, sockets and ports, and most
+# of their time is spent waiting on other processes (daemon, kernels, servers), so two workers
+# per core keep a 2-core machine busy. `make test PYTEST_WORKERS=0` runs in one process.
+PYTEST_WORKERS ?= 4
+PYTEST_XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadgroup)
+# The moments `make test-travel` runs the in-process tests at (tests/support/time_travel.py).
+TRAVEL_MOMENTS := saturday-noon year-end spring-forward nyse-holiday leap-day
+
+.PHONY: run test test-travel install install-test system-deps lint format bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +45,15 @@ run: install
 test: install-test
 	$(VENV)/bin/ruff check quantstrip tests bench clients
 	$(VENV)/bin/ruff format --check quantstrip tests bench clients
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_XDIST)
+
+# The whole session with its clock moved to each acceptance moment (tests marked real_clock,
+# which compare with another process's or OpenSSL's clock, are left out while travelling).
+test-travel: install-test
+	for moment in $(TRAVEL_MOMENTS); do \
+		echo "== time travel: $$moment"; \
+		QUANTSTRIP_TEST_TRAVEL=$$moment $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_XDIST) || exit 1; \
+	done
 
 lint:
 	$(VENV)/bin/ruff check quantstrip tests bench clients

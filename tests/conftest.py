@@ -21,6 +21,17 @@ pytest_plugins: list[str] = [
 ]
 
 
+# Fixtures that mean a test drives a system component: the test gets the component's marker,
+# so `-m "not browser"` / `-m "not odbc"` select by what a test really uses.
+COMPONENT_FIXTURES = {"page": "browser", "browser": "browser", "odbc_ini": "odbc"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture in set(COMPONENT_FIXTURES).intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(COMPONENT_FIXTURES[fixture])
+
+
 def require_component(available: bool, what: str) -> None:
     """Skip when a system component is missing on a developer machine; fail in CI (CI=true),
     where `make test` must have installed it."""

@@ -18,6 +18,10 @@ from support.browser import Dashboard, screenshot
 
 from quantstrip.dashboard import PAGES
 
+# One dashboard (a Jupyter server, a daemon and a browser, session-scoped) serves every test here:
+# under pytest-xdist they all go to one worker instead of each worker starting its own.
+pytestmark = [pytest.mark.xdist_group("dashboard"), pytest.mark.slow]
+
 PAGE_TIMEOUT_MS = 120_000
 IGNORED_CONSOLE = ("favicon",)
 

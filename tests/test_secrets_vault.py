@@ -95,7 +95,7 @@ import sys, time
 from quantstrip.secrets import Vault
 folder, worker, start_at = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 vault = Vault(__import__("pathlib").Path(folder))
-time.sleep(max(0.0, start_at - time.time()))  # all writers start on a brand-new vault at once
+time.sleep(max(0.0, start_at - time.monotonic()))  # all writers start on a brand-new vault at once
 for i in range(5):
     vault.set(f"w{worker}.s{i}", f"value-{worker}-{i}")
 """

@@ -131,7 +131,7 @@ SETTER = r"""
 import sys, time
 from quantstrip import settings
 worker, start_at = int(sys.argv[1]), float(sys.argv[2])
-time.sleep(max(0.0, start_at - time.time()))  # every process edits the file at once
+time.sleep(max(0.0, start_at - time.monotonic()))  # every process edits the file at once
 for i in range(5):
     settings.set(f"strat{worker}.param{i}", i)
 """

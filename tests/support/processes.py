@@ -9,6 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 START_DELAY_S = 2.0  # time for every interpreter to start before the common start time
+# The common start time is on CLOCK_MONOTONIC, which every process on the machine shares and
+# time-machine never moves (the test session's wall clock may be travelling: another process
+# comparing it with its own real time.time() would wait for months).
 
 
 def run_at_once(
@@ -19,10 +22,10 @@ def run_at_once(
     cwd: Path | None = None,
     timeout_s: float = 300.0,
 ) -> None:
-    """Run `script` once per argument list; each receives the common start time (epoch seconds)
-    as its last argument and should sleep until then. Fails with the stderr of any process
-    that exits non-zero."""
-    start_at = str(time.time() + START_DELAY_S)
+    """Run `script` once per argument list; each receives the common start time (seconds on
+    `time.monotonic()`) as its last argument and should sleep until then. Fails
+    with the stderr of any process that exits non-zero."""
+    start_at = str(time.monotonic() + START_DELAY_S)
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", script, *arguments, start_at],
