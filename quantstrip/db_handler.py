@@ -4,6 +4,11 @@ Module-level calls (`db_handler.record_execution(...)`, `db_handler.insert_strat
 go to this process's own connection, opened lazily on the workspace database, so each client
 process has its own connection and nothing is shared across processes. A client in simulation
 mode points it elsewhere with `db_handler.use(path)`.
+
+Strategies: the production record (the workspace database, where paper and live clients write)
+refuses a strategy name nobody created, so a typo never becomes a new strategy; create them with
+`db_handler.ensure_strategy(name)` (e.g. in `on_start`). Simulation databases create them on
+first use. The setting `ledger.create_strategies` ("simulation", "always", "never") changes this.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from quantstrip import settings
 from quantstrip.db.handler import (
     Database,
     ExecutionInput,
@@ -43,6 +49,14 @@ def _default_path() -> Path:
     return Path(override) if override else workspace().database
 
 
+def creates_strategies(path: str | Path) -> bool:
+    """Whether writes to `path` create unknown strategies (see the module's docstring)."""
+    rule = settings.platform().ledger.create_strategies
+    if rule != "simulation":
+        return rule == "always"
+    return Path(path).resolve() != workspace().database.resolve()
+
+
 def use(path: str | Path | None) -> Database:
     """Point this process's handler at another database file (None: back to the default)."""
     with _lock:
@@ -56,7 +70,8 @@ def database() -> Database:
     """This process's connection; a forked child opens its own instead of sharing the parent's."""
     with _lock:
         if _state["db"] is None or _state["pid"] != os.getpid():
-            _state["db"] = Database(_state["path"] or _default_path())
+            path = _state["path"] or _default_path()
+            _state["db"] = Database(path, create_strategies=creates_strategies(path))
             _state["pid"] = os.getpid()
         return _state["db"]
 

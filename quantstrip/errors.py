@@ -30,3 +30,8 @@ class AppendOnlyError(QuantstripError):
 
 class ConfigError(QuantstripError):
     """A settings or registry file is invalid; the message names the key and the problem."""
+
+
+class ConflictError(QuantstripError):
+    """A fact arrived again with other content (an exec id, a commission): the stored one stands
+    and the new one is refused, for a human to look at. Never raised for an exact repeat."""

@@ -170,6 +170,14 @@ class RiskSettings(Section):
         return self.account_zones.get(account or "", self.day_zone)
 
 
+class LedgerSettings(Section):
+    # Whether a write naming a strategy nobody created creates it. "simulation": only in
+    # simulation databases; the production record (paper and live clients) refuses unknown names,
+    # so a typo never becomes a new strategy; create strategies with ensure_strategy.
+    # "always" / "never": in every database / in none.
+    create_strategies: Literal["simulation", "always", "never"] = "simulation"
+
+
 class PlatformSettings(Section):
     brokers: BrokersSettings = BrokersSettings()
     smtp: dict[str, SmtpAccount] = Field(default_factory=dict)
@@ -177,6 +185,7 @@ class PlatformSettings(Section):
     dashboard: DashboardSettings = DashboardSettings()
     daemon: DaemonSettings = DaemonSettings()
     risk: RiskSettings = RiskSettings()
+    ledger: LedgerSettings = LedgerSettings()
 
 
 PLATFORM_SECTIONS = frozenset(PlatformSettings.model_fields)

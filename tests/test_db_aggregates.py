@@ -257,7 +257,13 @@ def test_aggregates_equal_a_recomputation_after_any_sequence_of_events(
                 exec_id = pending_fees.pop(rng.randrange(len(pending_fees)))
                 db.record_commission(broker="ib", exec_id=exec_id, commission=rng.random() * 3)
             elif op == "correct" and recorded:
-                prior = db.execution_by_exec_id("ib", rng.choice(recorded))
+                chosen = db.execution_by_exec_id("ib", rng.choice(recorded))
+                prior = db.all(
+                    "executions",
+                    {"base_exec_id": chosen.base_exec_id},
+                    order_by="correction_number",
+                    descending=True,
+                )[0]  # correct the newest version
                 base = prior.base_exec_id
                 number = prior.correction_number + 1
                 fill(

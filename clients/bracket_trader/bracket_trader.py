@@ -25,6 +25,8 @@ class BracketTrader(ClientBase):
         self.take_profit = Decimal(str(p.get("take_profit_pct", 2.0))) / 100
         self.stop_loss = Decimal(str(p.get("stop_loss_pct", 1.0))) / 100
         self.broker = SimBroker(account="SIM-BRACKET", seed=2)
+        # Strategies are created explicitly: the production record refuses a name nobody created.
+        db_handler.ensure_strategy(self.name)
         self.broker.subscribe(Recorder(db_handler.database(), client_name=self.name))
         self.scheduler.every().day.at("10:00", tz="America/New_York").on_sessions("XNYS").do(
             self.job

@@ -24,6 +24,8 @@ class DailySignal(ClientBase):
         self.quantity = int(self.parameters.get("quantity", 100))
         # The broker's events go to the database through the recorder, idempotently.
         self.broker = SimBroker(account="SIM-DAILY", seed=1)
+        # Strategies are created explicitly: the production record refuses a name nobody created.
+        db_handler.ensure_strategy(self.name)
         self.broker.subscribe(Recorder(db_handler.database(), client_name=self.name))
         # Run on NYSE sessions only, at the close, in New York time.
         self.scheduler.every().day.at("16:00", tz="America/New_York").on_sessions("XNYS").do(

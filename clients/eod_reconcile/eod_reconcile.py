@@ -37,6 +37,8 @@ class EodReconcile(ClientBase):
         p = self.parameters
         self.import_missing = bool(p.get("import_missing", False))
         self.strategy = str(p.get("strategy", "unattributed"))
+        # Strategies are created explicitly: the production record refuses a name nobody created.
+        db_handler.ensure_strategy(self.strategy)
         self.statement_file = p.get("statement_file")
         at = str(p.get("at", "17:30"))
         self.scheduler.every().day.at(at, tz="America/New_York").on_sessions("XNYS").do(

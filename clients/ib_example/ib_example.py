@@ -28,6 +28,8 @@ class IbExample(ClientBase):
         self.take_profit = Decimal(str(p.get("take_profit_pct", 2.0))) / 100
         self.stop_loss = Decimal(str(p.get("stop_loss_pct", 1.0))) / 100
         self.broker = IbBroker()
+        # Strategies are created explicitly: the production record refuses a name nobody created.
+        db_handler.ensure_strategy(self.name)
         self.broker.subscribe(Recorder(db_handler.database(), client_name=self.name))
         self.scheduler.every().day.at("09:35", tz="America/New_York").on_sessions("XNYS").do(
             self.enter

@@ -43,6 +43,7 @@ class Recorder:
     ) -> None:
         self.db = db
         self.unattributed_strategy = unattributed_strategy
+        db.ensure_strategy(unattributed_strategy)  # where fills of unknown origin go
         self.client_name = client_name
         self.on_error = on_error
         self.broker_positions: dict[tuple[str, str, str], PositionEvent] = {}

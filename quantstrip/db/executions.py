@@ -6,6 +6,7 @@ never leave an execution without its position event (or the reverse).
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,9 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 from quantstrip.db.connection import transaction
 from quantstrip.db.records import Commission, Execution, Instrument, Order
-from quantstrip.db.units import Number, now_text, to_micros, utc_text
-from quantstrip.db.validate import normalise_side, positive_micros, price_micros
-from quantstrip.errors import ValidationError
+from quantstrip.db.units import Number, from_micros, now_text, utc_text
+from quantstrip.db.validate import (
+    micros,
+    normalise_side,
+    notional_micros,
+    positive_micros,
+    price_micros,
+)
+from quantstrip.errors import ConflictError, ValidationError
+
+log = logging.getLogger(__name__)
 
 
 def split_ib_exec_id(exec_id: str) -> tuple[str, int]:
@@ -84,6 +93,7 @@ class ExecutionLedger:
         qty_m = positive_micros(fill.qty, "qty")
         px_m = price_micros(fill.price, "price")
         instrument = self.instrument(fill.instrument_id)
+        notional_micros(qty_m, px_m, instrument.multiplier_micros)
         base, correction = fill.base_exec_id, fill.correction_number
         if base is None:
             base, parsed = (
@@ -103,9 +113,10 @@ class ExecutionLedger:
     def record_execution(self, fill: ExecutionInput) -> ExecutionResult:
         """Store a fill once and apply it to its position, atomically.
 
-        A repeated exec id returns the stored row untouched. A higher correction number of the
-        same base exec id supersedes the earlier fill and the position is rebuilt; a lower one
-        (arriving late) is stored as already superseded.
+        A repeated exec id returns the stored row untouched (`created=False`); one with other
+        content (side, quantity, price, instrument) raises `ConflictError`. A higher correction
+        number of the same base exec id supersedes the earlier fill and the position is rebuilt;
+        a lower one (arriving late) is stored as already superseded.
         """
         checked = self._validate_execution(fill)
         with transaction(self.conn):
@@ -126,7 +137,9 @@ class ExecutionLedger:
             (fill.broker, account_id, fill.exec_id),
         ).fetchone()
         if existing:
-            return ExecutionResult(Execution.from_row(existing), created=False)
+            stored = Execution.from_row(existing)
+            _check_repeat(stored, fill, c)
+            return ExecutionResult(stored, created=False)
         strategy_id = self.strategy_id(fill.strategy)
         order_id = fill.order_id
         if order_id is None and fill.client_order_id:
@@ -207,19 +220,37 @@ class ExecutionLedger:
         currency: str = "USD",
         broker_realized_pnl: Number | None = None,
     ) -> Commission:
-        """Store the commission of one fill, before or after the fill itself; repeats are no-ops."""
+        """Store the commission of one fill, before or after the fill itself.
+
+        An exact repeat is a no-op; a repeat with another amount or currency raises
+        `ConflictError` (and is logged): the stored commission stands."""
         if not exec_id:
             raise ValidationError("exec_id", "must not be empty")
-        commission_m = to_micros(commission, "commission")
+        commission_m = micros(commission, "commission")
         pnl_m = None
         # IB sends 1.7976931348623157e308 (UNSET_DOUBLE) when it has no realised PnL.
         unset = isinstance(broker_realized_pnl, float) and abs(broker_realized_pnl) > 1e300
         if broker_realized_pnl is not None and not unset:
-            pnl_m = to_micros(broker_realized_pnl, "broker_realized_pnl")
+            pnl_m = micros(broker_realized_pnl, "broker_realized_pnl")
+        currency = currency or "USD"
         with transaction(self.conn):
+            row = self.conn.execute(
+                "SELECT * FROM commissions WHERE broker = ? AND exec_id = ?", (broker, exec_id)
+            ).fetchone()
+            if row is not None:
+                stored = Commission.from_row(row)
+                if (stored.commission_micros, stored.currency) != (commission_m, currency):
+                    message = (
+                        f"commission of {broker} exec id {exec_id} is already stored as "
+                        f"{stored.commission} {stored.currency}; a repeat now says "
+                        f"{from_micros(commission_m)} {currency}: refused (the stored one stands)"
+                    )
+                    log.error("conflict: %s", message)
+                    raise ConflictError(message)
+                return stored
             execution = self.execution_by_exec_id(broker, exec_id)
             self.conn.execute(
-                "INSERT OR IGNORE INTO commissions (broker, exec_id, execution_id, "
+                "INSERT INTO commissions (broker, exec_id, execution_id, "
                 "commission_micros, currency, broker_realized_pnl_micros, recorded_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -227,7 +258,7 @@ class ExecutionLedger:
                     exec_id,
                     execution.id if execution else None,
                     commission_m,
-                    currency or "USD",
+                    currency,
                     pnl_m,
                     now_text(),
                 ),
@@ -236,3 +267,20 @@ class ExecutionLedger:
                 "SELECT * FROM commissions WHERE broker = ? AND exec_id = ?", (broker, exec_id)
             ).fetchone()
         return Commission.from_row(row)
+
+
+def _check_repeat(stored: Execution, fill: ExecutionInput, checked: dict[str, Any]) -> None:
+    """An exec id seen again must describe the same fill; other content is a conflict."""
+    theirs = (fill.instrument_id, checked["side"], checked["qty_micros"], checked["price_micros"])
+    ours = (stored.instrument_id, stored.side, stored.qty_micros, stored.price_micros)
+    if theirs == ours:
+        return
+    message = (
+        f"{fill.broker} exec id {fill.exec_id} on account {fill.account} is already stored as "
+        f"{stored.side} {stored.qty} @ {stored.price} of instrument {stored.instrument_id} "
+        f"(execution {stored.id}); the broker now sends {checked['side']} "
+        f"{from_micros(checked['qty_micros'])} @ {from_micros(checked['price_micros'])} of "
+        f"instrument {fill.instrument_id}: refused (the stored fill stands)"
+    )
+    log.error("conflict: %s", message)
+    raise ConflictError(message)

@@ -68,8 +68,13 @@ class Database(ReferenceData, OrderBook, ExecutionLedger, PositionStore, Journal
     (open one each).
     """
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, *, read_only: bool = False, create_strategies: bool = True
+    ) -> None:
+        """`create_strategies=False` refuses writes naming a strategy nobody created (with
+        `ensure_strategy`); `db_handler` opens the production record that way."""
         self.path = Path(path)
+        self.create_strategies = create_strategies
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._connections = ThreadConnections(self.path, read_only=read_only)

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from quantstrip.db.connection import transaction
 from quantstrip.db.records import AccountSnapshot, ClientEvent, StrategyEvent
-from quantstrip.db.units import Number, now_text, to_micros, utc_text
+from quantstrip.db.units import Number, now_text, utc_text
+from quantstrip.db.validate import optional_micros
 from quantstrip.errors import ValidationError
 
 
@@ -68,8 +69,8 @@ class Journal:
         snapshot_time: Any = None,
     ) -> AccountSnapshot:
         account_id = self.ensure_account(broker, account)
-        nl = to_micros(net_liquidation, "net_liquidation") if net_liquidation is not None else None
-        cash_m = to_micros(cash, "cash") if cash is not None else None
+        nl = optional_micros(net_liquidation, "net_liquidation")
+        cash_m = optional_micros(cash, "cash")
         with transaction(self.conn):
             cursor = self.conn.execute(
                 "INSERT INTO account_snapshots (account_id, net_liquidation_micros, cash_micros, "

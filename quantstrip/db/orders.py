@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from quantstrip.db.connection import transaction
 from quantstrip.db.records import Instrument, Order, OrderEvent
-from quantstrip.db.units import Number, now_text, to_micros, utc_text
+from quantstrip.db.units import Number, now_text, utc_text
 from quantstrip.db.validate import (
     ORDER_TYPES,
     TERMINAL_STATUSES,
     normalise_side,
+    optional_micros,
     optional_text,
     positive_micros,
     price_micros,
@@ -223,10 +224,8 @@ class OrderBook:
         """Append a status event; the order row keeps the latest. Exact repeats are dropped."""
         if not status:
             raise ValidationError("status", "must not be empty")
-        filled_m = to_micros(filled_qty, "filled_qty") if filled_qty is not None else None
-        remaining_m = (
-            to_micros(remaining_qty, "remaining_qty") if remaining_qty is not None else None
-        )
+        filled_m = optional_micros(filled_qty, "filled_qty")
+        remaining_m = optional_micros(remaining_qty, "remaining_qty")
         avg_m = price_micros(avg_fill_price, "avg_fill_price", required=False)
         when = utc_text(event_time, "event_time")
         with transaction(self.conn):

@@ -13,8 +13,8 @@ from typing import Any
 from quantstrip.db.connection import transaction
 from quantstrip.db.positions import METHODS
 from quantstrip.db.records import Account, Instrument, Strategy
-from quantstrip.db.units import Number, now_text, to_micros
-from quantstrip.db.validate import positive_micros
+from quantstrip.db.units import Number, now_text
+from quantstrip.db.validate import micros, positive_micros
 from quantstrip.errors import NotFoundError, ValidationError
 
 _INSTRUMENT_BY_KEY = (
@@ -27,6 +27,9 @@ class ReferenceData:
     """Part of `Database`: the rows every ledger fact points at."""
 
     conn: sqlite3.Connection
+    # Whether a write naming an unknown strategy creates it (simulation databases) or is refused
+    # (the production record: a typo must not become a new strategy). See db_handler.
+    create_strategies: bool
 
     def ensure_account(self, broker: str, account_code: str, **extra: Any) -> int:
         if not account_code:
@@ -76,7 +79,19 @@ class ReferenceData:
                 return strategy
             raise ValidationError("strategy", f"unknown strategy id {strategy}")
         if isinstance(strategy, str):
-            return self.ensure_strategy(strategy)
+            row = self.conn.execute(
+                "SELECT id FROM strategies WHERE name = ?", (strategy,)
+            ).fetchone()
+            if row is not None:
+                return int(row[0])
+            if self.create_strategies:
+                return self.ensure_strategy(strategy)
+            raise ValidationError(
+                "strategy",
+                f"unknown strategy {strategy!r}: strategies of this database are created "
+                f"explicitly, with ensure_strategy({strategy!r}) (setting "
+                "ledger.create_strategies)",
+            )
         raise ValidationError("strategy", f"expected a name or id, got {strategy!r}")
 
     def ensure_instrument(
@@ -99,7 +114,7 @@ class ReferenceData:
         if not isinstance(symbol, str) or not symbol.strip():
             raise ValidationError("symbol", "must be a non-empty string")
         mult = positive_micros(multiplier, "multiplier")
-        strike_m = to_micros(strike, "strike")
+        strike_m = micros(strike, "strike")
         key = (symbol, sec_type, exchange, currency, expiry, strike_m, option_right)
         linked = broker and broker_contract_id not in (None, "")
         if linked:

@@ -6,13 +6,48 @@ Checks run before a transaction opens, so bad input is refused without touching 
 from __future__ import annotations
 
 import math
+from decimal import InvalidOperation
 
-from quantstrip.db.units import Number, to_micros
+from quantstrip.db.units import MICROS, Number, mul_micros, to_micros
 from quantstrip.errors import ValidationError
 
 SIDES = {"BUY": "BUY", "BOT": "BUY", "B": "BUY", "SELL": "SELL", "SLD": "SELL", "S": "SELL"}
 ORDER_TYPES = {"MKT", "LMT", "STP", "STP LMT", "TRAIL", "MOC", "LOC"}
 TERMINAL_STATUSES = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive", "Rejected"})
+
+# The micros columns are SQLite INTEGERs: signed 64 bits. A larger number would fail deep in the
+# write with a raw OverflowError (or decimal.InvalidOperation); it is refused up front instead.
+MAX_MICROS = 2**63 - 1
+MAX_UNITS = MAX_MICROS // MICROS  # 9,223,372,036,854
+
+
+def micros(value: Number, field: str) -> int:
+    """A number as integer micros that fit the ledger's columns; the field is named on failure."""
+    try:
+        result = to_micros(value, field)
+    except (InvalidOperation, OverflowError):
+        raise ValidationError(field, f"{value!r} is too large for the ledger") from None
+    if abs(result) > MAX_MICROS:
+        raise ValidationError(
+            field, f"{value!r} is too large for the ledger (at most {MAX_UNITS:,} in magnitude)"
+        )
+    return result
+
+
+def optional_micros(value: Number | None, field: str) -> int | None:
+    return None if value is None else micros(value, field)
+
+
+def notional_micros(qty_micros: int, price_micros: int, multiplier_micros: int) -> int:
+    """qty x price x multiplier, refused when it would not fit the cost-basis columns."""
+    notional = mul_micros(qty_micros, price_micros, multiplier_micros)
+    if notional > MAX_MICROS:
+        raise ValidationError(
+            "notional",
+            f"qty x price x multiplier = {notional // MICROS:,} is too large for the ledger "
+            f"(at most {MAX_UNITS:,})",
+        )
+    return notional
 
 
 def normalise_side(side: object) -> str:
@@ -22,10 +57,10 @@ def normalise_side(side: object) -> str:
 
 
 def positive_micros(value: Number, field: str) -> int:
-    micros = to_micros(value, field)
-    if micros <= 0:
+    result = micros(value, field)
+    if result <= 0:
         raise ValidationError(field, f"must be greater than zero, got {value!r}")
-    return micros
+    return result
 
 
 def price_micros(value: Number | None, field: str, *, required: bool = True) -> int | None:
@@ -35,10 +70,10 @@ def price_micros(value: Number | None, field: str, *, required: bool = True) -> 
         return None
     if isinstance(value, float) and math.isnan(value):
         raise ValidationError(field, "must be a finite number, got nan")
-    micros = to_micros(value, field)
-    if micros < 0:
+    result = micros(value, field)
+    if result < 0:
         raise ValidationError(field, f"must not be negative, got {value!r}")
-    return micros
+    return result
 
 
 def optional_text(value: object) -> str | None:
