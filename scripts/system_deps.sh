@@ -2,7 +2,8 @@
 # Installs the Debian packages the browser and ODBC tests drive. Run as root (CI is root);
 # otherwise prints what is missing so a developer can install it with sudo.
 set -euo pipefail
-packages=(chromium unixodbc libsqliteodbc systemd)
+# gcc + libsqlite3-dev build the ODBC guard (quantstrip/odbc_guard.c) the Quantstrip DSN loads.
+packages=(chromium unixodbc libsqliteodbc systemd gcc libc6-dev libsqlite3-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

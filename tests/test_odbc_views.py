@@ -149,7 +149,7 @@ def test_the_dsn_is_read_only(trading_db: Path, odbc_ini: Path) -> None:
     install_dsn(trading_db)
     conn = pyodbc.connect(f"DSN={DSN_NAME}")
     before = sqlite3.connect(trading_db).execute("SELECT COUNT(*) FROM strategies").fetchone()
-    with pytest.raises(pyodbc.Error, match="readonly"):
+    with pytest.raises(pyodbc.Error, match=r"readonly|not authorized"):
         conn.cursor().execute(
             "INSERT INTO strategies (name, created_at) VALUES ('excel', '2025-01-01')"
         )
