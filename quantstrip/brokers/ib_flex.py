@@ -26,6 +26,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from quantstrip import clock
+from quantstrip.brokers.ib_ids import split_exec_id
 from quantstrip.db.handler import Database, ExecutionInput
 from quantstrip.errors import QuantstripError
 from quantstrip.paths import workspace
@@ -373,6 +374,7 @@ def _import(db: Database, trade: FlexTrade, strategy: str) -> None:
         broker_contract_id=trade.conid,
     )
     order = db.order_by_client_id(trade.order_reference) if trade.order_reference else None
+    group, version = split_exec_id(trade.exec_id)  # a correction supersedes its earlier version
     db.record_execution(
         ExecutionInput(
             BROKER,
@@ -386,6 +388,8 @@ def _import(db: Database, trade: FlexTrade, strategy: str) -> None:
             trade.time,
             order_id=order.id if order else None,
             exchange=trade.exchange,
+            base_exec_id=group,
+            correction_number=version,
         )
     )
     db.record_commission(

@@ -226,5 +226,7 @@ class Recorder:
                 order_id=order.id if order else None,
                 liquidity=event.liquidity,
                 exchange=event.exchange,
+                base_exec_id=event.base_exec_id,
+                correction_number=event.correction_number,
             )
         )

@@ -27,20 +27,13 @@ from quantstrip.errors import ConflictError, ValidationError
 log = logging.getLogger(__name__)
 
 
-def split_ib_exec_id(exec_id: str) -> tuple[str, int]:
-    """IB corrections change only the suffix after the last '.': base id and correction number."""
-    base, dot, suffix = exec_id.rpartition(".")
-    if dot and base:
-        try:
-            return base, int(suffix, 16)
-        except ValueError:
-            pass
-    return exec_id, 0
-
-
 @dataclass(frozen=True)
 class ExecutionInput:
-    """A fill as a broker reports it, in natural units."""
+    """A fill as a broker reports it, in natural units.
+
+    `base_exec_id` / `correction_number`: the fill group and version the broker adapter read in
+    the broker's ids (see `ExecutionEvent`); absent, the fill is a group of its own.
+    """
 
     broker: str
     account: str
@@ -94,12 +87,10 @@ class ExecutionLedger:
         px_m = price_micros(fill.price, "price")
         instrument = self.instrument(fill.instrument_id)
         notional_micros(qty_m, px_m, instrument.multiplier_micros)
-        base, correction = fill.base_exec_id, fill.correction_number
-        if base is None:
-            base, parsed = (
-                (fill.exec_id, 0) if fill.broker != "ib" else split_ib_exec_id(fill.exec_id)
-            )
-            correction = parsed if correction is None else correction
+        base = fill.base_exec_id or fill.exec_id
+        correction = fill.correction_number if fill.base_exec_id else 0
+        if isinstance(correction, bool) or not isinstance(correction, int | None):
+            raise ValidationError("correction_number", f"expected an integer, got {correction!r}")
         return {
             "side": side,
             "qty_micros": qty_m,
@@ -145,12 +136,24 @@ class ExecutionLedger:
         if order_id is None and fill.client_order_id:
             order = self.order_by_client_id(fill.client_order_id)
             order_id = order.id if order else None
-        active = self.conn.execute(
-            "SELECT * FROM executions WHERE broker = ? AND account_id = ? AND base_exec_id = ? "
-            "AND superseded_by IS NULL",
-            (fill.broker, account_id, c["base_exec_id"]),
-        ).fetchone()
-        prior = Execution.from_row(active) if active else None
+        prior = None
+        if c["base_exec_id"] != fill.exec_id:
+            active = self.conn.execute(
+                "SELECT * FROM executions WHERE broker = ? AND account_id = ? "
+                "AND base_exec_id = ? AND superseded_by IS NULL",
+                (fill.broker, account_id, c["base_exec_id"]),
+            ).fetchone()
+            prior = Execution.from_row(active) if active else None
+            if prior is not None and not _same_fill(prior, fill.instrument_id, c["side"], order_id):
+                log.warning(
+                    "%s exec id %s shares its correction group with exec id %s but is not the "
+                    "same fill (instrument, side or order differ): recorded as a fill of its own",
+                    fill.broker,
+                    fill.exec_id,
+                    prior.exec_id,
+                )
+                c = {**c, "base_exec_id": fill.exec_id, "correction_number": 0}
+                prior = None
         late_version = prior is not None and prior.correction_number >= c["correction_number"]
         cursor = self.conn.execute(
             "INSERT INTO executions (broker, account_id, exec_id, base_exec_id, correction_number, "
@@ -284,3 +287,10 @@ def _check_repeat(stored: Execution, fill: ExecutionInput, checked: dict[str, An
     )
     log.error("conflict: %s", message)
     raise ConflictError(message)
+
+
+def _same_fill(prior: Execution, instrument_id: int, side: str, order_id: int | None) -> bool:
+    """The broker's rule for a correction: same instrument, side and order (account and group
+    are already the same); an order id known on one side only does not tell them apart."""
+    same_order = prior.order_id is None or order_id is None or prior.order_id == order_id
+    return prior.instrument_id == instrument_id and prior.side == side and same_order

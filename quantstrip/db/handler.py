@@ -21,12 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from quantstrip.db.connection import ThreadConnections, transaction
-from quantstrip.db.executions import (
-    ExecutionInput,
-    ExecutionLedger,
-    ExecutionResult,
-    split_ib_exec_id,
-)
+from quantstrip.db.executions import ExecutionInput, ExecutionLedger, ExecutionResult
 from quantstrip.db.journal import Journal
 from quantstrip.db.migrate import migrate
 from quantstrip.db.orders import OrderBook
@@ -45,7 +40,6 @@ __all__ = [
     "normalise_side",
     "positive_micros",
     "price_micros",
-    "split_ib_exec_id",
 ]
 
 MAX_PAGE = 10_000

@@ -52,6 +52,7 @@ from quantstrip.brokers.ib.mapping import (
     spec_for,
 )
 from quantstrip.brokers.ib.pacing import HistoricalPacer
+from quantstrip.brokers.ib_ids import split_exec_id
 
 log = logging.getLogger(__name__)
 
@@ -222,10 +223,13 @@ class IbBroker(Broker):
         moment = execution.time
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
+        group, version = split_exec_id(execution.execId)
         return ExecutionEvent(
             broker=BROKER,
             account=execution.acctNumber or self.account,
             exec_id=execution.execId,
+            base_exec_id=group,
+            correction_number=version,
             instrument=spec_for(fill.contract),
             side="BUY" if execution.side in ("BOT", "BUY") else "SELL",
             qty=decimal(execution.shares, "shares"),
