@@ -102,3 +102,42 @@ def test_every_page_shows_the_mode_badge(page, dashboard: Dashboard) -> None:
         assert [e for e in errors if "favicon" not in e] == [], name
         tab.close()
     assert dashboard.violations == []
+
+
+def test_portfolio_charts_fit_1280x800_with_tooltips_and_no_version_warning(
+    browser, dashboard: Dashboard
+) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    tab = context.new_page()
+    console: list[str] = []
+    tab.on("console", lambda m: m.type in ("warning", "error") and console.append(m.text))
+    try:
+        tab.goto(dashboard.page_url("portfolio"), timeout=PAGE_TIMEOUT_MS)
+        tab.wait_for_selector(".qs-chart-equity svg.marks", timeout=PAGE_TIMEOUT_MS)
+        tab.wait_for_selector(".qs-chart-strategies svg.marks", timeout=PAGE_TIMEOUT_MS)
+        assert not [m for m in console if "Vega" in m], console
+        for chart in ("equity", "drawdown", "returns", "strategies"):
+            box = tab.locator(f".qs-chart-{chart} svg.marks").first.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 1280, chart
+        equity = tab.locator(".qs-chart-equity svg.marks").first.text_content() or ""
+        assert "Portfolio" in equity and "marked to market" in equity
+        assert any(str(year) in equity for year in range(2000, 2100))  # the year on the axis
+        # Hovering a bar shows its value in a tooltip.
+        tab.locator(".qs-chart-strategies svg.marks path").first.hover()
+        tab.locator(".qs-chart-strategies svg.marks .mark-rect path").first.hover()
+        tab.wait_for_selector("#vg-tooltip-element.visible", timeout=30_000)
+        assert "total_pnl" in (tab.locator("#vg-tooltip-element").inner_text() or "")
+        assert "Base capital" in tab.locator(".qs-conventions").inner_text()
+        screenshot(tab, "portfolio_1280x800")
+        # Realised only stays available.
+        tab.locator(".qs-basis button", has_text="Realised only").click()
+        tab.click(".qs-update button, button.qs-update")
+        tab.wait_for_function(
+            "() => { const s = document.querySelector('.qs-chart-equity svg.marks');"
+            " return s && s.textContent.includes('realised PnL'); }",
+            timeout=PAGE_TIMEOUT_MS,
+        )
+        assert "total_pnl" not in tab.locator(".qs-stats").inner_text()
+        assert not [m for m in console if "Vega" in m], console
+    finally:
+        context.close()

@@ -16,9 +16,6 @@ import vl_convert
 if TYPE_CHECKING:
     from quantstrip.analytics.metrics import PortfolioReport
 
-WIDTH, HEIGHT = 640, 240
-
-
 VEGALITE_MIME = "application/vnd.vegalite.v5+json"
 # Points per time-series chart above which days are folded into weeks: a ten-year history of
 # fifty strategies would otherwise ship 125,000 points to the browser.
@@ -75,42 +72,97 @@ def _long(frame: pd.DataFrame, value: str, fold: str = "last") -> pd.DataFrame:
     return out
 
 
-def equity_chart(report: PortfolioReport) -> alt.Chart:
-    data = _long(report.equity, "equity")
+# Readable at 1280 x 800: one panel per series, each with its own scale, so a 100,000 strategy
+# is not flattened by the 1,000,000 portfolio beside it; dates show their year.
+WIDTH, PANEL_HEIGHT = 820, 110
+DATE_AXIS = alt.Axis(format="%b %Y", labelAngle=0, title=None, labelOverlap=True)
+MONEY = ",.2f"
+
+
+def _series_order(report: PortfolioReport, frame: pd.DataFrame) -> list[str]:
+    """The portfolio first, then the strategies in the report's order."""
+    names = [str(c) for c in frame.columns]
+    return sorted(names, key=lambda n: (n != "Portfolio", names.index(n)))
+
+
+def _panels(
+    report: PortfolioReport,
+    frame: pd.DataFrame,
+    value: str,
+    title: str,
+    mark: str,
+    fold: str = "last",
+) -> alt.FacetChart:
+    data = _long(frame, value, fold)
+    tooltip = [
+        alt.Tooltip("date:T", title="date", format="%Y-%m-%d"),
+        alt.Tooltip("strategy:N"),
+        alt.Tooltip(f"{value}:Q", format=MONEY),
+    ]
+    base = alt.Chart(data).encode(
+        x=alt.X("date:T", axis=DATE_AXIS),
+        y=alt.Y(
+            f"{value}:Q",
+            scale=alt.Scale(zero=False),
+            title=None,
+            axis=alt.Axis(format="~s", tickCount=4),
+        ),
+    )
+    drawn = base.mark_area(opacity=0.5) if mark == "area" else base.mark_line()
+    # Invisible points carry the tooltip: hovering anywhere near a day shows its value.
+    hover = base.mark_point(opacity=0, size=60).encode(tooltip=tooltip)
     return (
-        alt.Chart(data, title="Equity")
-        .mark_line()
-        .encode(x="date:T", y=alt.Y("equity:Q", scale=alt.Scale(zero=False)), color="strategy:N")
-        .properties(width=WIDTH, height=HEIGHT)
+        alt.layer(drawn, hover)
+        .properties(width=WIDTH, height=PANEL_HEIGHT)
+        .facet(
+            row=alt.Row(
+                "strategy:N",
+                sort=_series_order(report, frame),
+                header=alt.Header(title=None, labelAngle=0, labelAlign="left", labelFontSize=12),
+            ),
+            title=title,
+        )
+        .resolve_scale(y="independent")
     )
 
 
-def drawdown_chart(report: PortfolioReport) -> alt.Chart:
-    data = _long(report.drawdown, "drawdown", fold="min")
-    return (
-        alt.Chart(data, title="Drawdown")
-        .mark_area(opacity=0.5)
-        .encode(x="date:T", y=alt.Y("drawdown:Q", stack=None), color="strategy:N")
-        .properties(width=WIDTH, height=HEIGHT)
-    )
+def equity_chart(report: PortfolioReport, title: str = "Equity") -> alt.FacetChart:
+    return _panels(report, report.equity, "equity", title, "line")
+
+
+def drawdown_chart(report: PortfolioReport) -> alt.FacetChart:
+    return _panels(report, report.drawdown, "drawdown", "Drawdown", "area", fold="min")
 
 
 def return_histogram(report: PortfolioReport, column: str = "Portfolio") -> alt.Chart:
     returns = report.returns[column]
     data = pd.DataFrame({"return": returns[returns != 0]})
     return (
-        alt.Chart(data, title=f"Daily returns ({column}, days with fills)")
+        alt.Chart(data, title=f"Daily returns ({column}, days with PnL)")
         .mark_bar()
-        .encode(x=alt.X("return:Q", bin=alt.Bin(maxbins=40)), y="count()")
-        .properties(width=WIDTH, height=HEIGHT)
+        .encode(
+            x=alt.X("return:Q", bin=alt.Bin(maxbins=40), axis=alt.Axis(format="%")),
+            y=alt.Y("count()", title="days"),
+            tooltip=[
+                alt.Tooltip("return:Q", bin=alt.Bin(maxbins=40), format=".2%", title="return"),
+                alt.Tooltip("count()", title="days"),
+            ],
+        )
+        .properties(width=WIDTH, height=200)
     )
 
 
-def strategy_bars(report: PortfolioReport) -> alt.Chart:
+def strategy_bars(report: PortfolioReport, column: str = "net_pnl") -> alt.Chart:
     stats = report.stats.drop(index="Portfolio", errors="ignore").reset_index()
+    label = "Total PnL" if column == "total_pnl" else "Net PnL"
     return (
-        alt.Chart(stats[["strategy", "net_pnl"]], title="Net PnL by strategy")
+        alt.Chart(stats[["strategy", column]], title=f"{label} by strategy")
         .mark_bar()
-        .encode(x="net_pnl:Q", y=alt.Y("strategy:N", sort="-x"))
+        .encode(
+            x=alt.X(f"{column}:Q", title=label, axis=alt.Axis(format="~s")),
+            y=alt.Y("strategy:N", sort="-x", title=None),
+            color=alt.condition(f"datum.{column} < 0", alt.value("#b00020"), alt.value("#1f5fa8")),
+            tooltip=[alt.Tooltip("strategy:N"), alt.Tooltip(f"{column}:Q", format=MONEY)],
+        )
         .properties(width=WIDTH, height=max(80, 28 * len(stats)))
     )

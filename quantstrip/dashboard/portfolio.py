@@ -1,4 +1,6 @@
-"""Portfolio report: horizon and strategy selectors, charts and per-strategy statistics."""
+"""Portfolio report: horizon, strategy and basis selectors (total PnL = realised + unrealised,
+marked to market from daily marks, or realised only), charts and per-strategy statistics, with
+the conventions behind the numbers on the page."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ import ipywidgets as w
 import pandas as pd
 
 from quantstrip.analytics import PortfolioReport, portfolio_report
-from quantstrip.analytics.connection import connect
+from quantstrip.analytics.connection import cursor
 from quantstrip.dashboard.common import error_html, header, table_html
+from quantstrip.dashboard.portfolio_view import conventions_html, empty_message, stats_frame
 
 HORIZONS = [
     ("All history", "all"),
@@ -21,29 +24,21 @@ HORIZONS = [
     ("Custom dates", "custom"),
 ]
 CHARTS = ("equity", "drawdown", "returns", "strategies")
-COLUMNS = [
-    "net_pnl",
-    "gross_pnl",
-    "commission",
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "max_drawdown_pct",
-    "trades",
-    "win_rate",
-    "avg_win",
-    "avg_loss",
-    "profit_factor",
-    "return_on_capital",
-]
+BASES = [("Total: realised + unrealised", "total"), ("Realised only", "realised")]
 
 
 def strategy_names() -> list[str]:
-    conn = connect()
+    conn = cursor()
     try:
         return [r[0] for r in conn.execute("SELECT name FROM strategies ORDER BY name").fetchall()]
     finally:
         conn.close()
+
+
+def day_zone() -> str:
+    from quantstrip import settings
+
+    return settings.platform().risk.day_zone
 
 
 class PortfolioPage(w.VBox):
@@ -68,6 +63,9 @@ class PortfolioPage(w.VBox):
         self.frequency = w.ToggleButtons(
             options=[("Daily", "D"), ("Weekly", "W"), ("Monthly", "M")], value="D"
         )
+        self.basis = w.ToggleButtons(options=BASES, value="total", description="PnL")
+        self.basis.add_class("qs-basis")
+        self.conventions = w.HTML()
         self.apply = w.Button(description="Update", button_style="primary")
         self.apply.add_class("qs-update")
         self.stats = w.HTML()
@@ -78,6 +76,7 @@ class PortfolioPage(w.VBox):
             output.add_class("qs-chart")
             output.add_class(f"qs-chart-{name}")
         self.periods = w.HTML()
+        self.periods_title = w.HTML()
         self.apply.on_click(lambda _: self.refresh())
         super().__init__(
             [
@@ -86,15 +85,16 @@ class PortfolioPage(w.VBox):
                     [
                         w.VBox([self.horizon, self.custom]),
                         self.strategies,
-                        w.VBox([self.frequency, self.apply]),
+                        w.VBox([self.frequency, self.basis, self.apply]),
                     ]
                 ),
                 w.HTML("<h3>Statistics</h3>"),
                 self.scope,
                 self.stats,
+                self.conventions,
                 self.chart_error,
                 *self.chart_outputs.values(),
-                w.HTML("<h3>Net PnL per period</h3>"),
+                self.periods_title,
                 self.periods,
             ]
         )
@@ -115,10 +115,17 @@ class PortfolioPage(w.VBox):
                 self.stats.value = error_html(f"custom dates: {start} is after {end}")
                 return
             horizon = (start, end)
+        basis = self.basis.value
         try:
             report = portfolio_report(
                 horizon=horizon, strategies=chosen, frequency=self.frequency.value
             )
+            stale_days = 0
+            if basis == "total":
+                from quantstrip.analytics.mark_to_market import stale_summary, total_pnl_report
+
+                report, unrealised = total_pnl_report(report, day_zone())
+                stale_days = stale_summary(unrealised)[0]
         except Exception as exc:
             self.stats.value = error_html(f"report failed: {exc}")
             return
@@ -127,13 +134,21 @@ class PortfolioPage(w.VBox):
         )
         last_day = report.end or (report.daily_pnl.index.max() if len(report.daily_pnl) else None)
         self.scope.value = f"<p>{_day(first_day)} to {_day(last_day)}, {len(chosen)} strategies</p>"
-        stats = report.stats[COLUMNS].reset_index()
-        for column in ("max_drawdown_pct", "win_rate", "return_on_capital"):
-            stats[column] = stats[column].map(lambda v: "" if pd.isna(v) else f"{v:.1%}")
-        self.stats.value = table_html(stats)
+        self.conventions.value = conventions_html(report, basis, day_zone(), stale_days)
+        label = "Total" if basis == "total" else "Net realised"
+        self.periods_title.value = f"<h3>{label} PnL per period</h3>"
+        if report.daily_pnl.empty:
+            message = empty_message(report, _day(first_day), _day(last_day))
+            self.stats.value = message
+            self.chart_error.value = message
+            for output in self.chart_outputs.values():
+                output.outputs = ()
+            self.periods.value = ""
+            return
+        self.stats.value = table_html(stats_frame(report, basis))
         # Statistics first; the charts follow once the page's cell has finished, built in a
         # thread (importing Altair costs most of a second) and drawn by the browser.
-        draw = threading.Thread(target=self._show_charts, args=(report,), daemon=True).start
+        draw = threading.Thread(target=self._show_charts, args=(report, basis), daemon=True).start
         if first:
             _after_cell(draw)
         else:
@@ -146,14 +161,23 @@ class PortfolioPage(w.VBox):
     def _toggle_custom(self, change: dict) -> None:
         self.custom.layout.display = "flex" if change["new"] == "custom" else "none"
 
-    def _show_charts(self, report: PortfolioReport) -> None:
+    def _show_charts(self, report: PortfolioReport, basis: str = "realised") -> None:
         # The browser renders the Vega-Lite specs with the Vega bundled in Voila: the kernel only
         # builds them, instead of rasterising them itself with vl-convert.
         try:
             _skip_iri_grammar()
-            from quantstrip.analytics.charts import mime_bundle
+            from quantstrip.analytics import charts
 
-            bundles = {name: mime_bundle(chart) for name, chart in report.charts().items()}
+            total = basis == "total"
+            built = {
+                "equity": charts.equity_chart(
+                    report, "Equity, marked to market" if total else "Equity, realised PnL"
+                ),
+                "drawdown": charts.drawdown_chart(report),
+                "returns": charts.return_histogram(report),
+                "strategies": charts.strategy_bars(report, "total_pnl" if total else "net_pnl"),
+            }
+            bundles = {name: charts.mime_bundle(chart) for name, chart in built.items()}
         except Exception as exc:
             self.chart_error.value = error_html(f"charts failed: {exc}")
             return

@@ -1,0 +1,197 @@
+"""Mark-to-market: unrealised PnL at the end of each day, and a report on total PnL.
+
+Definitions (shown on the portfolio page):
+- a day ends at midnight in the trading day's zone (`risk.day_zone`);
+- the position held at a day's end is the last position event before it (quantity and exact
+  cost basis); the mark is the last mark before it; unrealised = quantity x mark x multiplier,
+  less the cost basis (added back for a short): the same formula as `v_unrealised_pnl`;
+- a held position whose latest mark is older than `STALE_DAYS` days at a day's end (or that has
+  no mark at all) is counted in `stale` for that day and valued at the cost basis (no unrealised
+  PnL): the page says how many days and positions that affects;
+- total PnL of a day = realised net PnL of the day (`v_daily_pnl`, by UTC day of the fills) +
+  the change in unrealised PnL since the previous day's end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from quantstrip.analytics.connection import cursor
+from quantstrip.analytics.metrics import (
+    PERIODS_PER_YEAR,
+    PORTFOLIO,
+    PortfolioReport,
+    capital_for,
+    max_drawdown,
+    period_sums,
+    sharpe,
+    sortino,
+)
+from quantstrip.db.units import utc_text
+
+STALE_DAYS = 4  # a weekend and a holiday
+
+
+@dataclass(frozen=True)
+class Unrealised:
+    values: pd.DataFrame  # day x strategy: unrealised PnL at the day's end
+    stale: pd.DataFrame  # day x strategy: held positions valued without a recent mark
+    zone: str
+
+
+def day_ends(days: pd.DatetimeIndex, zone: str) -> list[str]:
+    """UTC text of the end of each day (next midnight in the zone)."""
+    tz = ZoneInfo(zone)
+    return [
+        utc_text(datetime.combine(d.date() + timedelta(days=1), time(0), tzinfo=tz)) for d in days
+    ]
+
+
+def unrealised_by_day(
+    days: pd.DatetimeIndex,
+    strategies: list[str],
+    zone: str,
+    db_path: str | Path | None = None,
+) -> Unrealised:
+    """Unrealised PnL per strategy at the end of each of `days` (see the module docstring)."""
+    empty = pd.DataFrame(0.0, index=days, columns=strategies)
+    if len(days) == 0 or not strategies:
+        return Unrealised(empty, empty.astype(int), zone)
+    ends = day_ends(days, zone)
+    stale_before = [
+        utc_text(
+            datetime.combine(
+                d.date() + timedelta(days=1 - STALE_DAYS), time(0), tzinfo=ZoneInfo(zone)
+            )
+        )
+        for d in days
+    ]
+    conn = cursor(db_path)
+    try:
+        rows = conn.execute(
+            """
+            WITH day_grid AS (
+                SELECT UNNEST($days::DATE[]) AS day, UNNEST($ends::VARCHAR[]) AS day_end,
+                       UNNEST($stale_before::VARCHAR[]) AS stale_before
+            ),
+            wanted AS (SELECT UNNEST($names::VARCHAR[]) AS name),
+            events AS (
+                SELECT pe.strategy_id, pe.account_id, pe.instrument_id, pe.event_time,
+                       arg_max(pe.qty_after_micros, pe.id) AS qty,
+                       arg_max(pe.cost_basis_after_micros, pe.id) AS basis
+                FROM position_events pe
+                JOIN strategies s ON s.id = pe.strategy_id
+                WHERE s.name IN (SELECT name FROM wanted)
+                GROUP BY ALL
+            ),
+            keys AS (SELECT DISTINCT strategy_id, account_id, instrument_id FROM events),
+            grid AS (SELECT k.*, d.day, d.day_end, d.stale_before FROM keys k, day_grid d),
+            held AS (
+                SELECT g.strategy_id, g.instrument_id, g.day, g.day_end, g.stale_before,
+                       ev.qty, ev.basis
+                FROM grid g ASOF JOIN events ev
+                  ON g.strategy_id = ev.strategy_id AND g.account_id = ev.account_id
+                 AND g.instrument_id = ev.instrument_id AND g.day_end > ev.event_time
+                WHERE ev.qty <> 0
+            ),
+            marked AS (
+                SELECT h.*, m.price_micros, m.mark_time
+                FROM held h ASOF LEFT JOIN marks m
+                  ON h.instrument_id = m.instrument_id AND h.day_end > m.mark_time
+            ),
+            valued AS (
+                SELECT mk.strategy_id, mk.day,
+                       mk.price_micros IS NULL OR mk.mark_time < mk.stale_before AS stale,
+                       (mk.qty / 1e6) * (mk.price_micros / 1e6) * (i.multiplier_micros / 1e6)
+                         - (CASE WHEN mk.qty > 0 THEN mk.basis ELSE -mk.basis END) / 1e6
+                         AS unrealised
+                FROM marked mk JOIN instruments i ON i.id = mk.instrument_id
+            )
+            SELECT s.name AS strategy, v.day,
+                   SUM(CASE WHEN v.stale THEN 0 ELSE v.unrealised END) AS unrealised,
+                   SUM(CASE WHEN v.stale THEN 1 ELSE 0 END) AS stale
+            FROM valued v JOIN strategies s ON s.id = v.strategy_id
+            GROUP BY ALL
+            """,
+            {
+                "days": [d.date() for d in days],
+                "ends": ends,
+                "stale_before": stale_before,
+                "names": strategies,
+            },
+        ).df()
+    finally:
+        conn.close()
+    if rows.empty:
+        return Unrealised(empty, empty.astype(int), zone)
+    rows["day"] = pd.to_datetime(rows["day"])
+    values = (
+        rows.pivot_table(index="day", columns="strategy", values="unrealised", aggfunc="sum")
+        .reindex(index=days, columns=strategies)
+        .fillna(0.0)
+    )
+    stale = (
+        rows.pivot_table(index="day", columns="strategy", values="stale", aggfunc="sum")
+        .reindex(index=days, columns=strategies)
+        .fillna(0)
+        .astype(int)
+    )
+    return Unrealised(values, stale, zone)
+
+
+def total_pnl_report(
+    report: PortfolioReport, zone: str, db_path: str | Path | None = None
+) -> tuple[PortfolioReport, Unrealised]:
+    """The same report on total PnL: each day's realised net PnL plus the change in unrealised
+    PnL since the previous day's end. Trade statistics (closed round trips) are unchanged."""
+    days = report.daily_pnl.index
+    names = list(report.daily_pnl.columns)
+    if len(days) == 0:
+        return report, unrealised_by_day(days, names, zone, db_path)
+    before = pd.bdate_range(end=days[0] - timedelta(days=1), periods=1)
+    grid = before.union(days)
+    unrealised = unrealised_by_day(grid, names, zone, db_path)
+    change = unrealised.values.diff().loc[days]
+    if report.start is None:  # all history: nothing was held before the first day
+        change.iloc[0] = unrealised.values.loc[days[0]]
+    pnl = report.daily_pnl + change
+    capital = {name: capital_for(name) for name in names}
+    equity = pnl.cumsum() + pd.Series(capital)
+    equity[PORTFOLIO] = pnl.sum(axis=1).cumsum() + sum(capital.values())
+    returns = pnl / pd.Series(capital)
+    returns[PORTFOLIO] = pnl.sum(axis=1) / (sum(capital.values()) or 1.0)
+    periodic = period_sums(returns, report.frequency)
+    per_year = PERIODS_PER_YEAR[report.frequency]
+    stats = report.stats.copy()
+    ending = unrealised.values.loc[days[-1]]
+    for name in [*names, PORTFOLIO]:
+        total = float(pnl[name].sum()) if name != PORTFOLIO else float(pnl.sum(axis=1).sum())
+        open_now = float(ending[name]) if name != PORTFOLIO else float(ending.sum())
+        dd = max_drawdown(equity[name])
+        stats.loc[name, "total_pnl"] = round(total, 2)
+        stats.loc[name, "unrealised_pnl"] = round(open_now, 2)
+        stats.loc[name, "sharpe"] = sharpe(periodic[name], per_year)
+        stats.loc[name, "sortino"] = sortino(periodic[name], per_year)
+        stats.loc[name, "max_drawdown"] = dd.depth
+        stats.loc[name, "max_drawdown_pct"] = dd.depth_fraction
+    stale = unrealised.stale.loc[days]
+    total = replace(
+        report,
+        stats=stats,
+        daily_pnl=pnl,
+        equity=equity,
+        drawdown=equity - equity.cummax(),
+        returns=returns,
+    )
+    return total, Unrealised(unrealised.values.loc[days], stale, zone)
+
+
+def stale_summary(unrealised: Unrealised) -> tuple[int, int]:
+    """(days with a stale valuation, largest number of stale positions on one day)."""
+    per_day = unrealised.stale.sum(axis=1)
+    return int((per_day > 0).sum()), int(per_day.max()) if len(per_day) else 0
