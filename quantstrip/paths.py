@@ -75,9 +75,27 @@ class Workspace:
         return self.home / "outbox"
 
 
+# How far up from the current folder a workspace is looked for: a notebook's kernel starts in
+# the notebook's folder (notebooks/, clients/<name>/), not in the workspace root.
+SEARCH_UP = 3
+
+
+def _root_from(cwd: Path) -> Path:
+    """The nearest folder at or above `cwd` that holds a workspace database, else `cwd`."""
+    for folder in [cwd, *cwd.parents][: SEARCH_UP + 1]:
+        if (folder / "var" / "quantstrip.db").is_file():
+            return folder
+    return cwd
+
+
 def workspace() -> Workspace:
-    """The workspace of this process, resolved from the environment each call (tests change it)."""
-    root = Path(os.environ.get("QUANTSTRIP_WORKSPACE") or Path.cwd()).resolve()
+    """The workspace of this process, resolved from the environment each call (tests change it).
+
+    `QUANTSTRIP_WORKSPACE` names the root; without it, the current folder or the nearest one
+    above it that holds `var/quantstrip.db` (a guide opened in JupyterLab runs in notebooks/).
+    """
+    named = os.environ.get("QUANTSTRIP_WORKSPACE")
+    root = Path(named).resolve() if named else _root_from(Path.cwd().resolve())
     home_env = os.environ.get("QUANTSTRIP_HOME")
     home = Path(home_env).resolve() if home_env else root / "var"
     return Workspace(root=root, home=home)
