@@ -47,6 +47,7 @@ COMMANDS: list[Command] = [
     Command("resume", "risk", "lift stop-entries, flatten's stop or a halt"),
     Command("risk", "risk", "risk controls: current state"),
     Command("marks", "risk", "prices that value positions"),
+    Command("sweep", "sweep", "run a strategy over a parameter grid on Dask; list, show, cancel"),
 ]
 
 

@@ -7,11 +7,14 @@ under dotted names such as `smtp.primary.password`.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MEMORY_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*([kmgtp]i?b?|b)?\s*$", re.IGNORECASE)
 
 
 class Section(BaseModel):
@@ -178,6 +181,25 @@ class LedgerSettings(Section):
     create_strategies: Literal["simulation", "always", "never"] = "simulation"
 
 
+class ResearchSettings(Section):
+    """Parameter sweeps (`quantstrip sweep`, quantstrip.research)."""
+
+    # A running Dask scheduler, e.g. "tcp://10.0.0.5:8786"; empty: an in-process LocalCluster.
+    cluster: str = ""
+    # Runs at once on the local cluster; 0: one per core.
+    workers: int = Field(0, ge=0, le=512)
+    # Memory a run's kernel may use, e.g. "4GB"; empty: no limit. A run above it is stopped
+    # and recorded as failed.
+    memory_limit: str = ""
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        if value.strip() and not MEMORY_SIZE.match(value):
+            raise ValueError(f"expected a size such as 4GB or 512MiB, got {value!r}")
+        return value.strip()
+
+
 class PlatformSettings(Section):
     brokers: BrokersSettings = BrokersSettings()
     smtp: dict[str, SmtpAccount] = Field(default_factory=dict)
@@ -186,6 +208,7 @@ class PlatformSettings(Section):
     daemon: DaemonSettings = DaemonSettings()
     risk: RiskSettings = RiskSettings()
     ledger: LedgerSettings = LedgerSettings()
+    research: ResearchSettings = ResearchSettings()
 
 
 PLATFORM_SECTIONS = frozenset(PlatformSettings.model_fields)
