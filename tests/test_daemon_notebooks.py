@@ -117,6 +117,12 @@ def test_missed_run_policies_after_downtime(workspace: Path, daemon: DaemonHandl
         "too_late", cell, schedule=cron, missed={"policy": "run_once", "grace_s": 30}
     )
     daemon.start()
+    # The policy is part of the client's status, and the monitor shows it.
+    from quantstrip.dashboard.monitor import ClientRow
+
+    status = daemon.status("catch_up")
+    assert status.missed_policy == "run_once" and daemon.status("skipper").missed_policy == "skip"
+    assert "missed runs: run_once" in ClientRow(None, status).summary.value  # type: ignore[arg-type]
     run = wait_until(lambda: finished(daemon, "catch_up"), 90, "the missed run")[0]
     assert run["trigger"] == "missed" and run["status"] == "success"
     assert run["scheduled_for"] == slot.strftime("%Y-%m-%d %H:%M:%S.%f")

@@ -4,7 +4,9 @@ slot of a scheduled notebook runs twice, nothing the old daemon started is left 
 
 from __future__ import annotations
 
+import itertools
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -165,3 +167,53 @@ def test_a_crash_loop_survives_a_daemon_restart(workspace: Path, daemon: DaemonH
     wait_until(lambda: starts(workspace, "crasher") == 6, 60, "a fresh budget once started")
     daemon.wait_state("crasher", "crashed", 60)
     assert starts(workspace, "crasher") == 6
+
+
+@pytest.mark.slow
+def test_each_slot_runs_exactly_once_across_five_daemon_kills(
+    workspace: Path, daemon: DaemonHandle
+) -> None:
+    period = 4
+    write_notebook_client(
+        "every4",
+        ["with open('slots.txt', 'a') as f:\n    f.write(scheduled_for + '\\n')"],
+        schedule=f"every {period} seconds",
+        missed={"policy": "run_all", "grace_s": 600},
+    )
+    daemon.start()
+    wait_until(lambda: succeeded(daemon, "every4"), 90, "the first run")
+    for _ in range(5):
+        count = len(daemon.runs("every4"))
+        wait_until(lambda c=count: len(daemon.runs("every4")) > c, 60, "a new slot claimed")
+        daemon.kill()  # often in the middle of a run, which a new daemon adopts
+        # Down across at least one slot boundary: that slot is caught up (policy run_all).
+        boundary = (time.time() // period + 1) * period + 0.5
+        wait_until(lambda b=boundary: time.time() > b, period + 5, "the next slot boundary")
+        daemon.start()
+
+    last = len(daemon.runs("every4"))
+
+    def settled() -> list[dict] | None:
+        runs = daemon.runs("every4")
+        done = len(runs) >= last + 2 and all(r["status"] != "running" for r in runs)
+        return runs if done else None
+
+    runs = wait_until(settled, 120, "the backlog to be run and no run in progress")
+    assert daemon.stop() == 0
+    # A daemon killed between claiming a slot and starting its run: the next one takes the
+    # claim back (the row stays, without its slot, naming it) and runs the slot itself.
+    taken_back = [r for r in runs if r["scheduled_for"] is None]
+    assert all(r["status"] == "interrupted" and "is run again" in r["error"] for r in taken_back), (
+        taken_back
+    )
+    runs = [r for r in runs if r["scheduled_for"] is not None]
+    claimed = [r["scheduled_for"] for r in runs]
+    assert all(r["status"] == "success" for r in runs), [(r["id"], r["status"]) for r in runs]
+    assert len(claimed) == len(set(claimed))
+    # Every slot from the first to the last ran: none skipped while the daemon was down.
+    times = sorted(datetime.fromisoformat(s) for s in claimed)
+    gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(times)}
+    assert gaps == {period}, sorted(gaps)
+    # ...and each executed exactly once.
+    assert sorted(slots(workspace, "every4")) == sorted(claimed)
+    assert daemon.events("every4", "missed_run")

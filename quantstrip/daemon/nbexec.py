@@ -63,6 +63,21 @@ def source_cell_number(output_path: Path, cell_index: int) -> int:
         return cell_index + 1
 
 
+def _take_run(spec: dict[str, Any]) -> bool:
+    """Mark the claimed run as started by this process, unless a daemon that restarted since
+    the claim has taken it back (it runs the slot again itself): one of the two, never both."""
+    from quantstrip.db.connection import transaction
+    from quantstrip.db.handler import Database
+
+    with contextlib.closing(Database(spec["database"])) as db, transaction(db.conn):
+        taken = db.conn.execute(
+            "UPDATE client_runs SET pid = ? WHERE id = ? AND status = 'running' "
+            "AND (pid IS NULL OR pid = ?)",
+            (os.getpid(), spec["run_id"], os.getpid()),
+        ).rowcount
+    return bool(taken)
+
+
 def execute_run(spec: dict[str, Any]) -> None:
     """Entry point of the run child. Exit status 0 = success, 1 = the notebook failed."""
     os.setsid()
@@ -85,6 +100,9 @@ def execute_run(spec: dict[str, Any]) -> None:
     from quantstrip.db.handler import Database
     from quantstrip.db.units import now_text
 
+    if not _take_run(spec):
+        print(f"run {spec['run_id']} was taken over by a restarted daemon: not running it")
+        return
     output = Path(spec["output_path"])
     output.parent.mkdir(parents=True, exist_ok=True)
     started = clock.monotonic()

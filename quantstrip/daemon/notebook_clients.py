@@ -13,17 +13,20 @@ import contextlib
 import logging
 import signal
 import sqlite3
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from quantstrip import clock
+from quantstrip.client.slots import missed_slots
 from quantstrip.daemon import notebooks, processes
 from quantstrip.daemon import parameters as parameters_module
 from quantstrip.daemon.managed import Managed
 from quantstrip.daemon.mirror import Mirror
 from quantstrip.daemon.notebooks import NotebookRun
 from quantstrip.daemon.states import ClientState, EventType, MissedPolicy, RunStatus, RunTrigger
+from quantstrip.db.connection import transaction
 from quantstrip.db.handler import Database
 from quantstrip.db.units import now_text, parse_utc, utc_text
 from quantstrip.paths import Workspace
@@ -39,6 +42,8 @@ class NotebookClients:
         self.db = db
         self.mirror = mirror
         self.alert = alert
+        # Run children a previous daemon left running, by client (see `adopt`).
+        self.adoptable: dict[str, processes.Leftover] = {}
 
     def process_log(self, name: str) -> Path:
         return processes.process_log(self.ws.logs, name)
@@ -55,29 +60,149 @@ class NotebookClients:
             m.state = ClientState.RUNNING
         else:
             m.state = ClientState.STOPPED if m.user_stopped else ClientState.SCHEDULED
+        if initial:
+            self._adopt(m)
+            self._take_back_unstarted(m)
         if initial and m.trigger and not m.user_stopped:
             self._catch_up(m, now)
 
-    def _catch_up(self, m: Managed, now: datetime) -> None:
-        """The latest slot inside the grace window, if nobody ran it, runs once now."""
-        cfg = m.cfg
-        if cfg.missed.policy != MissedPolicy.RUN_ONCE:
+    def _adopt(self, m: Managed) -> None:
+        """Watch a run a previous daemon started and left running, instead of killing it: it
+        records its own outcome, and killing it would lose a slot that was claimed (a restarted
+        daemon does not run a claimed slot again)."""
+        found = self.adoptable.pop(m.name, None)
+        if found is None or m.run is not None:
+            if found is not None:
+                self.adoptable[m.name] = found
             return
-        latest = notebooks.latest_missed_slot(m.trigger, now, cfg.missed.grace_s)
-        if latest is None:
+        run_id = int(found.data.get("run_id", 0))
+        record = self.db.query("SELECT * FROM client_runs WHERE id = ?", (run_id,))
+        if not record or record[0]["status"] != RunStatus.RUNNING:
+            self.adoptable[m.name] = found  # not a run we know as running: stopped with the rest
             return
-        slot = utc_text(latest)
-        done = self.db.query(
-            "SELECT 1 FROM client_runs WHERE client_name = ? AND scheduled_for = ?", (m.name, slot)
+        row = record[0]
+        elapsed = (clock.now() - parse_utc(row["started_at"])).total_seconds()
+        limit = m.cfg.time_limit_s
+        m.run = NotebookRun(
+            run_id=run_id,
+            process=processes.AdoptedRun(found.proc),
+            started=clock.monotonic() - elapsed,
+            scheduled_for=row["scheduled_for"],
+            output_path=Path(found.data.get("output_path") or self.ws.runs / m.name / "?"),
+            deadline=clock.monotonic() + (limit - elapsed) if limit else None,
         )
-        if not done:
-            log.info("client %s missed its %s run: running it once now", m.name, slot)
-            self.mirror.event(m.name, EventType.MISSED_RUN, f"running missed slot {slot} once")
-            self.launch(m, slot, RunTrigger.MISSED)
+        m.state = ClientState.RUNNING
+        m.started_at = row["started_at"]
+        log.info("client %s: run %s adopted (pid %s)", m.name, run_id, found.proc.pid)
+        self.mirror.event(
+            m.name, EventType.ADOPTED, f"run {run_id} (pid {found.proc.pid}) kept running"
+        )
+
+    def _take_back_unstarted(self, m: Managed) -> None:
+        """Claims a previous daemon made but died before their run started (no run process
+        marked the row as its own). The row is closed in one conditional UPDATE, so a run child
+        that was about to start sees it and does not run; its slot is freed, named in the
+        row's error, and runs again unless the client skips missed slots."""
+        rows = self.db.query(
+            "SELECT id, scheduled_for FROM client_runs WHERE client_name = ? AND status = ? "
+            "AND pid IS NULL",
+            (m.name, str(RunStatus.RUNNING)),
+        )
+        for row in rows:
+            slot = row["scheduled_for"]
+            rerun = slot is not None and m.cfg.missed.policy != MissedPolicy.SKIP
+            error = "the daemon stopped before this run started" + (
+                f"; slot {slot} is run again" if rerun else ""
+            )
+            with transaction(self.db.conn):
+                taken = self.db.conn.execute(
+                    "UPDATE client_runs SET status = ?, ended_at = ?, duration_s = 0, error = ?, "
+                    "scheduled_for = NULL WHERE id = ? AND status = ? AND pid IS NULL",
+                    (str(RunStatus.INTERRUPTED), now_text(), error, row["id"], "running"),
+                ).rowcount
+            if taken:
+                self.mirror.event(m.name, EventType.RUN_INTERRUPTED, f"run {row['id']}: {error}")
+                if rerun:
+                    m.missed_slots.append(parse_utc(slot))
+
+    def stop_unadopted(self, adopted: set[int]) -> None:
+        """Stop the runs nobody adopted (client removed, disabled or stopped), then close every
+        run still recorded as running that is not adopted."""
+        leftovers, self.adoptable = self.adoptable, {}
+        processes.stop_processes([(found.proc, found.path) for found in leftovers.values()])
+        self.close_interrupted_runs(adopted)
+
+    def _catch_up(self, m: Managed, now: datetime) -> None:
+        """Slots that passed while the daemon was down (within `missed.grace_s`) and that nobody
+        claimed: none run (skip), the latest runs now (run_once), or each runs in turn, oldest
+        first (run_all)."""
+        cfg = m.cfg
+        if cfg.missed.policy == MissedPolicy.SKIP:
+            return
+        since = self._missed_since(m, now)
+        if since is None:
+            return
+        found = missed_slots(m.trigger, since, now)
+        wanted = list(found.slots)
+        if cfg.missed.policy == MissedPolicy.RUN_ONCE:
+            wanted = wanted[-1:]
+        if not wanted:
+            return
+        claimed = {
+            row["scheduled_for"]
+            for row in self.db.query(
+                "SELECT scheduled_for FROM client_runs WHERE client_name = ? "
+                "AND scheduled_for BETWEEN ? AND ?",
+                (m.name, utc_text(wanted[0]), utc_text(wanted[-1])),
+            )
+        }
+        pending = [slot for slot in wanted if utc_text(slot) not in claimed]
+        if not pending:
+            return
+        how = "once" if cfg.missed.policy == MissedPolicy.RUN_ONCE else "each in turn"
+        log.info("client %s missed %d slot(s): running them %s", m.name, len(pending), how)
+        self.mirror.event(
+            m.name,
+            EventType.MISSED_RUN,
+            f"running missed slot(s) {', '.join(utc_text(s) for s in pending)} {how} "
+            f"(policy {cfg.missed.policy})",
+        )
+        m.missed_slots.extend(pending)
+        self._next_missed(m)
+
+    def _queue_missed(self, m: Managed) -> None:
+        """Oldest first, each slot once (a taken-back claim may also be a missed slot)."""
+        m.missed_slots = deque(sorted(set(m.missed_slots)))
+
+    def _missed_since(self, m: Managed, now: datetime) -> datetime | None:
+        """Where the downtime began, as far as the database knows, and no earlier than the
+        grace window: the latest slot this client claimed (slots are claimed oldest first, so
+        every later unclaimed one was missed, including those a killed daemon had queued), else
+        the last time a daemon mirrored the client. run_all needs a client a previous daemon
+        knew: a new client has missed nothing."""
+        since = now - timedelta(seconds=m.cfg.missed.grace_s)
+        last = self.db.query(
+            "SELECT MAX(scheduled_for) AS slot FROM client_runs WHERE client_name = ?", (m.name,)
+        )[0]["slot"]
+        row = self.mirror.saved(m.name)
+        if last:
+            return max(since, parse_utc(last))
+        if row is not None:
+            return max(since, parse_utc(row["updated_at"]))
+        return None if m.cfg.missed.policy == MissedPolicy.RUN_ALL else since
+
+    def _next_missed(self, m: Managed) -> None:
+        """Start the oldest missed slot still waiting, if no run is in progress."""
+        self._queue_missed(m)
+        while m.missed_slots and m.run is None:
+            slot = m.missed_slots.popleft()
+            self.launch(m, utc_text(slot), RunTrigger.MISSED)
 
     def poll(self, m: Managed) -> None:
         if m.run is not None:
             self._poll_run(m)
+        if m.missed_slots and m.enabled and not m.user_stopped:
+            self._next_missed(m)
         if m.trigger is None or m.next_fire is None or not m.enabled or m.user_stopped:
             return
         now = clock.now()
@@ -87,6 +212,9 @@ class NotebookClients:
         m.next_fire = m.trigger.get_next_fire_time(slot, now)
         if m.next_fire is not None and m.next_fire <= slot:
             m.next_fire = m.trigger.get_next_fire_time(None, now + timedelta(microseconds=1))
+        if m.run is not None and m.cfg.missed.policy == MissedPolicy.RUN_ALL:
+            m.missed_slots.append(slot)  # run_all loses no slot: it runs after this one
+            return
         if m.run is not None:
             message = f"slot {utc_text(slot)} skipped: previous run {m.run.run_id} still running"
             log.warning("client %s: %s", m.name, message)
@@ -149,6 +277,7 @@ class NotebookClients:
             process.pid,
             client=m.name,
             run_id=run_id,
+            output_path=str(output),
         )
         limit = cfg.time_limit_s
         m.run = NotebookRun(
@@ -211,13 +340,20 @@ class NotebookClients:
         # A killed run may have left its kernel behind in the same process group.
         processes.killpg(run.process.pid, signal.SIGKILL)
         m.run = None
-        exitcode = run.process.exitcode
+        exitcode = getattr(run.process, "exitcode", None)
         processes.pid_file(m.name, processes.NOTEBOOK).unlink(missing_ok=True)
         with contextlib.suppress(ValueError, OSError):
             run.process.close()
         record = self.db.get("client_runs", run.run_id)
         if record.status == RunStatus.RUNNING:
-            status, error = str(RunStatus.FAILED), f"run process exited with status {exitcode}"
+            status, error = (
+                str(RunStatus.FAILED),
+                (
+                    f"run process exited with status {exitcode}"
+                    if exitcode is not None
+                    else "the run process ended without recording its outcome"
+                ),
+            )
             if run.killed_reason:
                 status, _, error = run.killed_reason.partition(":")
             record = self.db.update(
@@ -247,12 +383,14 @@ class NotebookClients:
         if record.status != RunStatus.INTERRUPTED:
             self.alert(m.name, f"notebook client {m.last_error}", record.traceback)
 
-    def close_interrupted_runs(self) -> None:
+    def close_interrupted_runs(self, adopted: set[int]) -> None:
         """Runs a previous daemon left 'running' whose process is gone: closed as interrupted."""
         for row in self.db.query(
             "SELECT id, client_name, started_at FROM client_runs WHERE status = ?",
             (str(RunStatus.RUNNING),),
         ):
+            if row["id"] in adopted:
+                continue
             started = parse_utc(row["started_at"])
             self.db.update(
                 "client_runs",

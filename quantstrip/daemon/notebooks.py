@@ -12,16 +12,12 @@ from __future__ import annotations
 import logging
 import multiprocessing
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("quantstrip.daemon")
 
 RUNNER_MODULE = "quantstrip.daemon.nbexec"
-# Upper bound on trigger steps when looking for a missed slot (an every-second schedule with a
-# day of grace is 86 400 steps).
-MISSED_SCAN_LIMIT = 100_000
 
 _context: Any = None
 
@@ -74,13 +70,3 @@ def start_run(spec: dict[str, Any]) -> Any:
     )
     process.start()
     return process
-
-
-def latest_missed_slot(trigger: Any, now: datetime, grace_s: float) -> datetime | None:
-    """The latest fire time of `trigger` within [now - grace_s, now], if any."""
-    latest, fire = None, trigger.get_next_fire_time(None, now - timedelta(seconds=grace_s))
-    for _ in range(MISSED_SCAN_LIMIT):
-        if fire is None or fire > now:
-            break
-        latest, fire = fire, trigger.get_next_fire_time(fire, fire)
-    return latest

@@ -64,7 +64,7 @@ class RestartPolicy(_Strict):
 
 
 class MissedRuns(_Strict):
-    policy: Literal["skip", "run_once"] = "skip"
+    policy: Literal["skip", "run_once", "run_all"] = "skip"
     grace_s: float = Field(3600.0, ge=0)
 
 

@@ -92,6 +92,9 @@ class Daemon:
         try:
             self.reload(initial=True)
             self.modules.stop_unadopted()
+            self.notebooks.stop_unadopted(
+                {m.run.run_id for m in self.clients.values() if m.run is not None}
+            )
             while not self._stopping:
                 started = clock.monotonic()
                 self.tick()
@@ -174,9 +177,10 @@ class Daemon:
                 continue
             try:
                 config: ClientConfig | InvalidClient = registry.load_client(path)
-            except ConfigError as exc:
+            except Exception as exc:  # any client.toml problem: that client invalid, not the daemon
+                message = str(exc) if isinstance(exc, ConfigError) else f"{path}: {exc!r}"
                 kind, entry = registry._peek_kind(path)
-                config = InvalidClient(name, path, str(exc), kind, entry)
+                config = InvalidClient(name, path, message, kind, entry)
             sig = registry.signature(config)
             if m is None:
                 m = Managed(name=name, config=config, signature=sig)
@@ -264,16 +268,14 @@ class Daemon:
             m.state = ClientState.STOPPED
 
     def _cleanup_orphans(self) -> None:
-        """Sort what a previous daemon left running: module clients become candidates for
-        adoption, everything else is stopped; unfinished runs are closed."""
-        stop = []
+        """Sort what a previous daemon left running: module clients and notebook runs become
+        candidates for adoption (what is not adopted is stopped after the registry is read)."""
         for found in processes.leftovers():
+            client = str(found.data["client"])
             if found.kind == processes.MODULE:
-                self.modules.adoptable[str(found.data["client"])] = found
+                self.modules.adoptable[client] = found
             else:
-                stop.append((found.proc, found.path))
-        processes.stop_processes(stop)
-        self.notebooks.close_interrupted_runs()
+                self.notebooks.adoptable[client] = found
 
 
 def run_daemon() -> int:

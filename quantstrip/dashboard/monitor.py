@@ -109,6 +109,7 @@ class ClientRow(w.VBox):
             f"{html.escape(status.state)}</span>; {html.escape(_health(status))}; "
             f"pid {status.pid or '-'}; started {status.started_at or '-'}; "
             f"next run {status.next_run or '-'}; restarts {status.restart_count}"
+            + (f"; missed runs: {status.missed_policy}" if status.missed_policy else "")
         )
         parts = [_runs_html(status.name)]
         if status.last_error:
