@@ -39,7 +39,18 @@ class IbSettings(Section):
     readonly: bool = False
     # Time zone TWS writes execution times in (its login setting); times are stored in UTC.
     tws_timezone: str = "UTC"
+    # Kept so existing settings files load: reconnecting never gives up (1 s doubling to
+    # reconnect_max_s, with jitter).
     reconnect_attempts: int = Field(10, ge=0)
+    reconnect_max_s: float = Field(300.0, gt=0)
+    # Each client its own TWS client id (client name -> id); others use client_id. A client id
+    # TWS reports in use (326) moves to the next one.
+    client_ids: dict[str, int] = {}
+    # Open orders in the database checked against TWS's open and completed orders (0: only on
+    # connect and reconnect).
+    reconcile_interval_s: float = Field(300.0, ge=0)
+    # Mail an alert when the IB connection has been down this long, and when it is back.
+    down_alert_minutes: float = Field(5.0, gt=0)
 
 
 class FlexSettings(Section):

@@ -99,9 +99,10 @@ def test_fills_during_a_disconnect_are_caught_up_once(ib, tws: TwsServer) -> Non
     wait_for(lambda: ledger.count("SELECT COUNT(*) FROM executions") == 1, "first fill")
     wait_for(lambda: ledger.status(resting) == "Submitted", "the limit order resting at TWS")
     order_id = int(broker.trades[resting].order.orderId)
-    tws.drop_all_clients()
+    tws.go_down()  # the connection drops; TWS refuses new ones meanwhile
     wait_for(lambda: not broker.is_connected(), "the drop noticed")
     tws.fill(order_id, 3, 120.0, client_id=7)  # nobody is connected to hear it
+    tws.come_up()
     wait_for(lambda: broker.reconnects >= 1, "reconnect", timeout_s=30)
     wait_for(lambda: ledger.count("SELECT COUNT(*) FROM executions") == 2, "gap fill caught up")
     assert ledger.count("SELECT COUNT(DISTINCT exec_id) FROM executions") == 2

@@ -14,9 +14,6 @@ from support.tws_server import TwsServer
 
 from quantstrip.brokers import InstrumentSpec, OrderRequest
 
-# Scenarios of issue 16 that the adapter fails before its fix (removed as each lands).
-BEFORE = pytest.mark.xfail(strict=True, reason="issue 16: fails before the fix")
-
 AAPL = InstrumentSpec("AAPL", broker_contract_id="265598")
 
 
@@ -24,21 +21,19 @@ def requests_of(tws: TwsServer, client_id: int, message: int) -> int:
     return sum(1 for cid, f in tws.requests if cid == client_id and f[0] == str(message))
 
 
-@BEFORE
 def test_reconnects_forever_while_tws_refuses_connections(tws: TwsServer, make_ib) -> None:
     broker, ledger = make_ib(tws, reconnect_attempts=2)  # the old bound: gave up after two
     resting = broker.submit(OrderRequest(AAPL, "SELL", 2, "LMT", limit_price="120"))
     wait_for(lambda: ledger.status(resting) == "Submitted", "resting")
     tws.go_down()
     wait_for(lambda: not broker.is_connected(), "the drop noticed")
-    wait_for(lambda: tws.connection_attempts >= 4, "several refused attempts", timeout_s=30)
+    wait_for(lambda: broker.connection.failed_attempts >= 4, "refused attempts", timeout_s=30)
     tws.come_up()
     wait_for(broker.is_connected, "reconnected once TWS is back", timeout_s=60)
     tws.fill_by_ref(resting, 2, 120.0)
     wait_for(lambda: ledger.status(resting) == "Filled", "the live stream works again")
 
 
-@BEFORE
 @settings(max_examples=50, deadline=None)
 @given(st.integers(min_value=1, max_value=200))
 def test_backoff_grows_from_one_second_to_five_minutes_with_jitter(attempt: int) -> None:
@@ -52,7 +47,6 @@ def test_backoff_grows_from_one_second_to_five_minutes_with_jitter(attempt: int)
         assert delays[-1] >= 150.0  # capped near five minutes, jittered below it
 
 
-@BEFORE
 def test_client_id_in_use_moves_to_the_next_client_id(tws: TwsServer, make_ib) -> None:
     squatter_loop = asyncio.new_event_loop()
     squatter = IB()
@@ -66,7 +60,6 @@ def test_client_id_in_use_moves_to_the_next_client_id(tws: TwsServer, make_ib) -
         squatter_loop.close()
 
 
-@BEFORE
 def test_1101_resubscribes_and_reconciles(tws: TwsServer, make_ib) -> None:
     make_ib(tws)
 
@@ -81,14 +74,12 @@ def test_1101_resubscribes_and_reconciles(tws: TwsServer, make_ib) -> None:
     )
 
 
-@BEFORE
 @pytest.mark.parametrize("lost", [1100, 2110])
 def test_lost_link_to_ib_blocks_orders_and_1102_restores_with_a_reconciliation(
     tws: TwsServer, make_ib, lost: int
 ) -> None:
-    from quantstrip.brokers.ib.connection import LinkState
-
     from quantstrip.brokers.ib import IbError
+    from quantstrip.brokers.ib.connection import LinkState
 
     broker, _ = make_ib(tws)
     tws.connectivity(lost)
@@ -103,7 +94,6 @@ def test_lost_link_to_ib_blocks_orders_and_1102_restores_with_a_reconciliation(
     assert requests_of(tws, 7, 6) == 1  # data maintained: no resubscription
 
 
-@BEFORE
 def test_down_longer_than_the_threshold_mails_an_alert_and_again_when_back(
     tws: TwsServer, make_ib, mail_workspace, smtp_server
 ) -> None:
@@ -117,7 +107,6 @@ def test_down_longer_than_the_threshold_mails_an_alert_and_again_when_back(
     assert broker.is_connected()
 
 
-@BEFORE
 def test_a_short_drop_sends_no_alert(tws: TwsServer, make_ib, mail_workspace, smtp_server):
     broker, _ = make_ib(tws, down_alert_after_s=60.0)
     reconnects = broker.reconnects
@@ -126,16 +115,16 @@ def test_a_short_drop_sends_no_alert(tws: TwsServer, make_ib, mail_workspace, sm
     assert smtp_server.messages == []
 
 
-@BEFORE
 def test_fills_in_the_gap_are_stored_once_across_two_reconnects(tws: TwsServer, make_ib):
     broker, ledger = make_ib(tws)
     oid = broker.submit(OrderRequest(AAPL, "BUY", 4, "LMT", limit_price="99", strategy="g"))
     wait_for(lambda: ledger.status(oid) == "Submitted", "resting")
     for qty in (1, 3):
         reconnects = broker.reconnects
-        tws.drop_all_clients()
+        tws.go_down()  # the connection drops; TWS refuses new ones meanwhile
         wait_for(lambda: not broker.is_connected(), "the drop noticed")
         tws.fill_by_ref(oid, qty, 99.0)
+        tws.come_up()
         wait_for(lambda r=reconnects: broker.reconnects > r, "reconnected", timeout_s=30)
     wait_for(lambda: ledger.status(oid) == "Filled", "filled")
     wait_for(lambda: ledger.count("SELECT COUNT(*) FROM commissions") == 2, "commissions")

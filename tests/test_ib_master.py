@@ -12,9 +12,6 @@ from support.tws_server import TwsServer
 
 from quantstrip.brokers import InstrumentSpec, OrderRequest
 
-# Scenarios of issue 16 that the adapter fails before its fix (removed as each lands).
-BEFORE = pytest.mark.xfail(strict=True, reason="issue 16: fails before the fix")
-
 AAPL = InstrumentSpec("AAPL", broker_contract_id="265598")
 
 
@@ -25,7 +22,6 @@ def master_tws() -> Iterator[TwsServer]:
     server.stop()
 
 
-@BEFORE
 def test_the_master_records_a_fill_of_an_order_another_client_placed_before_it_connected(
     master_tws: TwsServer, make_ib
 ) -> None:
@@ -44,7 +40,6 @@ def test_the_master_records_a_fill_of_an_order_another_client_placed_before_it_c
     assert master.is_connected()
 
 
-@BEFORE
 def test_the_master_records_manual_tws_orders_by_order_ref_or_as_unattributed(
     master_tws: TwsServer, make_ib
 ) -> None:

@@ -14,9 +14,6 @@ from support.tws_server import TwsServer
 from quantstrip.brokers import AccountValueEvent, InstrumentSpec, OrderRequest
 from quantstrip.errors import ValidationError
 
-# Scenarios of issue 16 that the adapter fails before its fix (removed as each lands).
-BEFORE = pytest.mark.xfail(strict=True, reason="issue 16: fails before the fix")
-
 AAPL = InstrumentSpec("AAPL", broker_contract_id="265598")
 
 
@@ -40,7 +37,6 @@ def test_stop_and_stop_limit_orders_trigger_at_their_stop(tws: TwsServer, make_i
     ("terms", "sent"),
     [({"trail_amount": "2"}, ("2.0", "")), ({"trail_percent": "1.5"}, ("", "1.5"))],
 )
-@BEFORE
 def test_a_trailing_stop_follows_the_price(tws: TwsServer, make_ib, terms, sent) -> None:
     broker, ledger = make_ib(tws)
     oid = broker.submit(OrderRequest(AAPL, "SELL", 1, "TRAIL", strategy="trail", **terms))
@@ -57,7 +53,6 @@ def test_a_trailing_stop_follows_the_price(tws: TwsServer, make_ib, terms, sent)
     assert stored["trail_percent_micros"] == (int(Decimal(percent) * 10**6) if percent else None)
 
 
-@BEFORE
 def test_market_and_limit_on_close_fill_in_the_closing_auction(tws: TwsServer, make_ib) -> None:
     broker, ledger = make_ib(tws)
     moc = broker.submit(OrderRequest(AAPL, "BUY", 3, "MOC", strategy="close"))
@@ -80,7 +75,6 @@ def test_immediate_or_cancel_and_fill_or_kill(tws: TwsServer, make_ib, tif, fill
     assert tws.by_ref(oid).tif == tif
 
 
-@BEFORE
 def test_good_till_date_is_sent_in_utc_and_expiry_cancels(tws: TwsServer, make_ib) -> None:
     broker, ledger = make_ib(tws)
     until = datetime(2031, 3, 4, 20, 30, tzinfo=UTC)
@@ -103,7 +97,6 @@ def test_a_gtd_order_needs_an_aware_good_till() -> None:
         )
 
 
-@BEFORE
 def test_an_oca_group_cancels_the_others_when_one_fills(tws: TwsServer, make_ib) -> None:
     broker, ledger = make_ib(tws)
     legs = [
@@ -119,7 +112,6 @@ def test_an_oca_group_cancels_the_others_when_one_fills(tws: TwsServer, make_ib)
     assert ledger.status(legs[0]) == "Filled"
 
 
-@BEFORE
 def test_readonly_refuses_orders_before_they_reach_tws(tws: TwsServer, make_ib) -> None:
     from quantstrip.brokers.ib import IbError
 
@@ -131,7 +123,6 @@ def test_readonly_refuses_orders_before_they_reach_tws(tws: TwsServer, make_ib) 
     assert broker.positions() == [] and broker.account_values()["NetLiquidation"] > 0
 
 
-@BEFORE
 def test_readonly_and_client_id_come_from_settings_per_client(
     tws: TwsServer, workspace, monkeypatch
 ) -> None:
@@ -152,7 +143,6 @@ def test_readonly_and_client_id_come_from_settings_per_client(
         settings._reset_for_tests()
 
 
-@BEFORE
 def test_account_values_for_a_eur_base_account_and_per_account(make_ib) -> None:
     accounts = [
         Account("DU111", base="EUR", net_liquidation="50000.00", cash={"EUR": "40000.00"}),
@@ -186,7 +176,6 @@ def test_account_values_for_a_eur_base_account_and_per_account(make_ib) -> None:
         server.stop()
 
 
-@BEFORE
 def test_historical_bars_refuse_naive_times(tws: TwsServer, ib) -> None:
     broker, _ = ib
     with pytest.raises(ValidationError, match="end"):
@@ -199,7 +188,6 @@ def test_historical_bars_refuse_naive_times(tws: TwsServer, ib) -> None:
     assert sent == ["20250304-21:00:00"]  # IB's UTC form, whatever the zone given
 
 
-@BEFORE
 def test_historical_errors_are_matched_by_request_id(tws: TwsServer, ib) -> None:
     from quantstrip.brokers.ib import IbError
 

@@ -5,19 +5,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pytest
 from support.ib import wait_for
 from support.tws_server import TwsServer
 
 from quantstrip.brokers import BracketRequest, InstrumentSpec, OrderRequest
 
-# Scenarios of issue 16 that the adapter fails before its fix (removed as each lands).
-BEFORE = pytest.mark.xfail(strict=True, reason="issue 16: fails before the fix")
-
 AAPL = InstrumentSpec("AAPL", broker_contract_id="265598")
 
 
-@BEFORE
 def test_after_a_restart_open_orders_lists_the_gtc_order_and_cancel_works(
     tws: TwsServer, make_ib
 ) -> None:
@@ -39,7 +34,6 @@ def test_after_a_restart_open_orders_lists_the_gtc_order_and_cancel_works(
     assert restarted.open_orders() == []
 
 
-@BEFORE
 def test_partial_fill_then_disconnect_then_rest_filled_in_the_gap_is_filled_10_of_10(
     tws: TwsServer, make_ib
 ) -> None:
@@ -49,9 +43,10 @@ def test_partial_fill_then_disconnect_then_rest_filled_in_the_gap_is_filled_10_o
     tws.move_price(98.0, max_qty=4)
     wait_for(lambda: ledger.order(oid)["filled_qty_micros"] == 4_000_000, "the partial fill")
     reconnects = broker.reconnects
-    tws.drop_all_clients()
+    tws.go_down()  # the connection drops; TWS refuses new ones meanwhile
     wait_for(lambda: not broker.is_connected(), "the drop noticed")
     tws.fill_by_ref(oid, 6, 99.0)  # nobody is connected to hear it
+    tws.come_up()
     wait_for(lambda: broker.reconnects > reconnects, "reconnected", timeout_s=30)
     wait_for(lambda: ledger.status(oid) == "Filled", "the order row reconciled to Filled")
     order = ledger.order(oid)
@@ -60,7 +55,6 @@ def test_partial_fill_then_disconnect_then_rest_filled_in_the_gap_is_filled_10_o
     assert ledger.rows("SELECT SUM(qty) FROM v_executions") == [(10.0,)]
 
 
-@BEFORE
 def test_bracket_child_filled_while_disconnected_shows_the_sibling_cancelled(
     tws: TwsServer, make_ib
 ) -> None:
@@ -70,16 +64,16 @@ def test_bracket_child_filled_while_disconnected_shows_the_sibling_cancelled(
     tws.move_price(98.5)
     wait_for(lambda: ledger.status(take) == "Submitted", "children active")
     reconnects = broker.reconnects
-    tws.drop_all_clients()
+    tws.go_down()  # the connection drops; TWS refuses new ones meanwhile
     wait_for(lambda: not broker.is_connected(), "the drop noticed")
     tws.move_price(106.0)  # the take profit fills and TWS cancels the stop: nobody listens
+    tws.come_up()
     wait_for(lambda: broker.reconnects > reconnects, "reconnected", timeout_s=30)
     wait_for(lambda: ledger.status(stop) == "Cancelled", "the sibling reconciled")
     assert ledger.status(take) == "Filled" and ledger.status(parent) == "Filled"
     assert ledger.rows("SELECT qty FROM v_positions") == []  # flat: entry and exit both stored
 
 
-@BEFORE
 def test_periodic_reconciliation_finds_an_order_another_client_left_open(
     tws: TwsServer, make_ib
 ) -> None:

@@ -10,9 +10,6 @@ from support.tws_server import TwsServer
 
 from quantstrip.brokers import ErrorEvent, InstrumentSpec, OrderRequest
 
-# Scenarios of issue 16 that the adapter fails before its fix (removed as each lands).
-BEFORE = pytest.mark.xfail(strict=True, reason="issue 16: fails before the fix")
-
 AAPL = InstrumentSpec("AAPL", broker_contract_id="265598")
 GME = InstrumentSpec("GME", broker_contract_id="36285627")
 
@@ -25,7 +22,6 @@ GME = InstrumentSpec("GME", broker_contract_id="36285627")
         (10289, "Order rejected - the order would breach a risk limit of this account."),
     ],
 )
-@BEFORE
 def test_a_rejection_is_stored_as_rejected_with_its_reason(
     tws: TwsServer, make_ib, code: int, reason: str
 ) -> None:
@@ -45,7 +41,6 @@ def test_a_rejection_is_stored_as_rejected_with_its_reason(
     assert broker.open_orders() == []
 
 
-@BEFORE
 def test_a_price_off_the_tick_rejects_a_new_order_with_110(tws: TwsServer, make_ib) -> None:
     broker, ledger = make_ib(tws)
     oid = broker.submit(OrderRequest(AAPL, "BUY", 1, "LMT", limit_price="99.001", strategy="t"))
@@ -53,7 +48,6 @@ def test_a_price_off_the_tick_rejects_a_new_order_with_110(tws: TwsServer, make_
     assert ledger.messages(oid)[0].startswith("110: The price does not conform")
 
 
-@BEFORE
 def test_a_404_short_sale_warning_leaves_the_order_held_not_failed(tws: TwsServer, make_ib):
     broker, ledger = make_ib(tws)
     tws.hard_to_borrow.add("GME")
@@ -65,7 +59,6 @@ def test_a_404_short_sale_warning_leaves_the_order_held_not_failed(tws: TwsServe
     assert [o.client_order_id for o in broker.open_orders()] == [oid]
 
 
-@BEFORE
 def test_a_399_warning_never_changes_the_state(tws: TwsServer, make_ib) -> None:
     broker, ledger = make_ib(tws)
     tws.warn_next_order(399)
@@ -77,7 +70,6 @@ def test_a_399_warning_never_changes_the_state(tws: TwsServer, make_ib) -> None:
     wait_for(lambda: ledger.status(oid) == "Filled", "the order still works")
 
 
-@BEFORE
 def test_a_rejected_modify_leaves_the_live_order_live(tws: TwsServer, make_ib) -> None:
     broker, ledger = make_ib(tws)
     oid = broker.submit(OrderRequest(AAPL, "BUY", 3, "LMT", limit_price="95", strategy="m"))
@@ -95,7 +87,6 @@ def test_a_rejected_modify_leaves_the_live_order_live(tws: TwsServer, make_ib) -
     assert ledger.rows("SELECT price FROM v_executions") == [(96.5,)]
 
 
-@BEFORE
 def test_a_cancel_records_only_what_tws_sent(tws: TwsServer, make_ib) -> None:
     broker, ledger = make_ib(tws)
     oid = broker.submit(OrderRequest(AAPL, "BUY", 3, "LMT", limit_price="90", strategy="c"))

@@ -1,16 +1,18 @@
-"""Interactive Brokers over ib_async (TWS or IB Gateway socket API).
+"""IbBroker: Interactive Brokers through ib_async (TWS or IB Gateway socket API).
 
 ib_async is asyncio-based; strategies call synchronous methods from scheduler jobs. The adapter
-therefore runs ib_async on its own event loop in a background thread and every public method
-hands its work to that loop and waits for the answer. ib_async's events (order status, fills,
-commission reports, errors) are translated there into canonical events.
+runs ib_async on its own event loop in a background thread; every public method hands its work
+to that loop and waits. What TWS sends becomes canonical events at the wire (`wire.py`); the
+connection's life is `connection.py`; orders are reconciled with TWS on every connect,
+reconnect and restored link, and periodically (`reconcile.py`).
 
 What IB does that the adapter compensates for (see DESIGN.md):
 - execution times are parsed with `TimezoneTWS` set, so they are UTC whatever the host's zone;
-- commission reports arrive after their fills: the database links them in either order;
-- after a reconnect, fills made during the gap come back only through reqExecutions, which does
-  not fire execDetailsEvent: they are emitted explicitly (the database stores each exec id once);
-- reqHistoricalData answers an empty list on error: the error is captured and raised;
+- commission reports arrive after their fills (or before): the database links them either way;
+- fills made during a disconnect come back through reqExecutions, which fires no ib_async
+  event: every execDetails is translated, live or replayed (stored once by exec id);
+- reqHistoricalData answers an empty list on error: errors are raised, matched to the request
+  by its id (ib_async's RaiseRequestErrors), never guessed from a list of recent errors;
 - historical requests are paced (no identical request within 15 s, at most 60 per 10 minutes).
 """
 
@@ -18,46 +20,49 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
-import time
-from collections.abc import Coroutine, Sequence
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Sequence
+from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from ib_async import IB, Fill, Order, Trade
+from ib_async import IB, RequestError, Trade
 
-from quantstrip import clock
 from quantstrip.brokers.base import Broker
 from quantstrip.brokers.events import (
+    TERMINAL_STATUSES,
     AccountValueEvent,
     Bar,
     BracketRequest,
     BrokerPosition,
-    CommissionEvent,
-    ErrorEvent,
-    ExecutionEvent,
     InstrumentSpec,
     OrderPlacedEvent,
     OrderRequest,
     OrderStatusEvent,
     decimal,
 )
+from quantstrip.brokers.ib import reconcile, wire
+from quantstrip.brokers.ib.connection import Connection, Endpoint, LinkState, reconnect_wait
 from quantstrip.brokers.ib.mapping import (
     BROKER,
-    UNSET,
     IbError,
+    base_currency_values,
     contract_for,
+    ib_time,
     order_for,
     spec_for,
 )
-from quantstrip.brokers.ib.pacing import HistoricalPacer
-from quantstrip.brokers.ib_ids import split_exec_id
+from quantstrip.brokers.ib.pacing import HistoricalPacer, require_aware, to_bars
 
 log = logging.getLogger(__name__)
 
-INFORMATIONAL = {2104, 2106, 2107, 2108, 2158, 2119, 1102, 399}
-HISTORICAL_ERRORS = {162, 165, 166, 200, 321, 322, 354, 366, 420}
+
+def _mail_alert(subject: str, body: str) -> None:
+    from quantstrip import email_manager
+
+    email_manager.send(subject, body, client=os.environ.get("QUANTSTRIP_CLIENT"), kind="alert")
 
 
 class IbBroker(Broker):
@@ -74,50 +79,71 @@ class IbBroker(Broker):
         tws_timezone: str | None = None,
         reconnect_attempts: int | None = None,
         reconnect_backoff_s: float = 1.0,
+        reconnect_max_s: float | None = None,
         master: bool = False,
+        readonly: bool | None = None,
+        reconcile_interval_s: float | None = None,
+        down_alert_after_s: float | None = None,
+        alert: Any = _mail_alert,
     ) -> None:
-        """`master=True` connects as TWS's master API client id (settings
-        `brokers.ib.master_client_id`), which receives every API client's fills and commissions:
-        one recorder then captures the fills of all strategies, whichever client placed them."""
+        """Everything not given comes from settings `[brokers.ib]`. The client id is this
+        client's entry in `client_ids`, else `client_id`; `master=True` connects as TWS's master
+        API client id (`master_client_id`), which hears every client's orders and fills, so
+        one recorder captures all of them. `readonly` refuses order entry in the adapter.
+        `reconnect_attempts` is accepted for old callers: reconnecting never gives up."""
         super().__init__()
         from quantstrip import settings
 
-        ib_settings = settings.platform().brokers.ib
-        self.host = host or ib_settings.host
-        self.port = port or ib_settings.port
-        self.client_id = ib_settings.client_id if client_id is None else client_id
+        config = settings.platform().brokers.ib
+        if client_id is None:
+            client_id = config.client_ids.get(os.environ.get("QUANTSTRIP_CLIENT", ""))
         if master:
-            if ib_settings.master_client_id is None:
+            if config.master_client_id is None:
                 raise IbError("brokers.ib.master_client_id is not set (TWS: API > Settings)")
-            self.client_id = ib_settings.master_client_id
-        self.account = account or ib_settings.account
-        self.timeout_s = timeout_s or ib_settings.timeout_s
-        self.reconnect_attempts = (
-            ib_settings.reconnect_attempts if reconnect_attempts is None else reconnect_attempts
+            client_id = config.master_client_id
+        self.account = account or config.account
+        self.timeout_s = timeout_s or config.timeout_s
+        self.readonly = config.readonly if readonly is None else readonly
+        self.reconcile_interval_s = (
+            config.reconcile_interval_s if reconcile_interval_s is None else reconcile_interval_s
         )
-        self.reconnect_backoff_s = reconnect_backoff_s
         self.ib = IB()
-        self.ib.TimezoneTWS = tws_timezone or ib_settings.tws_timezone
+        self.ib.TimezoneTWS = tws_timezone or config.tws_timezone
+        self.ib.RaiseRequestErrors = True
         self.pacer = HistoricalPacer()
         self.trades: dict[str, Trade] = {}
         self.requests: dict[str, OrderRequest] = {}
-        self.errors: list[ErrorEvent] = []
-        self.reconnects = 0
-        self._closing = False
-        self._reconnecting = False
+        self.last_status: dict[str, OrderStatusEvent] = {}
+        self.completion_texts: dict[int, str] = {}
+        self.reconciler = reconcile.Reconciler(self)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="ib_async", daemon=True)
         self._thread.start()
-        self.ib.orderStatusEvent += self._on_status
-        self.ib.execDetailsEvent += self._on_execution
-        self.ib.commissionReportEvent += self._on_commission
-        self.ib.errorEvent += self._on_error
-        self.ib.disconnectedEvent += self._on_disconnected
-        self._wrap_commission_reports()
+        self.connection = Connection(
+            self.ib,
+            Endpoint(
+                host or config.host,
+                port or config.port,
+                config.client_id if client_id is None else client_id,
+                self.timeout_s,
+                readonly=self.readonly,
+            ),
+            on_ready=self._synchronise,
+            wait=reconnect_wait(reconnect_backoff_s, reconnect_max_s or config.reconnect_max_s),
+            down_alert_after_s=(
+                config.down_alert_minutes * 60 if down_alert_after_s is None else down_alert_after_s
+            ),
+            alert=alert,
+        )
+        self._periodic: asyncio.Task[Any] | None = None
+        wire.install(self)
 
     # ---- plumbing -------------------------------------------------------------------------
-    def _run(self, coroutine: Coroutine[Any, Any, Any], timeout_s: float | None = None) -> Any:
-        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+    def _run(self, awaitable: Awaitable[Any], timeout_s: float | None = None) -> Any:
+        async def wait() -> Any:
+            return await awaitable
+
+        future = asyncio.run_coroutine_threadsafe(wait(), self.loop)
         return future.result(timeout_s or self.timeout_s * 3)
 
     def _call(self, fn: Any, *args: Any) -> Any:
@@ -129,27 +155,47 @@ class IbBroker(Broker):
         return self._run(call())
 
     # ---- lifecycle --------------------------------------------------------------------------
+    @property
+    def client_id(self) -> int:
+        return self.connection.client_id
+
+    @property
+    def state(self) -> LinkState:
+        return self.connection.state
+
+    @property
+    def reconnects(self) -> int:
+        return self.connection.reconnects
+
     def connect(self) -> None:
-        self._closing = False
-        try:
-            self._run(
-                self.ib.connectAsync(
-                    self.host, self.port, clientId=self.client_id, timeout=self.timeout_s
-                )
-            )
-        except Exception as exc:
-            raise IbError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+        """Connect (the next client id if TWS says this one is in use), then reconcile."""
+        self._run(self.connection.open(), timeout_s=self.timeout_s * 12)
         if not self.account:
             accounts = self.ib.managedAccounts()
             self.account = accounts[0] if accounts else ""
-        self.catch_up()
+        self._run(self._synchronise(False), timeout_s=self.timeout_s * 6)
+
+        async def start_periodic() -> None:
+            if self.reconcile_interval_s and self._periodic is None:
+                self._periodic = asyncio.ensure_future(
+                    self.reconciler.periodically(self.reconcile_interval_s)
+                )
+
+        self._run(start_periodic())
 
     def disconnect(self) -> None:
-        self._closing = True
-        if self.ib.isConnected():
-            self._call(self.ib.disconnect)
+        async def stop() -> None:
+            if self._periodic is not None:
+                self._periodic.cancel()
+                self._periodic = None
+            await self.connection.close()
+
+        self._run(stop())
 
     def close(self) -> None:
+        """Disconnect for good and stop the event loop thread (closing twice is harmless)."""
+        if not self._thread.is_alive():
+            return
         self.disconnect()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
@@ -157,136 +203,36 @@ class IbBroker(Broker):
     def is_connected(self) -> bool:
         return self.ib.isConnected()
 
-    def _on_disconnected(self) -> None:
-        if self._closing or self._reconnecting:
-            return
-        self._reconnecting = True
-        self.loop.create_task(self._reconnect())
+    # ---- reconciliation ------------------------------------------------------------------------
+    async def _synchronise(self, resubscribe: bool) -> None:
+        """After a (re)connect or a restored link: subscriptions again if TWS lost them, then
+        orders and fills reconciled."""
+        if resubscribe:
+            await self.ib.reqPositionsAsync()
+            accounts = self.ib.managedAccounts()
+            if len(accounts) == 1:
+                await self.ib.reqAccountUpdatesAsync(accounts[0])
+            for account in accounts:
+                await self.ib.reqAccountUpdatesMultiAsync(account)
+            await self.ib.reqExecutionsAsync()
+        await self.reconciler.run()
 
-    async def _reconnect(self) -> None:
-        """Reconnect with exponential backoff, then fetch the fills missed in the gap."""
-        delay = self.reconnect_backoff_s
-        try:
-            for attempt in range(1, self.reconnect_attempts + 1):
-                await asyncio.sleep(delay)
-                try:
-                    await self.ib.connectAsync(
-                        self.host, self.port, clientId=self.client_id, timeout=self.timeout_s
-                    )
-                except Exception as exc:
-                    log.warning(
-                        "IB reconnect %d/%d failed: %s", attempt, self.reconnect_attempts, exc
-                    )
-                    delay = min(delay * 2, 60.0)
-                    continue
-                self.reconnects += 1
-                await self._catch_up()
-                log.info("IB reconnected after %d attempt(s)", attempt)
-                return
-            self.emit(ErrorEvent(BROKER, 1100, "connection to TWS lost; reconnecting gave up"))
-        finally:
-            self._reconnecting = False
+    def reconcile(self) -> reconcile.Reconciliation:
+        """Reconcile now (also done on every connect and periodically)."""
+        return self._run(self.reconciler.run())
 
     def catch_up(self) -> int:
-        """Emit every fill TWS reports for today (reqExecutions); duplicates are harmless."""
-        return self._run(self._catch_up())
-
-    async def _catch_up(self) -> int:
-        fills = await self.ib.reqExecutionsAsync()
-        for fill in fills:
-            self.emit(self._execution_event(fill))
-            report = fill.commissionReport
-            if report and report.execId:
-                self._emit_commission(report)
-        return len(fills)
-
-    # ---- events -----------------------------------------------------------------------------
-    def _on_status(self, trade: Trade) -> None:
-        status = trade.orderStatus
-        self.emit(
-            OrderStatusEvent(
-                BROKER,
-                status.status,
-                decimal(status.filled or 0, "filled"),
-                decimal(status.remaining or 0, "remaining"),
-                decimal(status.avgFillPrice, "avgFillPrice") if status.avgFillPrice else None,
-                client_order_id=trade.order.orderRef or None,
-                broker_order_id=str(trade.order.orderId),
-                broker_client_id=str(trade.order.clientId),
-                perm_id=str(trade.order.permId) if trade.order.permId else None,
-            )
-        )
-
-    def _execution_event(self, fill: Fill) -> ExecutionEvent:
-        execution = fill.execution
-        known = self.requests.get(execution.orderRef or "")
-        moment = execution.time
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        group, version = split_exec_id(execution.execId)
-        return ExecutionEvent(
-            broker=BROKER,
-            account=execution.acctNumber or self.account,
-            exec_id=execution.execId,
-            base_exec_id=group,
-            correction_number=version,
-            instrument=spec_for(fill.contract),
-            side="BUY" if execution.side in ("BOT", "BUY") else "SELL",
-            qty=decimal(execution.shares, "shares"),
-            price=decimal(execution.price, "price"),
-            time=moment.astimezone(UTC),
-            client_order_id=execution.orderRef or None,
-            strategy=known.strategy if known else None,
-            broker_order_id=str(execution.orderId),
-            broker_client_id=str(execution.clientId),
-            perm_id=str(execution.permId) if execution.permId else None,
-            liquidity={1: "ADDED", 2: "REMOVED"}.get(execution.lastLiquidity, ""),
-            exchange=execution.exchange,
-        )
-
-    def _on_execution(self, trade: Trade, fill: Fill) -> None:
-        self.emit(self._execution_event(fill))
-
-    def _emit_commission(self, report: Any) -> None:
-        pnl = report.realizedPNL
-        self.emit(
-            CommissionEvent(
-                BROKER,
-                report.execId,
-                decimal(report.commission, "commission"),
-                report.currency or "USD",
-                None if pnl is None or abs(pnl) >= UNSET / 2 else decimal(pnl, "realizedPNL"),
-            )
-        )
-
-    def _wrap_commission_reports(self) -> None:
-        """ib_async drops a commission report that arrives before its fill, or whose fill was
-        made before this connection: those are emitted here (the database links them later)."""
-        wrapper = self.ib.wrapper
-        original = wrapper.commissionReport
-
-        def commission_report(report: Any) -> None:
-            fill = wrapper.fills.get(report.execId)
-            trade = wrapper.permId2Trade.get(fill.execution.permId) if fill else None
-            original(report)
-            if trade is None:
-                self._emit_commission(report)
-
-        wrapper.commissionReport = commission_report  # type: ignore[method-assign]
-
-    def _on_commission(self, trade: Trade, fill: Fill, report: Any) -> None:
-        self._emit_commission(report)
-
-    def _on_error(self, request_id: int, code: int, message: str, contract: Any) -> None:
-        if code in INFORMATIONAL:
-            return
-        event = ErrorEvent(BROKER, code, message)
-        self.errors.append(event)
-        self.errors[:] = self.errors[-200:]
-        self.emit(event)
+        """Ask TWS for today's fills again (each is recorded once); how many TWS reported."""
+        return len(self._run(self.ib.reqExecutionsAsync()))
 
     # ---- orders -----------------------------------------------------------------------------
-    def _place(self, request: OrderRequest, order: Order) -> Trade:
+    def _check_can_trade(self) -> None:
+        if self.readonly:
+            raise IbError("the IB adapter is read-only (settings brokers.ib.readonly)")
+        if self.state != LinkState.CONNECTED:
+            raise IbError(f"cannot send orders: {self.connection.down_reason or self.state.value}")
+
+    def _place(self, request: OrderRequest, order: Any) -> Trade:
         """Record the order before it can fill: a market order's fill may come back at once."""
 
         async def place() -> Trade:
@@ -302,18 +248,20 @@ class IbBroker(Broker):
                     broker_client_id=str(self.client_id),
                 )
             )
-            return self.ib.placeOrder(contract_for(request.instrument), order)
+            trade = self.ib.placeOrder(contract_for(request.instrument), order)
+            self.trades[request.client_order_id] = trade
+            return trade
 
-        trade: Trade = self._run(place())
-        self.trades[request.client_order_id] = trade
-        return trade
+        return self._run(place())
 
     def submit(self, request: OrderRequest) -> str:
+        self._check_can_trade()
         self._place(request, order_for(request, self.account))
         return request.client_order_id
 
     def submit_bracket(self, bracket: BracketRequest) -> tuple[str, str, str]:
         """Parent and take profit are held (transmit=False) until the stop loss transmits all."""
+        self._check_can_trade()
         parent, take, stop = bracket.legs()
         parent_order = order_for(parent, self.account)
         parent_order.orderId = self._call(self.ib.client.getReqId)
@@ -335,7 +283,9 @@ class IbBroker(Broker):
         return self.trades[client_order_id]
 
     def cancel(self, client_order_id: str) -> None:
-        self._call(self.ib.cancelOrder, self._trade(client_order_id).order)
+        self._check_can_trade()
+        trade = self._trade(client_order_id)
+        self._call(self.ib.cancelOrder, trade.order)
 
     def modify(
         self,
@@ -345,21 +295,35 @@ class IbBroker(Broker):
         limit_price: Decimal | None = None,
         stop_price: Decimal | None = None,
     ) -> None:
+        """Send new terms; they are recorded when TWS acknowledges them (a refused modify
+        leaves the live order as it was, with TWS's reason recorded on it)."""
+        self._check_can_trade()
         trade = self._trade(client_order_id)
-        order = trade.order
+        order = replace(trade.order)  # ib_async keeps the live terms until TWS confirms
         if qty is not None:
-            order.totalQuantity = float(qty)
+            order.totalQuantity = float(decimal(qty, "qty"))
         if limit_price is not None:
-            order.lmtPrice = float(limit_price)
+            order.lmtPrice = float(decimal(limit_price, "limit_price"))
         if stop_price is not None:
-            order.auxPrice = float(stop_price)
+            order.auxPrice = float(decimal(stop_price, "stop_price"))
         self._call(self.ib.placeOrder, trade.contract, order)
 
     def open_orders(self) -> Sequence[OrderRequest]:
-        open_refs = {t.order.orderRef for t in self._call(self.ib.openTrades)}
-        return [r for ref, r in self.requests.items() if ref in open_refs]
+        """Orders this client placed (or adopted after a restart) that TWS has not finished."""
+        return [
+            request
+            for ref, request in self.requests.items()
+            if ref in self.trades
+            and (
+                self.last_status.get(ref) is None
+                or self.last_status[ref].status not in TERMINAL_STATUSES
+            )
+        ]
 
     # ---- account and data -----------------------------------------------------------------------
+    def accounts(self) -> list[str]:
+        return list(self.ib.managedAccounts())
+
     def positions(self) -> Sequence[BrokerPosition]:
         return [
             BrokerPosition(
@@ -371,23 +335,30 @@ class IbBroker(Broker):
             for p in self._call(self.ib.positions)
         ]
 
-    def account_values(self) -> dict[str, Decimal]:
-        values = {}
-        for item in self._call(self.ib.accountValues):
-            if item.tag in ("NetLiquidation", "TotalCashValue") and item.currency in (
-                "USD",
-                "BASE",
-            ):
-                values[item.tag] = decimal(item.value, item.tag)
-        return values
+    def _values(self, account: str | None) -> tuple[str, dict[str, Decimal]]:
+        account = account or self.account
+        return base_currency_values(self._call(self.ib.accountValues, account), account)
 
-    def snapshot(self) -> AccountValueEvent:
-        values = self.account_values()
+    def account_values(self, account: str | None = None) -> dict[str, Decimal]:
+        """'NetLiquidation' and 'TotalCashValue' of the account (default: the adapter's) in its
+        base currency, whatever that is."""
+        return self._values(account)[1]
+
+    def snapshot(self, account: str | None = None) -> AccountValueEvent:
+        currency, values = self._values(account)
         event = AccountValueEvent(
-            BROKER, self.account, values.get("NetLiquidation"), values.get("TotalCashValue")
+            BROKER,
+            account or self.account,
+            values.get("NetLiquidation"),
+            values.get("TotalCashValue"),
+            currency,
         )
         self.emit(event)
         return event
+
+    def snapshot_all(self) -> list[AccountValueEvent]:
+        """A snapshot of every account this login manages."""
+        return [self.snapshot(account) for account in self.accounts()]
 
     def historical_bars(
         self,
@@ -400,39 +371,26 @@ class IbBroker(Broker):
         what_to_show: str = "TRADES",
         use_rth: bool = True,
     ) -> list[Bar]:
-        key = (instrument, bar_size, duration, what_to_show, use_rth, end)
-        wait = self.pacer.wait_time(key, clock.monotonic())
-        if wait > 0:
-            log.info("IB historical-data pacing: waiting %.1fs", wait)
-            time.sleep(wait)
-        self.pacer.record(key, clock.monotonic())
-        seen = len(self.errors)
-        bars = self._run(
-            self.ib.reqHistoricalDataAsync(
-                contract_for(instrument),
-                end or "",
-                duration,
-                bar_size,
-                what_to_show,
-                use_rth,
-                formatDate=2,
-                timeout=self.timeout_s,
+        """Bars ending at `end` (default: now) over `duration`, those before `start` dropped.
+        Times must be timezone-aware (a naive one is refused: TWS would read it in its own
+        zone); an error TWS sends for this request is raised with its code."""
+        require_aware(start=start, end=end)
+        self.pacer.wait((instrument, bar_size, duration, what_to_show, use_rth, end))
+        try:
+            bars = self._run(
+                self.ib.reqHistoricalDataAsync(
+                    contract_for(instrument),
+                    ib_time(end) if end else "",
+                    duration,
+                    bar_size,
+                    what_to_show,
+                    use_rth,
+                    formatDate=2,
+                    timeout=self.timeout_s,
+                )
             )
-        )
+        except RequestError as exc:
+            raise IbError(exc.message, exc.code) from exc
         if not bars:
-            for error in self.errors[seen:]:
-                if error.code in HISTORICAL_ERRORS:
-                    raise IbError(error.message, error.code)
             raise IbError(f"no historical data for {instrument.symbol} ({bar_size}, {duration})")
-        out = []
-        for bar in bars:
-            moment = (
-                bar.date
-                if isinstance(bar.date, datetime)
-                else datetime.combine(bar.date, datetime.min.time())
-            )
-            moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-            if start and moment < start:
-                continue
-            out.append(Bar(moment, bar.open, bar.high, bar.low, bar.close, max(bar.volume, 0)))
-        return out
+        return to_bars(bars, start)
