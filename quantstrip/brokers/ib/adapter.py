@@ -22,7 +22,7 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -139,11 +139,10 @@ class IbBroker(Broker):
         wire.install(self)
 
     # ---- plumbing -------------------------------------------------------------------------
-    def _run(self, awaitable: Awaitable[Any], timeout_s: float | None = None) -> Any:
-        async def wait() -> Any:
-            return await awaitable
-
-        future = asyncio.run_coroutine_threadsafe(wait(), self.loop)
+    def _run(self, coroutine: Coroutine[Any, Any, Any], timeout_s: float | None = None) -> Any:
+        """Run a coroutine on the adapter's loop and wait for it (ib_async calls that return a
+        future must be made inside such a coroutine: the future belongs to the calling loop)."""
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
         return future.result(timeout_s or self.timeout_s * 3)
 
     def _call(self, fn: Any, *args: Any) -> Any:
@@ -223,7 +222,11 @@ class IbBroker(Broker):
 
     def catch_up(self) -> int:
         """Ask TWS for today's fills again (each is recorded once); how many TWS reported."""
-        return len(self._run(self.ib.reqExecutionsAsync()))
+
+        async def fetch() -> list[Any]:  # ib_async makes its future on the calling loop
+            return await self.ib.reqExecutionsAsync()
+
+        return len(self._run(fetch()))
 
     # ---- orders -----------------------------------------------------------------------------
     def _check_can_trade(self) -> None:
