@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from quantstrip import settings
-from quantstrip.brokers.ib_ids import split_exec_id as split_ib_exec_id  # kept for clients
+from quantstrip.brokers.ib.ids import split_exec_id as split_ib_exec_id  # kept for clients
 from quantstrip.db.handler import Database, ExecutionInput, ExecutionResult, Page
 from quantstrip.paths import workspace
 

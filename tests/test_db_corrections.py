@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from quantstrip.brokers.events import ExecutionEvent, InstrumentSpec
-from quantstrip.brokers.ib_ids import split_exec_id
+from quantstrip.brokers.ib.ids import split_exec_id
 from quantstrip.brokers.recorder import Recorder
 from quantstrip.db.handler import Database, ExecutionInput
 
@@ -23,7 +23,7 @@ def db(tmp_path: Path):
 
 def ib_fill(db: Database, exec_id: str, side: str, qty, price, instrument: int, **kw):
     """A fill as the IB adapter hands it over: the exec id's group and version computed by
-    the broker layer (brokers/ib_ids.py), not by the database."""
+    the broker layer (brokers/ib/ids.py), not by the database."""
     base, number = split_exec_id(exec_id)
     return db.record_execution(
         ExecutionInput(

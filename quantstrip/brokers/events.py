@@ -278,7 +278,7 @@ class OrderStatusEvent:
 @dataclass(frozen=True)
 class ExecutionEvent:
     """A fill. `base_exec_id` and `correction_number` are set by an adapter whose broker corrects
-    fills by re-sending them under a related id (IB: `brokers/ib_ids.py`): the fill group and this
+    fills by re-sending them under a related id (IB: `brokers/ib/ids.py`): the fill group and this
     version's number. The ledger supersedes an earlier version only if it is the same fill
     (account, instrument, side, order); without them every exec id is a fill of its own."""
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from quantstrip import clock
-from quantstrip.brokers.ib_ids import split_exec_id
+from quantstrip.brokers.ib.ids import split_exec_id
 from quantstrip.db.handler import Database, ExecutionInput
 from quantstrip.errors import QuantstripError
 from quantstrip.paths import workspace

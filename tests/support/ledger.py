@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quantstrip.brokers.ib_ids import split_exec_id
+from quantstrip.brokers.ib.ids import split_exec_id
 from quantstrip.db.handler import Database, ExecutionInput, ExecutionResult
 
 

@@ -1,22 +1,32 @@
 """Interactive Brokers over ib_async (TWS or IB Gateway socket API).
 
-One job per module: `mapping` (contracts, orders, statuses, errors), `pacing` (historical-data
-pacing), `adapter` (the `IbBroker` a client uses). `from quantstrip.brokers.ib import IbBroker`
-is the import clients use.
+One job per module: `adapter` (the `IbBroker` a client uses), `connection` (connect, reconnect
+forever, TWS's connectivity codes), `reconcile` (open orders against TWS's open and completed
+orders), `wire` (what TWS sends, as canonical events), `mapping` (contracts, orders, error
+codes), `pacing` (historical data), `ids` (IB's execution id grammar). Names are imported on
+first use, so `quantstrip.brokers.ib.ids` (used by the Flex import) does not load ib_async.
 """
 
 from __future__ import annotations
 
-from quantstrip.brokers.ib.adapter import IbBroker
-from quantstrip.brokers.ib.mapping import BROKER, IbError, contract_for, order_for, spec_for
-from quantstrip.brokers.ib.pacing import HistoricalPacer
+import importlib
+from typing import Any
 
-__all__ = [
-    "BROKER",
-    "HistoricalPacer",
-    "IbBroker",
-    "IbError",
-    "contract_for",
-    "order_for",
-    "spec_for",
-]
+_WHERE = {
+    "BROKER": "mapping",
+    "IbError": "mapping",
+    "contract_for": "mapping",
+    "order_for": "mapping",
+    "spec_for": "mapping",
+    "HistoricalPacer": "pacing",
+    "IbBroker": "adapter",
+    "LinkState": "connection",
+    "split_exec_id": "ids",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)

@@ -35,6 +35,7 @@ from quantstrip.brokers.events import (
     decimal,
     utc,
 )
+from quantstrip.brokers.ib.ids import split_exec_id
 from quantstrip.brokers.ib.mapping import (
     BROKER,
     CANCEL_CONFIRMED,
@@ -44,7 +45,6 @@ from quantstrip.brokers.ib.mapping import (
     spec_for,
     terms_of,
 )
-from quantstrip.brokers.ib_ids import split_exec_id
 
 if TYPE_CHECKING:
     from quantstrip.brokers.ib.adapter import IbBroker

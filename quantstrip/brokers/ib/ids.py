@@ -4,7 +4,8 @@ IB corrects a fill by re-sending it with an exec id that differs only after the 
 part before is the fill's group, the hexadecimal suffix its version (`0000e0d5.6520c85f.01.01`,
 then `...01.02`). The IB adapter and the Flex import put both on the canonical event; the
 ledger then supersedes the earlier version if it is the same fill (account, instrument, side,
-order). Kept outside the `ib` package so that using it does not import ib_async.
+order). The `ib` package imports its modules lazily, so using this one does not import
+ib_async (the Flex import and the database's compatibility helper use it).
 """
 
 from __future__ import annotations
