@@ -6,13 +6,17 @@ GetStatement, retrying "statement generation in progress" and rate-limit answers
 statement under `var/statements/`, and compares it with the database:
 
 - executions IB reports that the database lacks (a fill missed while disconnected), fills the
-  database has that IB does not, and fills whose side, quantity or price differ;
-- open positions per symbol, database vs statement.
+  database has that IB does not, fills whose side, quantity or price differ, and fills IB
+  cancelled that the database still holds (a cancelled trade and its reversal net out);
+- open positions per contract (conid), database vs statement;
+- cash transactions (dividends, withholding tax, interest, fees, transfers), and each
+  currency's ending cash against its starting cash plus the period's trades and cash.
 
-With `import_missing = true` the missing fills are imported, attributed to `strategy`, each once
-(by IB exec id), so running the reconciliation twice never doubles anything. The result goes to
-the client's log, to a strategy event, and to an e-mail whose subject says "clean" or
-"MISMATCH" so a desk can filter on it.
+A query covering several accounts answers one statement per account: each is reconciled. With
+`import_missing = true` the missing fills and cash transactions are imported (fills attributed
+to their order's strategy, else to `strategy`), each once, so running the reconciliation twice
+never doubles anything. The result goes to the client's log, to a strategy event, and to one
+e-mail per account whose subject says "clean" or "MISMATCH" so a desk can filter on it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from quantstrip import ClientBase, db_handler, email_manager
 from quantstrip.brokers.ib_flex import (
     Reconciliation,
     client_from_settings,
-    parse_statement,
+    parse_statements,
     reconcile,
     store_statement,
 )
@@ -56,7 +60,8 @@ class EodReconcile(ClientBase):
             return None
         return client_from_settings().download()
 
-    def reconcile(self) -> Reconciliation | None:
+    def reconcile(self) -> list[Reconciliation] | None:
+        """Reconcile every account statement of the day's answer; None if there is none."""
         xml = self.statement_xml()
         if xml is None:
             self.log.warning(
@@ -64,31 +69,41 @@ class EodReconcile(ClientBase):
                 "`quantstrip secrets set brokers.flex.token`, or the statement_file parameter"
             )
             return None
-        statement = parse_statement(xml)
-        saved = store_statement(xml, statement)
+        statements = parse_statements(xml)
+        saved = store_statement(xml, statements[0])
         db = db_handler.database()
-        result = reconcile(
-            db, statement, import_missing=self.import_missing, strategy=self.strategy
-        )
-        verdict = "clean" if result.clean else "MISMATCH"
-        self.log.info(
-            "Flex %s %s..%s: %s", statement.account, statement.from_date, statement.to_date, verdict
-        )
-        db.insert_strategy_event(
-            self.strategy,
-            "",
-            "reconciliation",
-            payload={
-                "account": statement.account,
-                "period": [statement.from_date, statement.to_date],
-                "clean": result.clean,
-                "imported": result.imported,
-                "statement": str(saved),
-            },
-        )
-        email_manager.send(
-            f"Flex reconciliation {statement.account} {statement.to_date}: {verdict}",
-            f"{result.summary()}\n\nstatement kept at {saved}",
-            client=self.name,
-        )
-        return result
+        results = []
+        for statement in statements:
+            result = reconcile(
+                db, statement, import_missing=self.import_missing, strategy=self.strategy
+            )
+            verdict = "clean" if result.clean else "MISMATCH"
+            period = f"{statement.from_date}..{statement.to_date}"
+            self.log.info("Flex %s %s: %s", statement.account, period, verdict)
+            db.insert_strategy_event(
+                self.strategy,
+                "",
+                "reconciliation",
+                payload={
+                    "account": statement.account,
+                    "period": [statement.from_date, statement.to_date],
+                    "clean": result.clean,
+                    "imported": result.imported,
+                    "imported_cash": result.imported_cash,
+                    "statement": str(saved),
+                },
+            )
+            email_manager.send(
+                f"Flex reconciliation {statement.account} {_day(statement.to_date)}: {verdict}",
+                f"{result.summary()}\n\nstatement kept at {saved}",
+                client=self.name,
+            )
+            results.append(result)
+        return results
+
+
+def _day(flex_date: str) -> str:
+    """A statement date as yyyy-mm-dd, whichever date format the query uses."""
+    if len(flex_date) == 8 and flex_date.isdigit():
+        return f"{flex_date[:4]}-{flex_date[4:6]}-{flex_date[6:]}"
+    return flex_date

@@ -299,6 +299,9 @@ class ExecutionEvent:
     exchange: str = ""
     base_exec_id: str | None = None
     correction_number: int = 0
+    # The broker's rate from the fill's currency to the account's base currency, when it says
+    # (IB Flex fxRateToBase); carried for currency reporting, not stored by the recorder yet.
+    fx_rate_to_base: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -330,6 +333,25 @@ class AccountValueEvent:
 
 
 @dataclass(frozen=True)
+class CashEvent:
+    """Cash that moved without a fill (a statement's dividend, tax, interest, fee, transfer).
+
+    `txn_id` is the broker's id for it (stored once); `amount` is signed, money in positive, in
+    `currency`; `fx_rate_to_base` the broker's rate to the account's base currency."""
+
+    broker: str
+    account: str
+    txn_id: str
+    kind: str  # dividend, payment_in_lieu, withholding_tax, interest, fee, ... (db/cash.py)
+    currency: str
+    amount: Decimal
+    time: datetime
+    fx_rate_to_base: Decimal | None = None
+    instrument: InstrumentSpec | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class ErrorEvent:
     broker: str
     code: int
@@ -346,5 +368,6 @@ BrokerEvent = (
     | CommissionEvent
     | PositionEvent
     | AccountValueEvent
+    | CashEvent
     | ErrorEvent
 )

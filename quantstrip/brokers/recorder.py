@@ -14,6 +14,7 @@ from collections.abc import Callable
 from quantstrip.brokers.events import (
     AccountValueEvent,
     BrokerEvent,
+    CashEvent,
     CommissionEvent,
     ErrorEvent,
     ExecutionEvent,
@@ -68,6 +69,21 @@ class Recorder:
             return self._order_status(event)
         if isinstance(event, OrderModifiedEvent):
             return self._order_modified(event)
+        if isinstance(event, CashEvent):
+            return self.db.record_cash_event(
+                broker=event.broker,
+                account=event.account,
+                broker_txn_id=event.txn_id,
+                kind=event.kind,
+                currency=event.currency,
+                amount=event.amount,
+                event_time=event.time,
+                fx_rate_to_base=event.fx_rate_to_base,
+                instrument_id=(
+                    self.instrument_id(event.broker, event.instrument) if event.instrument else None
+                ),
+                description=event.description,
+            )[0]
         if isinstance(event, AccountValueEvent):
             return self.db.record_account_snapshot(
                 broker=event.broker,

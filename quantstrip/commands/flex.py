@@ -7,7 +7,7 @@ from pathlib import Path
 
 from quantstrip.brokers.ib_flex import (
     client_from_settings,
-    parse_statement,
+    parse_statements,
     reconcile,
     store_statement,
 )
@@ -27,11 +27,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_reconcile(args: argparse.Namespace) -> int:
     xml = args.file.read_bytes() if args.file else client_from_settings().download()
-    statement = parse_statement(xml, tz=args.tz)
+    statements = parse_statements(xml, tz=args.tz)
     if not args.file:
-        print(f"statement stored: {store_statement(xml, statement)}")
+        print(f"statement stored: {store_statement(xml, statements[0])}")
+    clean = True
     with Database(workspace().database) as db:
-        result = reconcile(db, statement, import_missing=args.import_missing)
-    print(f"account {statement.account}, {statement.from_date} to {statement.to_date}")
-    print(result.summary())
-    return 0 if result.clean or args.import_missing else 3
+        for statement in statements:
+            result = reconcile(db, statement, import_missing=args.import_missing)
+            print(f"account {statement.account}, {statement.from_date} to {statement.to_date}")
+            print(result.summary())
+            clean = clean and result.clean
+    return 0 if clean or args.import_missing else 3

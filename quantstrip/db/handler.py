@@ -7,6 +7,7 @@ The facade is composed of parts with one job each, so clients keep one flat API
   executions.py      fills and commissions (idempotency, corrections)
   position_store.py  positions, lots, position events, capital aggregates
   journal.py         strategy events, client events, account snapshots
+  cash.py            cash events (dividends, tax, interest, fees, transfers)
 and this module adds the connection and generic CRUD over the platform tables. Writes are short
 `BEGIN IMMEDIATE` transactions (`db/connection.py`).
 """
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quantstrip.db.cash import CashLedger
 from quantstrip.db.connection import ThreadConnections, transaction
 from quantstrip.db.executions import ExecutionInput, ExecutionLedger, ExecutionResult
 from quantstrip.db.journal import Journal
@@ -53,7 +55,7 @@ class Page:
     offset: int
 
 
-class Database(ReferenceData, OrderBook, ExecutionLedger, PositionStore, Journal):
+class Database(ReferenceData, OrderBook, ExecutionLedger, PositionStore, Journal, CashLedger):
     """One lifecycle database, usable from any number of threads of one process.
 
     Each thread works on its own connection (`conn` is the calling thread's), so each thread's

@@ -257,6 +257,23 @@ class AccountSnapshot(Record):
 
 
 @dataclass(frozen=True)
+class CashEventRecord(Record):
+    table: ClassVar[str] = "cash_events"
+    id: int
+    broker: str
+    account_id: int
+    broker_txn_id: str
+    kind: str
+    currency: str
+    amount_micros: int
+    fx_rate_to_base_micros: int | None
+    instrument_id: int | None
+    event_time: str
+    description: str
+    recorded_at: str
+
+
+@dataclass(frozen=True)
 class Client(Record):
     table: ClassVar[str] = "clients"
     id: int
@@ -341,6 +358,7 @@ RECORDS: dict[str, type[Record]] = {
         PositionClosure,
         StrategyEvent,
         AccountSnapshot,
+        CashEventRecord,
         Client,
         ClientRun,
         ClientEvent,
@@ -359,5 +377,6 @@ LEDGER_TABLES = frozenset(
         "position_lots",
         "position_events",
         "position_closures",
+        "cash_events",
     }
 )
