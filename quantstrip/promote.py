@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import tomlkit
@@ -53,8 +54,10 @@ def promote(
     mode: str = "simulation",
     enabled: bool = True,
     force: bool = False,
+    parameters: dict[str, Any] | None = None,
 ) -> Path:
-    """Register `source` as client `name`; returns the client.toml path (validated)."""
+    """Register `source` as client `name`; returns the client.toml path (validated).
+    `parameters` become the client's `[parameters]` (a sweep's run promoted as it ran)."""
     source = Path(source)
     if not source.is_file():
         raise ValidationError("source", f"{source} does not exist")
@@ -101,6 +104,11 @@ def promote(
     doc["tz"] = tz
     if calendar:
         doc["calendar"] = calendar.upper()
+    if parameters:
+        table = tomlkit.table()
+        for key, value in parameters.items():
+            table[key] = value
+        doc["parameters"] = table
     toml_path = directory / CLIENT_FILE
     staging = directory / f".{CLIENT_FILE}.new"
     staging.write_text(tomlkit.dumps(doc))

@@ -62,10 +62,12 @@ def _running_kernel(store: SweepStore, deadline_s: float = 240) -> None:
 
 
 def _kernels_of(pid: int) -> list[psutil.Process]:
+    """The runs' kernels: direct children of the process that coordinates the sweep (its
+    in-process worker starts them; kernels further down belong to other tests' servers)."""
     return [
         p
-        for p in psutil.Process(pid).children(recursive=True)
-        if "ipykernel" in " ".join(p.cmdline())
+        for p in psutil.Process(pid).children()
+        if p.status() != psutil.STATUS_ZOMBIE and "ipykernel" in " ".join(p.cmdline())
     ]
 
 
@@ -118,3 +120,31 @@ def test_ctrl_c_on_the_command_line_cancels_the_runs_and_leaves_no_kernel(
     _, alive = psutil.wait_procs(kernels, timeout=30)
     assert alive == []
     assert store.manifest()["state"] == "cancelled"
+
+
+GROWS = """
+import time
+hoard = []
+started = time.monotonic()
+while time.monotonic() - started < 600:
+    hoard.append(bytearray(20 * 2**20))
+    time.sleep(0.05)
+"""
+
+
+def test_a_run_over_its_memory_or_time_limit_is_stopped_and_recorded_failed(
+    workspace: Path,
+) -> None:
+    from quantstrip.research import sweep
+
+    greedy = write_notebook(workspace / "notebooks" / "greedy.ipynb", "fast = 1", GROWS)
+    result = sweep(greedy, ["fast=1"], memory_limit="300MB", workers=1, progress=False)
+    run = result.results().iloc[0]
+    assert run["status"] == "failed"
+    assert run["error"].startswith("memory limit: the kernel used")
+    slow = write_notebook(workspace / "notebooks" / "slow.ipynb", "fast = 1", SLEEPS)
+    result = sweep(slow, ["fast=1"], time_limit_s=5, workers=1, progress=False)
+    run = result.results().iloc[0]
+    assert (run["status"], run["error"]) == ("failed", "time limit: the run took longer than 5 s")
+    kernel = int(run["kernel_pid"])
+    assert not psutil.pid_exists(kernel) or psutil.Process(kernel).status() == psutil.STATUS_ZOMBIE

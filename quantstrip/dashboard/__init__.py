@@ -11,6 +11,7 @@ PAGES = {
     "blotter": "Blotter and positions",
     "sql_editor": "SQL editor",
     "portfolio": "Portfolio report",
+    "research": "Research",
     "notifications": "Notification centre",
     "settings": "Settings manager",
     "logs": "Logs",

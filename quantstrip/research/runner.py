@@ -64,7 +64,7 @@ class _Watch:
         self.pid: int | None = None
         self.reason: tuple[RunStatus, str] | None = None
         self._done = threading.Event()
-        self._started = clock.monotonic()
+        self._started: float | None = None  # when the notebook began executing
         self._event = None
         if task.cancel_event:
             with contextlib.suppress(Exception):
@@ -91,9 +91,12 @@ class _Watch:
             return False
 
     def attach(self, pid: int | None) -> None:
-        """The run's kernel is `pid`; if the run was cancelled while it started, end it now."""
+        """The run's kernel is `pid` and the notebook starts now (the time limit counts from
+        here, not from a kernel start slowed by a loaded machine); if the run was cancelled
+        while its kernel started, end it now."""
         with self._lock:
             self.pid = pid
+            self._started = clock.monotonic()
             if self.reason is not None:
                 self._kill()
 
@@ -110,7 +113,7 @@ class _Watch:
         if self.cancelled():
             return RunStatus.CANCELLED, "cancelled"
         limit = self.task.time_limit_s
-        if limit and clock.monotonic() - self._started > limit:
+        if limit and self._started is not None and clock.monotonic() - self._started > limit:
             return RunStatus.FAILED, f"time limit: the run took longer than {limit:g} s"
         if self.task.memory_limit and self.pid:
             used = _tree_rss(self.pid)
