@@ -12,7 +12,7 @@ from support.smtp import Inbox
 
 from quantstrip import settings
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 
 
 def mails(inbox: Inbox, text: str) -> list[EmailMessage]:

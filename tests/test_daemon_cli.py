@@ -15,7 +15,7 @@ import pytest
 from conftest import require_component
 from support.daemon import TICKER, DaemonHandle, write_module_client
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,7 @@ from support.smtp import Inbox, free_port
 
 from quantstrip import email_manager, settings
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
 FAILING_JOB = """
 from quantstrip import ClientBase

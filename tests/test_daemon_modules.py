@@ -18,7 +18,7 @@ from support.daemon import (
 from quantstrip.client import heartbeat
 from quantstrip.daemon.control import ControlClient, ControlError
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 
 
 def test_module_client_fires_every_second_and_stops_gracefully(

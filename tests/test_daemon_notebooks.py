@@ -12,7 +12,7 @@ from support.daemon import DaemonHandle, pid_alive, wait_until, write_notebook_c
 
 from quantstrip.daemon.control import ControlError
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 
 
 def finished(daemon: DaemonHandle, name: str, count: int = 1) -> list[dict]:

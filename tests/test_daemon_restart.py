@@ -20,7 +20,7 @@ from support.daemon import (
     write_notebook_client,
 )
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
 MODULES = [f"mod{i}" for i in range(8)]
 NOTEBOOKS = ["nb_a", "nb_b"]
