@@ -14,6 +14,7 @@ import contextlib
 import os
 import re
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # papermill tags the cell it inserts; it is not one of the author's cells.
 INJECTED_TAG = "injected-parameters"
 ERROR_TAG = "papermill-error-cell-tag"
+KERNEL_START_TIMEOUT_S = 60
 
 
 def kernel_for(requested: str | None) -> str:
@@ -78,6 +80,26 @@ def _take_run(spec: dict[str, Any]) -> bool:
     return bool(taken)
 
 
+def _kernel_ready_at(spec: dict[str, Any]) -> Any:
+    """A run launched ahead of its slot starts its fresh kernel now and waits for the slot, so
+    the first cell runs at the scheduled time rather than a kernel start later. Returns the
+    kernel's manager (papermill uses it instead of starting one; this run shuts it down)."""
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name=kernel_for(spec.get("kernel")))
+    km.start_kernel(cwd=spec["cwd"])
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=KERNEL_START_TIMEOUT_S)
+    finally:
+        kc.stop_channels()
+    delay = float(spec["start_at"]) - clock.epoch()
+    if delay > 0:
+        time.sleep(delay)
+    return km
+
+
 def execute_run(spec: dict[str, Any]) -> None:
     """Entry point of the run child. Exit status 0 = success, 1 = the notebook failed."""
     os.setsid()
@@ -105,10 +127,14 @@ def execute_run(spec: dict[str, Any]) -> None:
         return
     output = Path(spec["output_path"])
     output.parent.mkdir(parents=True, exist_ok=True)
-    started = clock.monotonic()
     status, error, error_cell, tb = "success", None, None, None
     print(f"run {spec['run_id']} of {spec['client']}: {spec['input_path']} -> {output}")
+    km = None
+    started = clock.monotonic()
     try:
+        if spec.get("start_at"):
+            km = _kernel_ready_at(spec)
+            started = clock.monotonic()
         papermill.execute_notebook(
             spec["input_path"],
             str(output),
@@ -119,6 +145,7 @@ def execute_run(spec: dict[str, Any]) -> None:
             log_output=True,
             request_save_on_cell_execute=True,
             execution_timeout=spec.get("cell_timeout_s"),
+            km=km,
         )
     except PapermillExecutionError as exc:
         status = "failed"
@@ -129,6 +156,10 @@ def execute_run(spec: dict[str, Any]) -> None:
         status = "failed"
         error = f"{type(exc).__name__}: {exc}"
         tb = traceback.format_exc()
+    finally:
+        if km is not None:
+            with contextlib.suppress(Exception):
+                km.shutdown_kernel(now=True)
     print(f"run {spec['run_id']} ended: {status} {error or ''}")
     with contextlib.closing(Database(spec["database"])) as db:
         db.update(

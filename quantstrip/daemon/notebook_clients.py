@@ -34,6 +34,9 @@ from quantstrip.paths import Workspace
 log = logging.getLogger("quantstrip.daemon")
 
 Alert = Callable[[str, str, str | None], None]
+# A scheduled run's process starts this long before its slot: a fresh kernel takes about a
+# second to start (more on a loaded machine), and the first cell should run at the slot.
+PRELAUNCH_S = 3.0
 
 
 class NotebookClients:
@@ -206,12 +209,16 @@ class NotebookClients:
         if m.trigger is None or m.next_fire is None or not m.enabled or m.user_stopped:
             return
         now = clock.now()
-        if now < m.next_fire:
+        # A run starts PRELAUNCH_S ahead of its slot (kernel up, first cell at the slot); while
+        # a run is in progress the next slot is decided at its time.
+        lead = timedelta(seconds=PRELAUNCH_S if m.run is None else 0)
+        if now < m.next_fire - lead:
             return
         slot = m.next_fire
-        m.next_fire = m.trigger.get_next_fire_time(slot, now)
+        after = max(now, slot)
+        m.next_fire = m.trigger.get_next_fire_time(slot, after)
         if m.next_fire is not None and m.next_fire <= slot:
-            m.next_fire = m.trigger.get_next_fire_time(None, now + timedelta(microseconds=1))
+            m.next_fire = m.trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
         if m.run is not None and m.cfg.missed.policy == MissedPolicy.RUN_ALL:
             m.missed_slots.append(slot)  # run_all loses no slot: it runs after this one
             return
@@ -220,12 +227,20 @@ class NotebookClients:
             log.warning("client %s: %s", m.name, message)
             self.mirror.event(m.name, EventType.RUN_SKIPPED, message)
             return
-        self.launch(m, utc_text(slot), RunTrigger.SCHEDULE)
+        self.launch(m, utc_text(slot), RunTrigger.SCHEDULE, start_at=slot if slot > now else None)
 
     # ---- runs -------------------------------------------------------------------------------
-    def launch(self, m: Managed, scheduled_for: str | None, trigger: RunTrigger) -> int | None:
+    def launch(
+        self,
+        m: Managed,
+        scheduled_for: str | None,
+        trigger: RunTrigger,
+        start_at: datetime | None = None,
+    ) -> int | None:
+        """Claim the slot and start its run; with `start_at`, the run child starts its kernel
+        now and its first cell at `start_at` (the slot)."""
         cfg = m.cfg
-        started_at = now_text()
+        started_at = utc_text(start_at) if start_at else now_text()
         try:
             row = self.db.insert(
                 "client_runs",
@@ -257,6 +272,7 @@ class NotebookClients:
             "kernel": cfg.kernel,
             "cwd": str(cfg.directory),
             "database": str(self.ws.database),
+            "start_at": start_at.timestamp() if start_at else None,
             "log_path": str(self.process_log(m.name)),
             "env": {
                 "QUANTSTRIP_HOME": str(self.ws.home),
@@ -280,13 +296,14 @@ class NotebookClients:
             output_path=str(output),
         )
         limit = cfg.time_limit_s
+        ahead = max(0.0, (start_at - clock.now()).total_seconds()) if start_at else 0.0
         m.run = NotebookRun(
             run_id=run_id,
             process=process,
-            started=clock.monotonic(),
+            started=clock.monotonic() + ahead,
             scheduled_for=scheduled_for,
             output_path=output,
-            deadline=clock.monotonic() + limit if limit else None,
+            deadline=clock.monotonic() + ahead + limit if limit else None,
         )
         m.state = ClientState.RUNNING
         m.started_at = started_at
