@@ -8,12 +8,15 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import psutil
 import pytest
 from support.research import sweep_env, write_notebook
 
+from quantstrip.errors import QuantstripError
 from quantstrip.research.store import SweepStore
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -85,7 +88,13 @@ def test_a_cancel_request_from_the_page_stops_the_running_kernels(workspace: Pat
     thread.start()
     store = SweepStore.named("slow")
     _running_kernel(store)
-    assert store.manifest()["state"] == "running"
+    assert store.manifest()["state"] == "running" and store.running()
+    # The printed Dask dashboard link really serves (bokeh is installed with Quantstrip).
+    with urllib.request.urlopen(store.manifest()["dashboard"], timeout=60) as answer:
+        assert answer.status == 200 and urllib.parse.urlparse(answer.url).hostname == "127.0.0.1"
+    # A second start of the same sweep while it runs is refused, not run twice.
+    with pytest.raises(QuantstripError, match="already running in another process"):
+        sweep(notebook, ["fast=1,2,3"], name="slow", progress=False)
     store.request_cancel()  # what the page's Cancel button does
     thread.join(timeout=180)
     assert not thread.is_alive()
@@ -93,6 +102,7 @@ def test_a_cancel_request_from_the_page_stops_the_running_kernels(workspace: Pat
     assert result.state == "cancelled"
     assert result.outcome.cancelled >= 1 and result.outcome.ran == result.outcome.cancelled
     assert set(result.results()["status"]) == {"cancelled"}
+    assert not store.running() and store.manifest()["state"] == "cancelled"
     deadline = time.monotonic() + 60
     while _kernels_of(os.getpid()):
         assert time.monotonic() < deadline, "kernels still running after the cancel"

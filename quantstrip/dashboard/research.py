@@ -159,7 +159,7 @@ class ResearchPage(w.VBox):
 
     def _show_runs(self, sweep: Sweep, results: pd.DataFrame, parameters: list[str]) -> None:
         manifest = sweep.manifest
-        state = manifest.get("state", "")
+        state = sweep.state
         self.cancel.disabled = state != "running"
         period = (
             f", period {manifest['start']} to {manifest['end']}" if manifest.get("start") else ""

@@ -129,6 +129,24 @@ def sweep(
     )  # fmt: skip
     config = clusters.from_settings(cluster, workers, memory_limit)
     store = SweepStore.named(plan.name)
+    with store.coordinating():
+        outcome, interrupted = _coordinate(plan, store, config, progress, say, time_limit_s,
+                                           kernel, fresh_kernels)  # fmt: skip
+    if interrupted:
+        raise KeyboardInterrupt
+    return Sweep(store, store.manifest(), outcome)
+
+
+def _coordinate(
+    plan: SweepPlan,
+    store: SweepStore,
+    config: clusters.ClusterConfig,
+    progress: bool,
+    say: Callable[[str], None],
+    time_limit_s: float | None,
+    kernel: str | None,
+    fresh_kernels: bool,
+) -> tuple[Outcome, bool]:
     store.clear_cancel()
     finished = store.finished_keys()
     todo = [r for r in plan.runs if r.key not in finished]
@@ -150,12 +168,14 @@ def sweep(
         + (f", {outcome.skipped} already finished (skipped)" if outcome.skipped else "")
     )
     started = clock.monotonic()
-    state = SweepState.FINISHED
+    state = SweepState.INTERRUPTED  # unless the runs below end normally or are cancelled
     interrupted = False
     try:
         if todo:
             state, interrupted = _run_all(plan, todo, config, store, outcome, progress, say,
                                           time_limit_s, kernel, fresh_kernels)  # fmt: skip
+        else:
+            state = SweepState.FINISHED
     finally:
         outcome.seconds = round(clock.monotonic() - started, 3)
         store.compact()
@@ -177,9 +197,7 @@ def sweep(
         f"cancelled), {outcome.skipped} skipped, in {outcome.seconds:.1f} s; results: "
         f"{store.directory / 'results.parquet'}"
     )
-    if interrupted:
-        raise KeyboardInterrupt
-    return Sweep(store, store.manifest(), outcome)
+    return outcome, interrupted
 
 
 def _run_all(

@@ -14,6 +14,7 @@ import pandas as pd
 
 from quantstrip.research import robustness
 from quantstrip.research.metrics import LOWER_IS_BETTER, METRICS
+from quantstrip.research.states import SweepState
 from quantstrip.research.store import SweepStore, list_sweeps
 
 DEFAULT_METRIC = "sharpe"
@@ -52,7 +53,7 @@ class Sweep:
 
     @property
     def state(self) -> str:
-        return str(self.manifest.get("state", ""))
+        return _state(self.manifest)
 
     def results(self, all_versions: bool = False) -> pd.DataFrame:
         frame = self.store.read("results")
@@ -113,7 +114,7 @@ def sweeps() -> pd.DataFrame:
         {
             "name": m.get("name"),
             "source": m.get("source"),
-            "state": m.get("state"),
+            "state": _state(m),
             "runs": m.get("total"),
             "succeeded": m.get("succeeded"),
             "failed": m.get("failed"),
@@ -122,3 +123,13 @@ def sweeps() -> pd.DataFrame:
         for m in list_sweeps()
     ]
     return pd.DataFrame(rows)
+
+
+def _state(manifest: dict[str, Any]) -> str:
+    """The recorded state, except that a 'running' sweep whose process is gone (killed, machine
+    restarted) reads 'interrupted': starting it again resumes it."""
+    state = str(manifest.get("state", ""))
+    name = manifest.get("name")
+    if state == SweepState.RUNNING.value and name and not SweepStore.named(str(name)).running():
+        return SweepState.INTERRUPTED.value
+    return state

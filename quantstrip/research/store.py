@@ -14,6 +14,7 @@ a retried run replaces its failed attempt. Only the process coordinating a sweep
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -25,13 +26,14 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from quantstrip.errors import NotFoundError, ValidationError
+from quantstrip.errors import NotFoundError, QuantstripError, ValidationError
 from quantstrip.files import write_atomic
 from quantstrip.paths import workspace
 
 KINDS = ("results", "equity", "windows")
 MANIFEST = "sweep.json"
 CANCEL_FILE = "cancel"
+LOCK_FILE = ".coordinator.lock"
 
 
 def research_root() -> Path:
@@ -166,6 +168,41 @@ class SweepStore:
             for path in included[kind]:
                 if path.parent == self.parts:
                     path.unlink(missing_ok=True)
+
+    # ---- the coordinating process ----------------------------------------------------------
+    @contextlib.contextmanager
+    def coordinating(self) -> Iterator[None]:
+        """Held by the one process running this sweep: a second start of the same sweep is
+        refused instead of writing the same results twice (the lock ends with the process, so
+        a killed sweep never blocks the next start)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise QuantstripError(
+                    f"sweep {self.name} is already running in another process "
+                    f"(cancel it with: quantstrip sweep --cancel {self.name})"
+                ) from None
+            yield
+        finally:
+            os.close(fd)
+
+    def running(self) -> bool:
+        """True while a process coordinates this sweep (a 'running' state left by a killed
+        process reads False)."""
+        path = self.directory / LOCK_FILE
+        if not path.exists():
+            return False
+        fd = os.open(path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
 
     # ---- cancellation ----------------------------------------------------------------------
     def request_cancel(self) -> None:
