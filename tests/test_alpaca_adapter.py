@@ -14,9 +14,10 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from alpaca.common.exceptions import APIError
+from support.alpaca import AlpacaTradingStandIn
 from support.http_stand_in import QuietHandler, loopback_server, serving
 
-from quantstrip.brokers import InstrumentSpec, OrderRequest, Recorder
+from quantstrip.brokers import BracketRequest, InstrumentSpec, OrderRequest, Recorder
 from quantstrip.brokers.alpaca import AlpacaBroker
 from quantstrip.db.handler import Database
 from quantstrip.errors import ConfigError, NotFoundError
@@ -305,3 +306,105 @@ def test_bars_errors_are_raised_not_returned_empty(bars_server) -> None:
     wrong_key = AlpacaBroker(api_key="PKWRONG", secret_key="s", data_url=bars_server.url)
     with pytest.raises(APIError, match="forbidden"):
         wrong_key.historical_bars(InstrumentSpec("AAPL"), start=start)
+
+
+# ---- order identity at Alpaca: bracket legs, replacements, open orders, fees, gaps ----------
+@pytest.fixture
+def trading() -> Iterator[AlpacaTradingStandIn]:
+    stand_in = AlpacaTradingStandIn()
+    with serving(stand_in.server):
+        yield stand_in
+
+
+def _broker(trading: AlpacaTradingStandIn, db: Database, **kw: object) -> AlpacaBroker:
+    broker = AlpacaBroker(api_key="PKTEST", secret_key="s3cret", url_override=trading.url, **kw)
+    broker.connect()
+    broker.subscribe(Recorder(db))
+    return broker
+
+
+def test_bracket_exit_fills_are_attributed_to_the_strategy(trading, tmp_path: Path) -> None:
+    with Database(tmp_path / "q.db") as db:
+        broker = _broker(trading, db)
+        entry = OrderRequest(
+            InstrumentSpec("AAPL"), "BUY", 10, "LMT", limit_price="99", strategy="brk"
+        )
+        parent, take, _stop = broker.submit_bracket(BracketRequest(entry, "105", "95"))
+        parent_id = db.order_by_client_id(parent).broker_order_id
+        take_id = db.order_by_client_id(take).broker_order_id
+        broker.on_trade_update(trading.fill(parent_id, 10, "99", "2025-03-04T15:00:00Z"))
+        broker.on_trade_update(trading.fill(take_id, 10, "105", "2025-03-04T16:00:00Z"))
+        rows = db.query("SELECT strategy, side, qty, price FROM v_executions ORDER BY price")
+        assert [tuple(r) for r in rows] == [
+            ("brk", "BUY", 10.0, 99.0),
+            ("brk", "SELL", 10.0, 105.0),
+        ]
+        assert db.order_by_client_id(take).status == "Filled"
+        assert db.positions() == []
+
+
+def test_cancel_after_modify_targets_the_live_replacement(trading, tmp_path: Path) -> None:
+    with Database(tmp_path / "q.db") as db:
+        broker = _broker(trading, db)
+        oid = broker.submit(
+            OrderRequest(InstrumentSpec("AAPL"), "BUY", 10, "LMT", limit_price="99")
+        )
+        first = db.order_by_client_id(oid).broker_order_id
+        broker.modify(oid, limit_price=Decimal("98.5"))
+        assert db.order_by_client_id(oid).limit_price_micros == 98_500_000
+        broker.cancel(oid)  # Alpaca refuses to cancel the replaced order (422)
+        cancelled = [path for method, path in trading.requests if method == "DELETE"]
+        assert len(cancelled) == 1 and first not in cancelled[0]
+        assert trading.orders[cancelled[0].rsplit("/", 1)[-1]]["status"] == "canceled"
+
+
+def test_open_orders_lists_only_the_open_ones(trading, tmp_path: Path) -> None:
+    with Database(tmp_path / "q.db") as db:
+        broker = _broker(trading, db)
+        spec = InstrumentSpec("AAPL")
+        resting = broker.submit(OrderRequest(spec, "BUY", 10, "LMT", limit_price="90"))
+        filled = broker.submit(OrderRequest(spec, "BUY", 10))
+        cancelled = broker.submit(OrderRequest(spec, "BUY", 10, "LMT", limit_price="91"))
+        broker.on_trade_update(
+            trading.fill(db.order_by_client_id(filled).broker_order_id, 10, "100", NOW)
+        )
+        broker.cancel(cancelled)
+        assert [o.client_order_id for o in broker.open_orders()] == [resting]
+
+
+def test_fees_are_recorded_where_alpaca_reports_them(trading, tmp_path: Path) -> None:
+    with Database(tmp_path / "q.db") as db:
+        broker = _broker(trading, db)
+        trading.fee("FEE", "-0.02", "AAPL", "2025-03-04T20:00:00Z")
+        trading.fee("CFEE", "-1.25", "BTCUSD", "2025-03-04T20:00:00Z")
+        broker.catch_up(since=datetime(2025, 3, 4, tzinfo=UTC))
+        broker.catch_up(since=datetime(2025, 3, 4, tzinfo=UTC))  # stored once
+        rows = db.query("SELECT kind, amount, symbol FROM v_cash_events ORDER BY amount")
+        assert [tuple(r) for r in rows] == [("fee", -1.25, "BTCUSD"), ("fee", -0.02, "AAPL")]
+
+
+def test_a_fill_made_while_the_stream_was_down_is_caught_up_once(trading, tmp_path: Path):
+    with Database(tmp_path / "q.db") as db:
+        broker = _broker(trading, db)
+        oid = broker.submit(OrderRequest(InstrumentSpec("AAPL"), "BUY", 10, strategy="gap"))
+        alpaca_id = db.order_by_client_id(oid).broker_order_id
+        first = trading.fill(alpaca_id, 4, "198.95", "2025-03-04T15:02:15Z")
+        # Connection 1 carries the first fill, then drops; the second fill happens while the
+        # stream is down and connection 2 never mentions it: only the activities list it.
+        server = TradeUpdateServer([[first, "drop"], []], "PKTEST", "s3cret")
+        threading.Thread(target=server.run, daemon=True).start()
+        assert server.ready.wait(10)
+        broker.stream_url = f"ws://127.0.0.1:{server.port}/stream"
+        trading.fill(alpaca_id, 6, "199.05", "2025-03-04T15:03:00Z")
+        broker.start_trade_updates()
+        try:
+            for _ in range(400):  # bounded: the catch-up after the reconnect records it
+                if db.order_by_client_id(oid).status == "Filled" and server.connections == 2:
+                    break
+                threading.Event().wait(0.05)
+        finally:
+            broker.disconnect()
+            server.shutdown()
+        rows = db.query("SELECT strategy, qty, price FROM v_executions ORDER BY price")
+        assert [tuple(r) for r in rows] == [("gap", 4.0, 198.95), ("gap", 6.0, 199.05)]
+        assert db.order_by_client_id(oid).filled_qty_micros == 10_000_000

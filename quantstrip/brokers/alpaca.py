@@ -3,18 +3,25 @@
 Orders go through the REST TradingClient (paper by default). Fills arrive as trade updates
 (`fill` / `partial_fill` events of the trading stream, `start_trade_updates()` runs alpaca-py's
 TradingStream in a thread, reconnecting by itself); each carries Alpaca's execution id, which
-becomes the canonical exec id, so a replayed or duplicated update is stored once. Alpaca charges
-no commission on US equities: a zero CommissionEvent is emitted so the fill is complete. Bars
-come from the market-data API (StockHistoricalDataClient). Every URL can be overridden, which is
-how the tests point the unmodified SDK at servers on 127.0.0.1.
+becomes the canonical exec id, so a replayed or duplicated update is stored once. Every time the
+stream (re)connects, the fills made since the last one recorded are fetched from the account
+activities (a gap in the stream loses nothing), with the fees Alpaca reports there (cash
+events). Alpaca charges no commission on US equities: a zero CommissionEvent is emitted so the
+fill is complete.
+
+Alpaca gives orders ids of its own: a bracket's exit legs, and the replacement a modify creates
+(the replaced order is dead). Both are mapped to our client order ids, so exit fills belong to
+the bracket's strategy and `cancel()` after `modify()` cancels the live replacement.
+`open_orders()` asks Alpaca which orders are open. Bars come from the market-data API
+(StockHistoricalDataClient). Every URL can be overridden, which is how the tests point the
+unmodified SDK at servers on 127.0.0.1.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -32,9 +39,12 @@ from alpaca.trading.requests import (
     StopLossRequest,
     StopOrderRequest,
     TakeProfitRequest,
+    TrailingStopOrderRequest,
 )
-from alpaca.trading.stream import TradingStream
 
+from quantstrip.brokers import alpaca_activities as activities
+from quantstrip.brokers.alpaca_activities import STATUS
+from quantstrip.brokers.alpaca_stream import TradeUpdates
 from quantstrip.brokers.base import Broker
 from quantstrip.brokers.events import (
     Bar,
@@ -43,6 +53,7 @@ from quantstrip.brokers.events import (
     CommissionEvent,
     ExecutionEvent,
     InstrumentSpec,
+    OrderModifiedEvent,
     OrderPlacedEvent,
     OrderRequest,
     OrderStatusEvent,
@@ -63,21 +74,17 @@ BAR_SIZES = {
     "1 day": TimeFrame(1, TimeFrameUnit.Day),
     "1 week": TimeFrame(1, TimeFrameUnit.Week),
 }
-STATUS = {
-    "new": "Submitted",
-    "accepted": "Submitted",
-    "pending_new": "PendingSubmit",
-    "partially_filled": "PartiallyFilled",
-    "filled": "Filled",
-    "canceled": "Cancelled",
-    "expired": "Cancelled",
-    "rejected": "Rejected",
-    "replaced": "Submitted",
-}
 
 
-def _tif(tif: str) -> TimeInForce:
-    return TimeInForce.GTC if tif.upper() == "GTC" else TimeInForce.DAY
+def _tif(request: OrderRequest) -> TimeInForce:
+    """Alpaca's time in force: MOC/LOC are market/limit orders for the close ('cls')."""
+    if request.order_type in ("MOC", "LOC"):
+        return TimeInForce.CLS
+    tifs = {"DAY": TimeInForce.DAY, "GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC}
+    tifs |= {"FOK": TimeInForce.FOK, "OPG": TimeInForce.OPG}
+    if request.tif not in tifs:
+        raise ConfigError(f"Alpaca has no {request.tif} time in force (use DAY, GTC, IOC, FOK)")
+    return tifs[request.tif]
 
 
 def _side(side: str) -> OrderSide:
@@ -106,10 +113,11 @@ class AlpacaBroker(Broker):
         self.stream_url = stream_url
         self.data_url = data_url
         self.client: TradingClient | None = None
-        self._stream: TradingStream | None = None
-        self._stream_thread: threading.Thread | None = None
-        self._orders: dict[str, OrderRequest] = {}
-        self._alpaca_ids: dict[str, str] = {}
+        self._updates = TradeUpdates(self)
+        self._orders: dict[str, OrderRequest] = {}  # our client order id -> request
+        self._alpaca_ids: dict[str, str] = {}  # our client order id -> the live Alpaca id
+        self._ours: dict[str, str] = {}  # any Alpaca id (legs, replacements) -> our id
+        self._last_fill: datetime | None = None
 
     @classmethod
     def from_settings(cls, **kw: Any) -> AlpacaBroker:
@@ -142,54 +150,15 @@ class AlpacaBroker(Broker):
 
     # ---- trade-update stream --------------------------------------------------------------
     def start_trade_updates(self) -> None:
-        """Stream fills and order updates into the canonical events, in a background thread.
-
-        alpaca-py's TradingStream authenticates, listens to `trade_updates` and reconnects with
-        backoff after a drop; updates replayed after a reconnect are stored once (by execution
-        id). Events are delivered under the broker's emit lock, so a recorder sharing this
-        broker with the client's own thread never sees two transactions at once.
-        """
-        if self._stream_thread is not None and self._stream_thread.is_alive():
-            return
+        """Stream fills and order updates into canonical events, in a background thread
+        (alpaca-py's TradingStream, reconnecting by itself; each (re)connect catches up on what
+        the gap missed). Events are delivered under the broker's emit lock."""
         if not self._key or not self._secret:
             raise ConfigError("Alpaca trade updates need an API key id and secret key")
-        stream = TradingStream(
-            self._key, self._secret, paper=self.paper, url_override=self.stream_url
-        )
-
-        async def deliver(update: TradeUpdate) -> None:
-            try:
-                self.on_trade_update(update)
-            except Exception:  # one bad message must not stop the stream
-                log.exception("Alpaca trade update could not be mapped: %r", update)
-
-        stream.subscribe_trade_updates(deliver)
-        self._stream = stream
-        self._stream_thread = threading.Thread(
-            target=stream.run, name="alpaca-trade-updates", daemon=True
-        )
-        self._stream_thread.start()
+        self._updates.start(self._key, self._secret)
 
     def stop_trade_updates(self, timeout: float = 10.0) -> None:
-        stream, thread = self._stream, self._stream_thread
-        self._stream, self._stream_thread = None, None
-        if stream is None or thread is None:
-            return
-        for _ in range(int(timeout * 20)):  # the stream's loop exists once run() has started
-            if stream._loop is not None or not thread.is_alive():
-                break
-            thread.join(0.05)
-        if stream._loop is not None and stream._loop.is_running():
-            # stop_ws() alone is noticed only when a receive times out (5 s); closing the socket
-            # as well ends the receive at once and the SDK's loop sees it should not reconnect.
-            async def stop() -> None:
-                await stream.stop_ws()
-                await stream.close()
-
-            asyncio.run_coroutine_threadsafe(stop(), stream._loop).result(timeout)
-        thread.join(timeout)
-        if thread.is_alive():
-            log.warning("Alpaca trade-update stream did not stop within %.0f s", timeout)
+        self._updates.stop(timeout)
 
     def _api(self) -> TradingClient:
         if self.client is None:
@@ -201,45 +170,61 @@ class AlpacaBroker(Broker):
             "symbol": request.instrument.symbol,
             "qty": float(request.qty),
             "side": _side(request.side),
-            "time_in_force": _tif(request.tif),
+            "time_in_force": _tif(request),
             "client_order_id": request.client_order_id,
             **extra,
         }
-        if request.order_type == "MKT":
+        if request.order_type in ("MKT", "MOC"):
             return MarketOrderRequest(**common)
-        if request.order_type == "LMT":
+        if request.order_type in ("LMT", "LOC"):
             return LimitOrderRequest(limit_price=float(request.limit_price or 0), **common)
         if request.order_type == "STP":
             return StopOrderRequest(stop_price=float(request.stop_price or 0), **common)
+        if request.order_type == "TRAIL":
+            return TrailingStopOrderRequest(
+                trail_price=float(request.trail_amount) if request.trail_amount else None,
+                trail_percent=float(request.trail_percent) if request.trail_percent else None,
+                **common,
+            )
         return StopLimitOrderRequest(
             limit_price=float(request.limit_price or 0),
             stop_price=float(request.stop_price or 0),
             **common,
         )
 
-    def _send(self, request: OrderRequest, alpaca_request: Any) -> str:
-        order = self._api().submit_order(alpaca_request)
+    def _track(self, request: OrderRequest, order: Any) -> None:
+        """Remember an order Alpaca accepted (or created for us) and record it."""
+        alpaca_id = str(order.id)
         self._orders[request.client_order_id] = request
-        self._alpaca_ids[request.client_order_id] = str(order.id)
-        self.emit(OrderPlacedEvent(BROKER, self.account, request, broker_order_id=str(order.id)))
+        self._alpaca_ids[request.client_order_id] = alpaca_id
+        self._ours[alpaca_id] = request.client_order_id
+        self.emit(OrderPlacedEvent(BROKER, self.account, request, broker_order_id=alpaca_id))
+        filled = decimal(order.filled_qty or 0, "filled_qty")
         self.emit(
             OrderStatusEvent(
                 BROKER,
                 STATUS.get(str(order.status.value), str(order.status.value)),
-                decimal(order.filled_qty or 0, "filled_qty"),
-                request.qty - decimal(order.filled_qty or 0, "filled_qty"),
+                filled,
+                request.qty - filled,
                 client_order_id=request.client_order_id,
-                broker_order_id=str(order.id),
+                broker_order_id=alpaca_id,
             )
         )
-        return request.client_order_id
+
+    def _send(self, request: OrderRequest, alpaca_request: Any) -> Any:
+        order = self._api().submit_order(alpaca_request)
+        self._track(request, order)
+        return order
 
     def submit(self, request: OrderRequest) -> str:
-        return self._send(request, self._request(request))
+        self._send(request, self._request(request))
+        return request.client_order_id
 
     def submit_bracket(self, bracket: BracketRequest) -> tuple[str, str, str]:
+        """One bracket order at Alpaca; its take-profit (limit) and stop-loss (stop) legs, which
+        Alpaca creates with ids of its own, are recorded as our take and stop orders."""
         parent, take, stop = bracket.legs()
-        self._send(
+        order = self._send(
             parent,
             self._request(
                 parent,
@@ -248,13 +233,18 @@ class AlpacaBroker(Broker):
                 stop_loss=StopLossRequest(stop_price=float(bracket.stop_loss_price)),
             ),
         )
-        # Alpaca creates the legs server-side; their fills arrive as trade updates of the legs.
-        self._orders[take.client_order_id] = take
-        self._orders[stop.client_order_id] = stop
+        for leg in order.legs or []:
+            kind = str(getattr(leg.type, "value", leg.type) or "")
+            self._track(take if kind == "limit" else stop, leg)
         return parent.client_order_id, take.client_order_id, stop.client_order_id
 
+    def _live_id(self, client_order_id: str) -> str:
+        if client_order_id not in self._alpaca_ids:
+            raise NotFoundError(f"unknown order {client_order_id}")
+        return self._alpaca_ids[client_order_id]
+
     def cancel(self, client_order_id: str) -> None:
-        self._api().cancel_order_by_id(self._alpaca_ids[client_order_id])
+        self._api().cancel_order_by_id(self._live_id(client_order_id))
 
     def modify(
         self,
@@ -264,19 +254,45 @@ class AlpacaBroker(Broker):
         limit_price: Decimal | None = None,
         stop_price: Decimal | None = None,
     ) -> None:
+        """Alpaca replaces the order with a new one (new id; the old one is dead): the
+        replacement becomes the live order behind our client order id."""
         from alpaca.trading.requests import ReplaceOrderRequest
 
-        self._api().replace_order_by_id(
-            self._alpaca_ids[client_order_id],
+        replacement = self._api().replace_order_by_id(
+            self._live_id(client_order_id),
             ReplaceOrderRequest(
                 qty=int(qty) if qty is not None else None,
                 limit_price=float(limit_price) if limit_price is not None else None,
                 stop_price=float(stop_price) if stop_price is not None else None,
             ),
         )
+        new_id = str(replacement.id)
+        self._alpaca_ids[client_order_id] = new_id
+        self._ours[new_id] = client_order_id
+        terms = {
+            "qty": decimal(qty, "qty") if qty is not None else None,
+            "limit_price": decimal(limit_price, "limit_price") if limit_price is not None else None,
+            "stop_price": decimal(stop_price, "stop_price") if stop_price is not None else None,
+        }
+        changed = {k: v for k, v in terms.items() if v is not None}
+        request = self._orders.get(client_order_id)
+        if request is not None:
+            self._orders[client_order_id] = replace(request, **changed)
+        self.emit(OrderModifiedEvent(BROKER, client_order_id, **changed))
 
     def open_orders(self) -> Sequence[OrderRequest]:
-        return list(self._orders.values())
+        """Our orders Alpaca reports open (bracket legs included)."""
+        from alpaca.trading.enums import QueryOrderStatus
+        from alpaca.trading.requests import GetOrdersRequest
+
+        listed = self._api().get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN, nested=True))
+        found = []
+        for order in listed:
+            for one in [order, *(order.legs or [])]:
+                ours = self._ours.get(str(one.id))
+                if ours in self._orders and self._alpaca_ids.get(ours) == str(one.id):
+                    found.append(self._orders[ours])
+        return found
 
     def positions(self) -> Sequence[BrokerPosition]:
         return [
@@ -337,12 +353,13 @@ class AlpacaBroker(Broker):
         if isinstance(update, dict):
             update = TradeUpdate(**update)
         order = update.order
-        client_order_id = order.client_order_id
+        client_order_id = self._ours.get(str(order.id), order.client_order_id)
         request = self._orders.get(client_order_id)
         event = str(update.event.value if hasattr(update.event, "value") else update.event)
         if event in ("fill", "partial_fill") and update.execution_id is not None:
             spec = request.instrument if request else InstrumentSpec(str(order.symbol))
             exec_id = str(update.execution_id)
+            moment = utc(update.timestamp)
             self.emit(
                 ExecutionEvent(
                     BROKER,
@@ -352,13 +369,14 @@ class AlpacaBroker(Broker):
                     "BUY" if order.side == OrderSide.BUY else "SELL",
                     decimal(update.qty, "qty"),
                     decimal(update.price, "price"),
-                    utc(update.timestamp),
+                    moment,
                     client_order_id=client_order_id,
                     broker_order_id=str(order.id),
                     strategy=request.strategy if request else None,
                 )
             )
             self.emit(CommissionEvent(BROKER, exec_id, Decimal(0)))
+            self._last_fill = max(self._last_fill or moment, moment)
         filled = decimal(order.filled_qty or 0, "filled_qty")
         total = decimal(order.qty or 0, "qty")
         self.emit(
@@ -375,3 +393,10 @@ class AlpacaBroker(Broker):
                 time=utc(update.timestamp),
             )
         )
+
+    # ---- catching up after a gap in the stream --------------------------------------------
+    def catch_up(self, since: datetime | None = None) -> int:
+        """Emit the fills Alpaca lists since `since` (default: the last fill recorded), with
+        the order states they leave, and the fees it reports; each is stored once. The number
+        of fills listed (`alpaca_activities`)."""
+        return activities.catch_up(self, since)
