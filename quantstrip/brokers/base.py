@@ -86,14 +86,24 @@ class Broker(ABC):
         return lambda: self._subscribers.remove(callback)
 
     def emit(self, event: BrokerEvent) -> None:
-        """Deliver an event to every subscriber; one failing subscriber does not starve others."""
+        """Deliver an event to every subscriber; one failing subscriber does not starve others.
+
+        A failing subscriber is logged and alerted, never silently skipped. (The recorder does
+        not fail for a database failure: it journals the event and replays it.)"""
         with self._emit_lock:
             for callback in list(self._subscribers):
                 try:
                     callback(event)
-                except Exception:
+                except Exception as exc:
                     log.exception(
                         "event subscriber %r failed on %s", callback, type(event).__name__
+                    )
+                    from quantstrip.brokers.replay import alert_in_background
+
+                    alert_in_background(
+                        self.name,
+                        f"event subscriber {callback!r} failed on {type(event).__name__}: "
+                        f"{type(exc).__name__}: {exc}",
                     )
 
     def ledger(self) -> Database | None:

@@ -3,14 +3,21 @@
 Idempotent by construction: executions are keyed by the broker's exec id (a replay after a
 reconnect, or a duplicate delivery, is a no-op in the database), commissions by exec id (before
 or after their fill), and order status repeats are dropped. Every fill is attributed to a
-strategy: its order's, else the one the event names, else `unattributed` (never dropped).
+strategy: its order's, else the one the event names, else `unattributed` (never dropped). A
+strategy name the database does not know (the production record creates none implicitly) is
+alerted and the fill kept under `unattributed`.
+
+Nothing the broker reported is lost when the database cannot take it: events that fail to store
+go to a durable journal under the data directory and are replayed (`brokers/replay.py`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
+from quantstrip.brokers.event_journal import EventJournal
 from quantstrip.brokers.events import (
     AccountValueEvent,
     BrokerEvent,
@@ -25,12 +32,32 @@ from quantstrip.brokers.events import (
     PositionEvent,
 )
 from quantstrip.brokers.marks import MarkEvent, store_mark
+from quantstrip.brokers.replay import JournaledDelivery, alert_in_background
 from quantstrip.db.handler import Database, ExecutionInput, ExecutionResult
 from quantstrip.db.records import Order
+from quantstrip.paths import workspace
 
 log = logging.getLogger(__name__)
 
 UNATTRIBUTED = "unattributed"
+
+# Events that write to the database (the others are kept in memory or only logged).
+STORED_EVENTS = (
+    ExecutionEvent,
+    CommissionEvent,
+    OrderPlacedEvent,
+    OrderStatusEvent,
+    OrderModifiedEvent,
+    AccountValueEvent,
+    CashEvent,
+    MarkEvent,
+)
+
+
+def journal_path(client_name: str | None, db: Database) -> Path:
+    """Where a recorder keeps the events its database could not take: one file per client and
+    database, under the data directory."""
+    return workspace().home / "journal" / f"{client_name or 'recorder'}-{db.path.stem}.jsonl"
 
 
 class Recorder:
@@ -41,16 +68,59 @@ class Recorder:
         unattributed_strategy: str = UNATTRIBUTED,
         client_name: str | None = None,
         on_error: Callable[[ErrorEvent], None] | None = None,
+        journal: EventJournal | None = None,
+        alert: Callable[[str], None] | None = None,
+        replay_interval_s: float = 30.0,
     ) -> None:
+        """`alert` receives a message when events wait in the journal or are refused (default:
+        an e-mail alert of `client_name`); `replay_interval_s`: how often waiting events are
+        retried in the background."""
         self.db = db
         self.unattributed_strategy = unattributed_strategy
-        db.ensure_strategy(unattributed_strategy)  # where fills of unknown origin go
         self.client_name = client_name
         self.on_error = on_error
         self.broker_positions: dict[tuple[str, str, str], PositionEvent] = {}
+        self.journal = journal or EventJournal(journal_path(client_name, db))
+        self.alert = alert or (
+            lambda message: alert_in_background(client_name or "recorder", message)
+        )
+        self._delivery = JournaledDelivery(
+            self.handle, self.journal, alert=self.alert, replay_interval_s=replay_interval_s
+        )
 
     def __call__(self, event: BrokerEvent) -> None:
-        self.handle(event)
+        """The broker's subscriber: store the event, or journal it (never lost, never raised
+        into the broker's event thread for a database failure)."""
+        if isinstance(event, STORED_EVENTS):
+            self._delivery.deliver(event)
+        else:
+            self.handle(event)
+
+    def replay(self) -> int:
+        """Store the events waiting in the journal now; returns how many were stored."""
+        return self._delivery.replay()
+
+    def close(self) -> None:
+        """Stop the background replayer (what still waits stays in the journal)."""
+        self._delivery.stop()
+
+    def _strategy(self, name: str, what: str) -> str:
+        """`name` if the database knows it or may create it, else the unattributed strategy
+        (alerted: a fill or order is never dropped for naming a strategy nobody created)."""
+        if self.db.create_strategies or self.db.strategy(name) is not None:
+            return name
+        message = (
+            f"{what} names strategy {name!r}, which this database does not know (create it with "
+            f"ensure_strategy): recorded under {self.unattributed_strategy!r}"
+        )
+        log.error(message)
+        self.alert(message)
+        return self._unattributed()
+
+    def _unattributed(self) -> str:
+        """The strategy of fills of unknown origin, created explicitly when first needed."""
+        self.db.ensure_strategy(self.unattributed_strategy)
+        return self.unattributed_strategy
 
     def handle(self, event: BrokerEvent) -> object:
         if isinstance(event, ExecutionEvent):
@@ -157,7 +227,7 @@ class Recorder:
             order_type=request.order_type,
             side=request.side,
             qty=request.qty,
-            strategy=request.strategy,
+            strategy=self._strategy(request.strategy, f"order {request.client_order_id}"),
             account=event.account,
             limit_price=request.limit_price,
             stop_price=request.stop_price,
@@ -221,13 +291,13 @@ class Recorder:
         if order is not None and order.strategy_id is not None:
             strategy: str | int = order.strategy_id
         elif event.strategy:
-            strategy = event.strategy
+            strategy = self._strategy(event.strategy, f"fill {event.exec_id}")
         elif event.client_order_id and self.db.strategy(event.client_order_id) is not None:
             # An order placed outside Quantstrip (in TWS, by another program) whose reference
             # names a strategy: the trader attributed it.
             strategy = event.client_order_id
         else:
-            strategy = self.unattributed_strategy
+            strategy = self._unattributed()
         return self.db.record_execution(
             ExecutionInput(
                 broker=event.broker,

@@ -25,7 +25,9 @@ from quantstrip import clock
 BUSY_TIMEOUT_MS = 60_000
 
 
-def connect(path: str | Path, *, read_only: bool = False) -> sqlite3.Connection:
+def connect(
+    path: str | Path, *, read_only: bool = False, busy_timeout_s: float = BUSY_TIMEOUT_MS / 1000
+) -> sqlite3.Connection:
     """Open a connection in autocommit mode; writes go through `transaction()`.
 
     A write connection is opened with `check_same_thread=False` only so that its owner
@@ -34,13 +36,13 @@ def connect(path: str | Path, *, read_only: bool = False) -> sqlite3.Connection:
     """
     if read_only:
         uri = f"file:{Path(path).resolve()}?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s, isolation_level=None)
     else:
         conn = sqlite3.connect(
-            str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            str(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
         )
     conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA busy_timeout = {round(busy_timeout_s * 1000)}")
     conn.execute("PRAGMA foreign_keys = ON")
     if not read_only:
         _enable_wal(conn)
@@ -79,10 +81,13 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
+        conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        # SQLite may have rolled back already (a full disk, an I/O error): a second ROLLBACK
+        # would raise and hide the real error.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
 
 
 class ThreadConnections:
@@ -92,9 +97,16 @@ class ThreadConnections:
     them all. A forked child never uses its parent's connections (it opens its own).
     """
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        read_only: bool = False,
+        busy_timeout_s: float = BUSY_TIMEOUT_MS / 1000,
+    ) -> None:
         self.path = Path(path)
         self.read_only = read_only
+        self.busy_timeout_s = busy_timeout_s
         self._local = threading.local()
         self._lock = threading.Lock()
         self._open: dict[threading.Thread, sqlite3.Connection] = {}
@@ -117,7 +129,7 @@ class ThreadConnections:
                 self._local = threading.local()
             for thread in [t for t in self._open if not t.is_alive()]:
                 self._open.pop(thread).close()
-            conn = connect(self.path, read_only=self.read_only)
+            conn = connect(self.path, read_only=self.read_only, busy_timeout_s=self.busy_timeout_s)
             self._open[threading.current_thread()] = conn
             self._local.conn = conn
             return conn

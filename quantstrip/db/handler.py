@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from quantstrip.db.cash import CashLedger
-from quantstrip.db.connection import ThreadConnections, transaction
+from quantstrip.db.connection import BUSY_TIMEOUT_MS, ThreadConnections, transaction
 from quantstrip.db.executions import ExecutionInput, ExecutionLedger, ExecutionResult
 from quantstrip.db.journal import Journal
 from quantstrip.db.migrate import migrate
@@ -65,15 +65,24 @@ class Database(ReferenceData, OrderBook, ExecutionLedger, PositionStore, Journal
     """
 
     def __init__(
-        self, path: str | Path, *, read_only: bool = False, create_strategies: bool = True
+        self,
+        path: str | Path,
+        *,
+        read_only: bool = False,
+        create_strategies: bool = True,
+        busy_timeout_s: float = BUSY_TIMEOUT_MS / 1000,
     ) -> None:
         """`create_strategies=False` refuses writes naming a strategy nobody created (with
-        `ensure_strategy`); `db_handler` opens the production record that way."""
+        `ensure_strategy`); `db_handler` opens the production record that way.
+        `busy_timeout_s`: how long a write waits for another writer before "database is
+        locked"."""
         self.path = Path(path)
         self.create_strategies = create_strategies
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._connections = ThreadConnections(self.path, read_only=read_only)
+        self._connections = ThreadConnections(
+            self.path, read_only=read_only, busy_timeout_s=busy_timeout_s
+        )
         if not read_only:
             migrate(self.conn)
 

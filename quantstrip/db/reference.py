@@ -64,6 +64,9 @@ class ReferenceData:
             raise ValidationError("strategy", "name must be a non-empty string")
         if position_method not in METHODS:
             raise ValidationError("position_method", f"must be one of {METHODS}")
+        row = self.conn.execute("SELECT id FROM strategies WHERE name = ?", (name,)).fetchone()
+        if row is not None:
+            return int(row[0])
         with transaction(self.conn):
             self.conn.execute(
                 "INSERT OR IGNORE INTO strategies (name, description, position_method, "
