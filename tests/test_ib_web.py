@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -28,6 +29,18 @@ POSITIONS = [
         "currency": "USD",
     }
 ]
+TRADE = {
+    "execution_id": "0000e0d5.67c6f0a1.01.01",
+    "symbol": "AAPL",
+    "side": "B",
+    "size": 10,
+    "price": "198.95",
+    "conid": "265598",
+    "trade_time_r": 1741100535000,
+    "commission": "1.00",
+    "account": "DU123",
+    "order_ref": "wb-7f3a",
+}
 QUESTION = (
     "You are submitting an order without market data. We strongly recommend against this as it "
     "may result in erroneous and unexpected trades. Are you sure you want to submit this order?"
@@ -35,15 +48,47 @@ QUESTION = (
 
 
 class WebApiStandIn:
+    """The documented Web API: orders, trades, and a brokerage session IB can drop (then
+    `tickle` says unauthenticated, or answers 401) until `ssodh/init` re-establishes it."""
+
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, object]] = []
+        self.live_orders: list[dict] = []
+        self.trades: list[dict] = [TRADE]
+        self.session_ok = True
+        self.refuse_with_401 = False
+        self.init_allowed = True
+        self.tickles = 0
+        self.inits = 0
         stand_in = self
 
         class Handler(QuietHandler):
+            def session(self, path: str) -> bool:
+                """Answer the session endpoints; False if the path is not one."""
+                if path == "/v1/api/tickle":
+                    stand_in.tickles += 1
+                    if not stand_in.session_ok and stand_in.refuse_with_401:
+                        self.send_json({"error": "not authenticated"}, 401)
+                        return True
+                    status = {"authenticated": stand_in.session_ok, "connected": True}
+                    self.send_json({"session": "s1", "iserver": {"authStatus": status}})
+                    return True
+                if path == "/v1/api/iserver/auth/ssodh/init":
+                    stand_in.inits += 1
+                    if not stand_in.init_allowed:
+                        self.send_json({"error": "not authenticated"}, 401)
+                        return True
+                    stand_in.session_ok = True
+                    self.send_json({"authenticated": True, "connected": True, "competing": False})
+                    return True
+                return False
+
             def do_GET(self) -> None:
                 path = urlparse(self.path).path
                 stand_in.seen.append(("GET", path, None))
-                if path == "/v1/api/portfolio/DU123/positions/0":
+                if path == "/v1/api/iserver/account/orders":
+                    self.send_json({"orders": stand_in.live_orders, "snapshot": True})
+                elif path == "/v1/api/portfolio/DU123/positions/0":
                     self.send_json(POSITIONS)
                 elif path == "/v1/api/iserver/marketdata/history":
                     self.send_json(
@@ -62,22 +107,7 @@ class WebApiStandIn:
                         }
                     )
                 elif path == "/v1/api/iserver/account/trades/":
-                    self.send_json(
-                        [
-                            {
-                                "execution_id": "0000e0d5.67c6f0a1.01.01",
-                                "symbol": "AAPL",
-                                "side": "B",
-                                "size": 10,
-                                "price": "198.95",
-                                "conid": "265598",
-                                "trade_time_r": 1741100535000,
-                                "commission": "1.00",
-                                "account": "DU123",
-                                "order_ref": "wb-7f3a",
-                            }
-                        ]
-                    )
+                    self.send_json(stand_in.trades)
                 else:
                     self.send_json({"error": "not found"}, 404)
 
@@ -86,6 +116,8 @@ class WebApiStandIn:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 stand_in.seen.append(("POST", path, body))
+                if self.session(path):
+                    return
                 if path == "/v1/api/iserver/account/DU123/orders":
                     self.send_json([{"id": "q-1", "message": [QUESTION], "messageIds": ["o354"]}])
                 elif path == "/v1/api/iserver/reply/q-1":
@@ -287,3 +319,57 @@ def test_oauth_with_the_wrong_signature_key_is_refused(
         "refused: bad RSA-SHA256 signature",
     )
     assert len([s for s in oauth_api.seen if s[2] == "ok"]) == 0
+
+
+def test_order_status_events_follow_the_web_api(broker, web_api, tmp_path) -> None:
+    with Database(tmp_path / "q.db") as db:
+        broker.subscribe(Recorder(db))
+        oid = broker.submit(OrderRequest(AAPL, "BUY", 10, "LMT", limit_price="99", strategy="web"))
+        row = {"orderId": 1234567, "status": "Submitted", "filledQuantity": 0}
+        web_api.live_orders = [{**row, "remainingQuantity": 10, "order_ref": oid}]
+        assert broker.poll_orders() == 1
+        assert broker.poll_orders() == 0  # nothing changed: nothing recorded twice
+        web_api.live_orders = [
+            {**row, "status": "Filled", "filledQuantity": 10, "remainingQuantity": 0,
+             "avgPrice": "98.90", "order_ref": oid}
+        ]  # fmt: skip
+        assert broker.poll_orders() == 1
+        order = db.order_by_client_id(oid)
+        assert (order.status, order.filled_qty_micros) == ("Filled", 10_000_000)
+        statuses = [e.status for e in db.order_events(order.id)]
+        assert statuses == ["PendingSubmit", "Submitted", "Filled"]
+
+
+def _wait(predicate, what: str, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.parametrize("how", ["unauthenticated", "401"])
+def test_the_session_is_kept_alive_and_re_established(web_api, workspace, tmp_path, how):
+    settings._reset_for_tests()
+    adapter = IbWebBroker(url=web_api.url, account_id="DU123", use_oauth=False, keepalive_s=0.1)
+    with Database(tmp_path / "q.db") as db:
+        adapter.subscribe(Recorder(db))
+        adapter.connect()
+        try:
+            _wait(lambda: web_api.tickles >= 3, "the session tickled")
+            assert db.query("SELECT COUNT(*) FROM executions")[0][0] == 0
+            web_api.session_ok, web_api.init_allowed = False, False  # IB drops the session
+            web_api.refuse_with_401 = how == "401"
+            _wait(lambda: web_api.inits >= 2, "attempts to re-establish it")
+            web_api.init_allowed = True
+            _wait(lambda: adapter.keepalive.restored == 1, "the session back")
+            _wait(
+                lambda: db.query("SELECT COUNT(*) FROM executions")[0][0] == 1,
+                "the fills made meanwhile fetched",
+            )
+            assert not adapter.keepalive.lost
+            keepalive = adapter.keepalive
+        finally:
+            adapter.disconnect()
+        assert not keepalive._thread.is_alive()  # it ends with the adapter

@@ -1,5 +1,10 @@
 """Interactive Brokers Client Portal Web API through ibind, with OAuth 1.0a from settings.
 
+The session is kept alive (`tickle` every `keepalive_s`) and re-established when IB drops it
+(`ib_web_session.py`); once it is back, orders and fills are polled again. Order statuses come
+from polling `iserver/account/orders` (`poll_orders`): each change of one of our orders becomes
+an OrderStatusEvent.
+
 The Web API asks confirmation questions before some orders ("no market data", "price far from
 the last trade"...). Which ones Quantstrip answers yes to is explicit (`DEFAULT_ANSWERS`, or the
 caller's own mapping); any other question refuses the order instead of guessing.
@@ -25,8 +30,10 @@ from quantstrip.brokers.events import (
     InstrumentSpec,
     OrderPlacedEvent,
     OrderRequest,
+    OrderStatusEvent,
     decimal,
 )
+from quantstrip.brokers.ib_web_session import KeepAlive
 from quantstrip.errors import ConfigError, QuantstripError
 
 os.environ.setdefault("IBIND_LOG_TO_FILE", "False")
@@ -94,6 +101,7 @@ class IbWebBroker(Broker):
         use_oauth: bool | None = None,
         answers: dict[QuestionType | str, bool] | None = None,
         client: IbkrClient | None = None,
+        keepalive_s: float | None = 60.0,
     ) -> None:
         super().__init__()
         from quantstrip import settings
@@ -107,10 +115,30 @@ class IbWebBroker(Broker):
         self.conids: dict[str, str] = {}
         self._orders: dict[str, OrderRequest] = {}
         self._broker_ids: dict[str, str] = {}
+        self._ours: dict[str, str] = {}  # IB order id -> our client order id
+        self._last: dict[str, tuple[str, Decimal]] = {}  # our id -> (status, filled) last seen
+        self.keepalive_s = keepalive_s
+        self.keepalive: KeepAlive | None = None
 
     def connect(self) -> None:
         if self.client is not None:
             return
+        self._open()
+        if self.keepalive_s:
+            self.keepalive = KeepAlive(
+                self.client,
+                use_oauth=self.use_oauth,
+                interval_s=self.keepalive_s,
+                on_restored=self._restored,
+            )
+            self.keepalive.start()
+
+    def _restored(self) -> None:
+        """The session is back: what happened meanwhile is fetched."""
+        self.poll_orders()
+        self.poll_executions()
+
+    def _open(self) -> None:
         try:
             self.client = IbkrClient(
                 url=self.url,
@@ -133,6 +161,9 @@ class IbWebBroker(Broker):
             raise WebApiError(f"Web API {how} with {self.url} failed: {exc}") from exc
 
     def disconnect(self) -> None:
+        if self.keepalive is not None:
+            self.keepalive.stop()
+            self.keepalive = None
         if self.client is not None:
             self.client.close()
             self.client = None
@@ -171,6 +202,7 @@ class IbWebBroker(Broker):
         for request, broker_id in zip(requests, ids, strict=True):
             self._orders[request.client_order_id] = request
             self._broker_ids[request.client_order_id] = broker_id
+            self._ours[broker_id] = request.client_order_id
             self.emit(OrderPlacedEvent(BROKER, self.account_id, request, broker_order_id=broker_id))
         return [r.client_order_id for r in requests]
 
@@ -286,6 +318,36 @@ class IbWebBroker(Broker):
         return [
             b for b in bars if (start is None or b.time >= start) and (end is None or b.time <= end)
         ]
+
+    def poll_orders(self) -> int:
+        """Emit a status event for each of our orders whose status or fill changed since the
+        last poll (the Web API lists the day's live and finished orders); how many changed."""
+        data = self._api().live_orders(force=False, account_id=self.account_id).data or {}
+        changed = 0
+        for row in data.get("orders", []) if isinstance(data, dict) else []:
+            broker_id = str(row.get("orderId"))
+            ours = self._ours.get(broker_id) or row.get("order_ref") or None
+            if ours is None:
+                continue
+            status = str(row.get("status") or "")
+            filled = decimal(row.get("filledQuantity") or 0, "filledQuantity")
+            if self._last.get(ours) == (status, filled):
+                continue
+            self._last[ours] = (status, filled)
+            average = row.get("avgPrice")
+            self.emit(
+                OrderStatusEvent(
+                    BROKER,
+                    status,
+                    filled,
+                    decimal(row.get("remainingQuantity") or 0, "remainingQuantity"),
+                    decimal(average, "avgPrice") if average not in (None, "", 0) else None,
+                    client_order_id=ours,
+                    broker_order_id=broker_id,
+                )
+            )
+            changed += 1
+        return changed
 
     def poll_executions(self, days: int = 1) -> int:
         """Emit every fill the Web API reports (the database dedupes by exec id); returns count."""
