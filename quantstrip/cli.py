@@ -30,6 +30,7 @@ COMMANDS: list[Command] = [
     Command("init", "workspace", "create the data directory and database (idempotent)"),
     Command("db", "workspace", "database maintenance"),
     Command("up", "dashboard", "start the daemon and the dashboard; print the URL"),
+    Command("viewer", "viewer", "people who may open the report pages"),
     Command("daemon", "clients", "run the daemon (supervises every client)"),
     Command("clients", "clients", "list and control clients"),
     Command("promote", "clients", "turn a research notebook or module into a client"),

@@ -15,6 +15,7 @@ import psutil
 import pytest
 from support.browser import Dashboard, _wait
 from support.escapes import DUCKDB_ESCAPES, TRADING_TABLES, Witness, fill
+from support.sql_editor import run_in_editor
 
 PAGE_TIMEOUT_MS = 120_000
 
@@ -48,22 +49,6 @@ def targets(dashboard: Dashboard) -> Targets:
     t.secret.write_bytes(b"private-bytes-that-must-not-leak\n")
     t.secret.chmod(0o600)
     return t
-
-
-def run_in_editor(page, sql: str) -> str:  # type: ignore[no-untyped-def]
-    """Type `sql` into the SQL editor, run it, and return the status line once it settles.
-
-    The shown status is blanked first: every run sets the status to "running…" and then to its
-    outcome, so the outcome always reaches the page, even when it repeats the previous one."""
-    page.fill(".qs-sql textarea", sql)
-    page.evaluate("document.querySelector('.qs-status .widget-html-content').textContent = ''")
-    page.click(".qs-run button, button.qs-run")
-    page.wait_for_function(
-        "() => { const s = document.querySelector('.qs-status');"
-        " return s && s.textContent.trim() && !s.textContent.includes('running'); }",
-        timeout=PAGE_TIMEOUT_MS,
-    )
-    return page.locator(".qs-status").inner_text()
 
 
 @pytest.mark.browser

@@ -16,7 +16,7 @@ import pandas as pd
 
 from quantstrip import clock
 from quantstrip.brokers.marks import max_age_s
-from quantstrip.dashboard import book
+from quantstrip.dashboard import book, roles
 from quantstrip.dashboard.common import STYLE, error_html, header, table_html
 from quantstrip.dashboard.display import Mode, format_age, format_time, money, operator_zone
 
@@ -220,6 +220,8 @@ class BlotterPage(w.VBox):
         self.group.observe(lambda _: self.refresh(), names="value")
         self.refresh_button.on_click(lambda _: self.refresh())
         self.marks_button.on_click(lambda _: self.refresh_marks())
+        if roles.is_viewer():  # asking clients for prices is the operator's (refused below too)
+            self.marks_button.layout.display = "none"
         super().__init__(
             [
                 w.HTML(STYLE + BLOTTER_STYLE),
@@ -291,6 +293,7 @@ class BlotterPage(w.VBox):
 
         self.message.value = "<i>asking running clients for prices…</i>"
         try:
+            roles.require_operator("refreshing marks")
             outcome = operator.refresh_marks(by="dashboard", wait_s=15)
             self.message.value = f"<pre>{html.escape(outcome.text)}</pre>"
         except Exception as exc:

@@ -15,7 +15,6 @@ from pathlib import Path
 import ipywidgets as w
 import pandas as pd
 
-from quantstrip.dashboard import PAGES
 from quantstrip.paths import workspace
 
 STYLE = """
@@ -33,8 +32,10 @@ STYLE = """
 
 
 def nav() -> w.HTML:
+    from quantstrip.dashboard.roles import pages
+
     links = " ".join(
-        f'<a href="{name}.ipynb">{html.escape(title)}</a>' for name, title in PAGES.items()
+        f'<a href="{name}.ipynb">{html.escape(title)}</a>' for name, title in pages().items()
     )
     return w.HTML(f'{STYLE}<div class="qs-nav"><a href="home.ipynb">Home</a> {links}</div>')
 

@@ -8,7 +8,7 @@ import html
 import ipywidgets as w
 
 from quantstrip.daemon.control import ControlClient
-from quantstrip.dashboard import PAGES, book
+from quantstrip.dashboard import book, roles
 from quantstrip.dashboard.common import STYLE
 from quantstrip.dashboard.display import money, page_badge
 from quantstrip.paths import workspace
@@ -54,7 +54,12 @@ def page() -> w.HTML:
     daemon = "running" if ControlClient().available() else "not running"
     links = "".join(
         f'<li><a class="qs-link" href="{name}.ipynb">{html.escape(title)}</a></li>'
-        for name, title in PAGES.items()
+        for name, title in roles.pages().items()
+    )
+    ide = (
+        ""
+        if roles.is_viewer()
+        else '<li><a class="qs-link" href="/lab" target="_blank">JupyterLab (IDE)</a></li>'
     )
     books = "".join(book_line(name) for name in book.books())
     with book.reading("production") as conn:
@@ -71,6 +76,5 @@ def page() -> w.HTML:
         f"{strategies} strategies; daemon {daemon}.</p>"
         f"{risk_line()}"
         f'<ul class="qs-home-books">{books}</ul>'
-        f"<ul>{links}"
-        '<li><a class="qs-link" href="/lab" target="_blank">JupyterLab (IDE)</a></li></ul>'
+        f"<ul>{links}{ide}</ul>"
     )

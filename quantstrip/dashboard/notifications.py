@@ -6,6 +6,7 @@ import html
 
 import ipywidgets as w
 
+from quantstrip.dashboard import roles
 from quantstrip.dashboard.common import error_html, header, read_ledger
 
 STATUSES = ["all", "sent", "failed", "queued", "batched"]
@@ -61,7 +62,7 @@ class NotificationsPage(w.VBox):
             if row["last_error"]:
                 text += f"<br><small>{html.escape(str(row['last_error']))}</small>"
             items: list[w.Widget] = [w.HTML(text)]
-            if row["status"] == "failed":
+            if row["status"] == "failed" and not roles.is_viewer():
                 button = w.Button(description="Resend", layout=w.Layout(width="90px"))
                 button.add_class(f"qs-resend-{row['id']}")
                 button.on_click(lambda _b, nid=row["id"]: self.resend(int(nid)))
@@ -73,6 +74,7 @@ class NotificationsPage(w.VBox):
         from quantstrip import email_manager
 
         try:
+            roles.require_operator("resending a message")
             result = email_manager.resend(notification_id)
             self.message.value = f"resend #{notification_id}: {result.status}"
         except Exception as exc:

@@ -68,7 +68,10 @@ def dashboard_token() -> str:
 
 
 def port_free(port: int) -> bool:
+    """Whether a server could listen on `port` now (with SO_REUSEADDR, as Tornado binds: a
+    port just left by a stopped server, its connections in TIME_WAIT, is free to it)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -43,9 +43,15 @@ class Dashboard:
     token: str
     env: dict[str, str]
     violations: list[str] = field(default_factory=list)
+    viewer_base_url: str = ""  # the viewer server (reports only), printed by `quantstrip up`
+    viewer_token: str = ""  # the default viewer's token
 
     def page_url(self, name: str) -> str:
         return f"{self.base_url}/voila/render/reports/{name}.ipynb?token={self.token}"
+
+    def viewer_page_url(self, name: str, token: str | None = None) -> str:
+        chosen = self.viewer_token if token is None else token
+        return f"{self.viewer_base_url}/voila/render/{name}.ipynb?token={chosen}"
 
 
 def _wait(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -93,7 +99,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     )
     log = open(root / "up.log", "wb")  # noqa: SIM115 - kept open for the process's life
     up = subprocess.Popen(
-        [*run, "up", "--port", "0"],
+        [*run, "up", "--port", "0", "--viewer-port", "0"],
         env=env,
         cwd=root,
         stdout=log,
@@ -101,22 +107,32 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
         start_new_session=True,
     )
     url = ""
+    viewer = ""
 
     def printed_url() -> bool:
-        nonlocal url
+        nonlocal url, viewer
         if up.poll() is not None:
             raise AssertionError((root / "up.log").read_text())
         for line in (root / "up.log").read_text().splitlines():
             if line.startswith("Quantstrip dashboard: "):
                 url = line.split(": ", 1)[1].strip()
-                return True
-        return False
+            if line.startswith("Viewer 'viewer' (reports only): "):
+                viewer = line.split(": ", 1)[1].strip()
+        return bool(url and viewer)
 
     try:
         _wait(printed_url, 180, "quantstrip up to print the dashboard URL")
         parsed = urlparse(url)
         token = parsed.query.split("token=")[1]
-        yield Dashboard(root, f"{parsed.scheme}://{parsed.netloc}", token, env)
+        shared = urlparse(viewer)
+        yield Dashboard(
+            root,
+            f"{parsed.scheme}://{parsed.netloc}",
+            token,
+            env,
+            viewer_base_url=f"{shared.scheme}://{shared.netloc}",
+            viewer_token=shared.query.split("token=")[1],
+        )
     finally:
         up.terminate()
         try:
