@@ -16,6 +16,7 @@ Quantstrip installed can run it: the in-process cluster, or `dask worker` proces
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import re
 import shutil
@@ -151,8 +152,25 @@ def _error_text(exc: BaseException) -> tuple[str, str]:
     return f"{type(exc).__name__}: {exc}", traceback.format_exc()
 
 
+_thread = threading.local()
+
+
 def execute_run(task: RunTask) -> dict[str, Any]:
-    """Run one point of the sweep; never raises for a failing strategy (the outcome is data)."""
+    """Run one point of the sweep; never raises for a failing strategy (the outcome is data).
+
+    The run executes in a context of its worker thread's own: Dask hands a task the context
+    variables of the code that scheduled it, and jupyter_client / nbclient keep their event
+    loop in one (`jupyter_core.utils`), so a sweep started from a notebook (whose kernel runs
+    a loop) would otherwise drive this thread's kernels with the kernel's running loop. One
+    context per thread also keeps the loop a warm kernel was started with for its next run.
+    """
+    context = getattr(_thread, "context", None)
+    if context is None:
+        context = _thread.context = contextvars.Context()
+    return context.run(_execute, task)
+
+
+def _execute(task: RunTask) -> dict[str, Any]:
     import papermill
 
     from quantstrip.db.handler import Database
