@@ -153,6 +153,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.real_clock  # the stamp comes from a child process's real clock
 def test_execution_times_are_utc_on_a_new_york_host(tmp_path: Path, workspace: Path) -> None:
     before = datetime.now(UTC).replace(tzinfo=None)
     result = subprocess.run(

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import time_machine
 
 from quantstrip import logger
 
@@ -79,11 +80,19 @@ def test_rotation_keeps_thirty_files(client_log, workspace: Path) -> None:
         rotated.write_text("2026-09-01T00:00:00.000Z INFO [alpha] old: message\n")
         stamp = time.mktime((start + timedelta(days=day)).timetuple())
         os.utime(rotated, (stamp, stamp))
-    client_log.info("today")
-    for handler in client_log.handlers:
-        if hasattr(handler, "doRollover"):
-            handler.doRollover()
+    # One rollover, on a fixed day: the handler's next midnight is counted from the file's
+    # mtime (the filesystem's real clock), so a session clock elsewhere, or a real midnight
+    # during the test, added a second, automatic rollover.
+    with time_machine.travel(datetime(2026, 10, 20, 12, tzinfo=UTC), tick=False):
+        for handler in client_log.handlers:
+            if hasattr(handler, "doRollover"):
+                handler.rolloverAt = handler.computeRollover(int(time.time()))
+        client_log.info("today")
+        for handler in client_log.handlers:
+            if hasattr(handler, "doRollover"):
+                handler.doRollover()
     backups = sorted(path.parent.glob("alpha.log.*"))
+    assert backups[-1].name == "alpha.log.2026-10-20"
     assert len(backups) == logger.RETENTION_FILES
     assert backups[0].name == "alpha.log.2026-09-12"  # the oldest were deleted
 
