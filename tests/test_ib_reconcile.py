@@ -53,6 +53,7 @@ def test_partial_fill_then_disconnect_then_rest_filled_in_the_gap_is_filled_10_o
     assert (order["filled_qty_micros"], order["qty_micros"]) == (10_000_000, 10_000_000)
     assert ledger.count("SELECT COUNT(*) FROM executions") == 2
     assert ledger.rows("SELECT SUM(qty) FROM v_executions") == [(10.0,)]
+    assert broker.open_orders() == []
 
 
 def test_bracket_child_filled_while_disconnected_shows_the_sibling_cancelled(

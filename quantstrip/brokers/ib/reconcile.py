@@ -207,13 +207,18 @@ class Reconciler:
                 broker.requests[ref] = request_from_row(db, row)
             broker.trades[ref] = trade
 
+        def emit(event: Any) -> None:
+            if isinstance(event, OrderStatusEvent) and event.client_order_id:
+                broker.last_status[event.client_order_id] = event  # open_orders() follows
+            broker.emit(event)
+
         result = reconcile_rows(
             open_orders_in(db, ib.managedAccounts()),
             open_trades,
             completed,
             own_client_id=broker.client_id,
             adopt=adopt,
-            emit=broker.emit,
+            emit=emit,
             reported=self.reported,
             texts=broker.completion_texts,
         )
