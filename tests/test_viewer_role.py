@@ -159,6 +159,7 @@ def test_report_pages_load_and_work_for_a_viewer(page, dashboard: Dashboard) -> 
     open_viewer_page(page, dashboard, "home", "a.qs-link")
     links = page.locator("a.qs-link").all_inner_texts()
     assert sorted(links) == sorted(VIEWER_PAGES.values())  # no IDE, settings, packages...
+    assert str(dashboard.root) not in page.content()  # nor where the workspace lives
     open_viewer_page(page, dashboard, "portfolio", ".qs-stats table")
     assert "Portfolio" in page.locator(".qs-stats").inner_text()
     nav = page.locator(".qs-nav").first.inner_text()

@@ -124,6 +124,10 @@ def run_up(args: argparse.Namespace) -> int:
     from quantstrip.dashboard import viewers
 
     ws = init_workspace()
+    # Migrations run here (and at init and daemon start); pages only ever read.
+    from quantstrip.db.handler import Database
+
+    Database(ws.database).close()
     daemon = None if args.no_daemon else _start_daemon(ws)
     # --port 0: any free port (tests and several workspaces on one machine)
     port = settings.get("dashboard.port", 8888) if args.port is None else args.port

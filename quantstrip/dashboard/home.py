@@ -62,6 +62,8 @@ def page() -> w.HTML:
         else '<li><a class="qs-link" href="/lab" target="_blank">JupyterLab (IDE)</a></li>'
     )
     books = "".join(book_line(name) for name in book.books())
+    # A viewer is not told where the workspace lives on the operator's machine.
+    where = "" if roles.is_viewer() else f"Workspace <code>{html.escape(str(ws.root))}</code>: "
     with book.reading("production") as conn:
         fills, strategies = (
             conn.execute(
@@ -72,7 +74,7 @@ def page() -> w.HTML:
         )
     return w.HTML(
         f"{STYLE}<h1>Quantstrip {page_badge()}</h1>"
-        f"<p>Workspace <code>{html.escape(str(ws.root))}</code>: {fills} executions, "
+        f"<p>{where}{fills} executions, "
         f"{strategies} strategies; daemon {daemon}.</p>"
         f"{risk_line()}"
         f'<ul class="qs-home-books">{books}</ul>'

@@ -62,6 +62,8 @@ DUCKDB_ESCAPES: dict[str, str] = {
     "query_function_hides_sqlite_scan": (
         "SELECT * FROM query('SELECT * FROM sqlite_scan(''{other}'', ''secrets'')')"
     ),
+    "qualified_sqlite_scan": "SELECT * FROM system.main.sqlite_scan('{other}', 'secrets')",
+    "upper_case_sqlite_scan": "SELECT * FROM SQLITE_SCAN('{other}', 'secrets')",
     "read_blob_secret": "SELECT * FROM read_blob('{secret}')",
     "from_first_read_text": "FROM read_text('{secret}')",
     "replacement_scan_file": "SELECT * FROM '{secret}'",
