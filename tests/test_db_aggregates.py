@@ -10,92 +10,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.aggregates import assert_aggregates_match
 from support.ledger import fill
 
 from quantstrip.db.handler import Database
 from quantstrip.db.migrate import _migrations, _split, migrate
-
-
-def _trunc_div(a: int, b: int) -> int:
-    """SQLite's integer division truncates toward zero (Python's // floors)."""
-    quotient = abs(a) // abs(b)
-    return quotient if (a >= 0) == (b > 0) else -quotient
-
-
-def reference_daily(conn: sqlite3.Connection) -> dict[tuple[int, str], tuple[int, int, int]]:
-    rows = conn.execute(
-        "SELECT e.strategy_id, substr(e.exec_time, 1, 10), SUM(pe.realized_pnl_gross_micros), "
-        "SUM(COALESCE(c.commission_micros, 0)), COUNT(*) FROM executions e "
-        "JOIN position_events pe ON pe.execution_id = e.id "
-        "LEFT JOIN commissions c ON c.execution_id = e.id "
-        "WHERE e.superseded_by IS NULL GROUP BY 1, 2"
-    ).fetchall()
-    return {(r[0], r[1]): (r[2], r[3], r[4]) for r in rows}
-
-
-def reference_trips(conn: sqlite3.Connection) -> dict[tuple[int, str], tuple[int, ...]]:
-    fills = {
-        r[0]: (r[1], r[2])
-        for r in conn.execute(
-            "SELECT e.id, e.qty_micros, c.commission_micros FROM executions e "
-            "LEFT JOIN commissions c ON c.execution_id = e.id"
-        )
-    }
-    out: dict[tuple[int, str], list[int]] = {}
-    for strategy, exit_time, qty, gross, opening, closing in conn.execute(
-        "SELECT strategy_id, exit_time, qty_micros, realized_pnl_gross_micros, "
-        "opening_execution_id, closing_execution_id FROM position_closures"
-    ):
-        net = gross
-        for execution in (opening, closing):
-            fill_qty, fee = fills.get(execution, (1, None))
-            if fee is not None:
-                net -= _trunc_div(fee * qty, fill_qty)
-        row = out.setdefault((strategy, exit_time[:10]), [0, 0, 0, 0, 0])
-        row[0] += 1
-        row[1] += net > 0
-        row[2] += net < 0
-        row[3] += max(net, 0)
-        row[4] += min(net, 0)
-    return {k: tuple(v) for k, v in out.items()}
-
-
-def reference_peaks(conn: sqlite3.Connection) -> dict[int, int]:
-    running: dict[int, int] = {}
-    peaks: dict[int, int] = {}
-    for strategy, delta in conn.execute(
-        "SELECT strategy_id, cost_basis_after_micros - cost_basis_before_micros "
-        "FROM position_events ORDER BY event_time, id"
-    ):
-        running[strategy] = running.get(strategy, 0) + delta
-        peaks[strategy] = max(peaks.get(strategy, running[strategy]), running[strategy])
-    return peaks
-
-
-def assert_aggregates_match(db: Database) -> None:
-    conn = db.conn
-    daily = {
-        (r[0], r[1]): (r[2], r[3], r[4])
-        for r in conn.execute(
-            "SELECT strategy_id, day, gross_micros, commission_micros, fills "
-            "FROM agg_daily_pnl WHERE fills <> 0 OR gross_micros <> 0 OR commission_micros <> 0"
-        )
-    }
-    assert daily == reference_daily(conn)
-    trips = {
-        (r[0], r[1]): tuple(r[2:])
-        for r in conn.execute(
-            "SELECT strategy_id, day, trades, wins, losses, win_micros, loss_micros "
-            "FROM agg_daily_trips WHERE trades <> 0 OR wins <> 0 OR losses <> 0 "
-            "OR win_micros <> 0 OR loss_micros <> 0"
-        )
-    }
-    assert trips == reference_trips(conn)
-    peaks = {
-        k: round(v * 1e6)
-        for k, v in conn.execute("SELECT strategy_id, peak_capital FROM v_return_on_capital")
-    }
-    assert peaks == reference_peaks(conn)
 
 
 def query_plan(db: Database, sql: str) -> list[str]:

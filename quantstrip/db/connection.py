@@ -90,6 +90,17 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         raise
 
 
+_forks = 0  # how many times this process is a forked child (its parent's connections are not ours)
+
+
+def _forked() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 class ThreadConnections:
     """One connection per thread to one database file, opened on the thread's first use.
 
@@ -110,13 +121,13 @@ class ThreadConnections:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._open: dict[threading.Thread, sqlite3.Connection] = {}
-        self._pid = os.getpid()
+        self._generation = _forks
         self._closed = False
 
     def get(self) -> sqlite3.Connection:
         """The calling thread's connection."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and self._pid == os.getpid():
+        if conn is not None and self._generation == _forks:
             return conn
         return self._connect()
 
@@ -124,8 +135,8 @@ class ThreadConnections:
         with self._lock:
             if self._closed:
                 raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
-            if self._pid != os.getpid():  # forked: the parent's connections are not ours
-                self._open, self._pid = {}, os.getpid()
+            if self._generation != _forks:  # forked: the parent's connections are not ours
+                self._open, self._generation = {}, _forks
                 self._local = threading.local()
             for thread in [t for t in self._open if not t.is_alive()]:
                 self._open.pop(thread).close()
@@ -138,7 +149,7 @@ class ThreadConnections:
         """Close every thread's connection (their threads must be done with them)."""
         with self._lock:
             self._closed = True
-            if self._pid == os.getpid():
+            if self._generation == _forks:
                 for conn in self._open.values():
                     conn.close()
             self._open = {}

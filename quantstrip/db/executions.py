@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from quantstrip.db.connection import transaction
+from quantstrip.db.position_store import PositionBatch
 from quantstrip.db.records import Commission, Execution, Instrument, Order
 from quantstrip.db.units import Number, from_micros, now_text, utc_text
 from quantstrip.db.validate import (
@@ -25,6 +26,13 @@ from quantstrip.db.validate import (
 from quantstrip.errors import ConflictError, ValidationError
 
 log = logging.getLogger(__name__)
+
+_INSERT_EXECUTION = (
+    "INSERT INTO executions (broker, account_id, exec_id, base_exec_id, correction_number, "
+    "superseded_by, order_id, strategy_id, instrument_id, side, qty_micros, price_micros, "
+    "exec_time, liquidity, exchange, recorded_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 @dataclass(frozen=True)
@@ -69,11 +77,20 @@ class ExecutionLedger:
         def instrument(self, instrument_id: int) -> Instrument: ...
         def strategy_id(self, strategy: str | int) -> int: ...
         def ensure_account(self, broker: str, account_code: str, **extra: Any) -> int: ...
+        def strategy_and_method(self, strategy: str | int) -> tuple[int, str]: ...
         def order_by_client_id(self, client_order_id: str) -> Order | None: ...
-        def _apply_to_position(self, execution: Execution) -> None: ...
-        def _rebuild_position(
-            self, strategy_id: int, account_id: int, instrument_id: int
+        def _apply_fill(
+            self, execution: Execution, method: str, multiplier: int, batch: PositionBatch
         ) -> None: ...
+        def _supersede(
+            self,
+            prior: Execution,
+            execution: Execution,
+            method: str,
+            mult: int,
+            batch: PositionBatch,
+        ) -> None: ...
+        def _flush(self, batch: PositionBatch) -> None: ...
 
     def _validate_execution(self, fill: ExecutionInput) -> dict[str, Any]:
         if not fill.broker:
@@ -109,19 +126,26 @@ class ExecutionLedger:
         number of the same base exec id supersedes the earlier fill and the position is rebuilt;
         a lower one (arriving late) is stored as already superseded.
         """
-        checked = self._validate_execution(fill)
-        with transaction(self.conn):
-            return self._record_execution_locked(fill, checked)
+        return self.record_executions([fill])[0]
 
     def record_executions(self, fills: Sequence[ExecutionInput]) -> list[ExecutionResult]:
-        """Many fills in one transaction (all or none), each validated before any write."""
+        """Many fills in one transaction (all or none), each validated before any write.
+
+        Each position a batch touches is read once and written once; what the batch holds in
+        memory lives only inside its transaction."""
         checked = [self._validate_execution(f) for f in fills]
         with transaction(self.conn):
-            return [
-                self._record_execution_locked(f, c) for f, c in zip(fills, checked, strict=True)
+            batch = PositionBatch()
+            results = [
+                self._record_execution_locked(f, c, batch)
+                for f, c in zip(fills, checked, strict=True)
             ]
+            self._flush(batch)
+            return results
 
-    def _record_execution_locked(self, fill: ExecutionInput, c: dict[str, Any]) -> ExecutionResult:
+    def _record_execution_locked(
+        self, fill: ExecutionInput, c: dict[str, Any], batch: PositionBatch
+    ) -> ExecutionResult:
         account_id = self.ensure_account(fill.broker, fill.account)
         existing = self.conn.execute(
             "SELECT * FROM executions WHERE broker = ? AND account_id = ? AND exec_id = ?",
@@ -131,7 +155,7 @@ class ExecutionLedger:
             stored = Execution.from_row(existing)
             _check_repeat(stored, fill, c)
             return ExecutionResult(stored, created=False)
-        strategy_id = self.strategy_id(fill.strategy)
+        strategy_id, method = self.strategy_and_method(fill.strategy)
         order_id = fill.order_id
         if order_id is None and fill.client_order_id:
             order = self.order_by_client_id(fill.client_order_id)
@@ -155,52 +179,41 @@ class ExecutionLedger:
                 c = {**c, "base_exec_id": fill.exec_id, "correction_number": 0}
                 prior = None
         late_version = prior is not None and prior.correction_number >= c["correction_number"]
-        cursor = self.conn.execute(
-            "INSERT INTO executions (broker, account_id, exec_id, base_exec_id, correction_number, "
-            "superseded_by, order_id, strategy_id, instrument_id, side, qty_micros, price_micros, "
-            "exec_time, liquidity, exchange, recorded_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                fill.broker,
-                account_id,
-                fill.exec_id,
-                c["base_exec_id"],
-                c["correction_number"],
-                prior.id if late_version and prior else None,
-                order_id,
-                strategy_id,
-                fill.instrument_id,
-                c["side"],
-                c["qty_micros"],
-                c["price_micros"],
-                c["exec_time"],
-                fill.liquidity or "",
-                fill.exchange or "",
-                now_text(),
-            ),
-        )
-        execution_id = int(cursor.lastrowid or 0)
+        row = {
+            "broker": fill.broker,
+            "account_id": account_id,
+            "exec_id": fill.exec_id,
+            "base_exec_id": c["base_exec_id"],
+            "correction_number": c["correction_number"],
+            "superseded_by": prior.id if late_version and prior else None,
+            "order_id": order_id,
+            "strategy_id": strategy_id,
+            "instrument_id": fill.instrument_id,
+            "side": c["side"],
+            "qty_micros": c["qty_micros"],
+            "price_micros": c["price_micros"],
+            "exec_time": c["exec_time"],
+            "liquidity": fill.liquidity or "",
+            "exchange": fill.exchange or "",
+            "recorded_at": now_text(),
+        }
+        cursor = self.conn.execute(_INSERT_EXECUTION, tuple(row.values()))
+        execution = Execution.from_row({**row, "id": int(cursor.lastrowid or 0)})
         self.conn.execute(
             "UPDATE commissions SET execution_id = ? WHERE broker = ? AND exec_id = ? "
             "AND execution_id IS NULL",
-            (execution_id, fill.broker, fill.exec_id),
+            (execution.id, fill.broker, fill.exec_id),
         )
-        execution = self._execution(execution_id)
+        multiplier = c["instrument"].multiplier_micros
         if late_version:
             return ExecutionResult(execution, created=True)
         if prior is not None:
             self.conn.execute(
-                "UPDATE executions SET superseded_by = ? WHERE id = ?", (execution_id, prior.id)
+                "UPDATE executions SET superseded_by = ? WHERE id = ?", (execution.id, prior.id)
             )
-            self._rebuild_position(prior.strategy_id, prior.account_id, prior.instrument_id)
-            if (prior.strategy_id, prior.account_id, prior.instrument_id) != (
-                strategy_id,
-                account_id,
-                fill.instrument_id,
-            ):
-                self._rebuild_position(strategy_id, account_id, fill.instrument_id)
+            self._supersede(prior, execution, method, multiplier, batch)
             return ExecutionResult(execution, created=True, superseded=self._execution(prior.id))
-        self._apply_to_position(execution)
+        self._apply_fill(execution, method, multiplier, batch)
         return ExecutionResult(execution, created=True)
 
     def _execution(self, execution_id: int) -> Execution:

@@ -1,19 +1,63 @@
 """Positions kept from executions: each fill becomes a position event, closures and open lots.
 
-The arithmetic lives in `positions.py` (pure, exact micros); this module loads a position's
-state, stores what a fill changed, replays a position after a late fill or a correction, and
-keeps each strategy's deployed-capital aggregate current.
+The arithmetic lives in `positions.py` (pure, exact micros); this module reads and writes only
+what a fill changes:
+- an in-order fill reads its position row and, if it closes, the open lots from the front as far
+  as it needs them; it writes one position event, its closures, the lots it touched and the
+  position row;
+- a late fill (older than the position's newest) or a correction undoes the position's fills
+  after the insertion point (FIFO: exactly, from their closures; average cost: back to the last
+  time the position was flat), then applies the fills from there in time order;
+- each strategy's running deployed capital is carried on its position events; an in-order fill
+  adds one step, a late one recomputes only the events after it.
+Everything happens inside the caller's transaction, so a crash never leaves an execution without
+its position consequences.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from quantstrip.db.connection import transaction
-from quantstrip.db.positions import Fill, Lot, PositionState
-from quantstrip.db.records import Execution, Instrument, Position
+from quantstrip.db.positions import Closure, Fill, Lot, LotBook, PositionEvent, PositionState
+from quantstrip.db.records import Execution, Position
 from quantstrip.db.units import now_text
+from quantstrip.db.validate import MAX_MICROS
+from quantstrip.errors import ValidationError
+
+Key = tuple[int, int, int]  # strategy, account, instrument
+KEY_WHERE = "strategy_id = ? AND account_id = ? AND instrument_id = ?"
+LOTS_PER_READ = 8
+LOT_COLUMNS = "id, execution_id, open_time, qty_micros, price_micros, cost_basis_micros"
+
+
+def _lot(row: sqlite3.Row | tuple) -> Lot:
+    row_id, execution_id, open_time, qty, price, cost = row
+    return Lot(execution_id, open_time, qty, price, cost, row_id, (qty, cost, price, execution_id))
+
+
+def _fill(execution: Execution, multiplier: int) -> Fill:
+    return Fill(
+        execution.id,
+        execution.side,
+        execution.qty_micros,
+        execution.price_micros,
+        multiplier,
+        execution.exec_time,
+    )
+
+
+@dataclass
+class PositionBatch:
+    """What one transaction of fills has read and not written back yet: position states (their
+    rows and lots are written once, at the end) and each strategy's running capital. It lives
+    only inside its transaction, so nothing in it can outlive a rollback."""
+
+    positions: dict[Key, tuple[PositionState, str]] = field(default_factory=dict)
+    capital: dict[int, tuple[int, int | None, str]] = field(default_factory=dict)
+    stale_capital: dict[int, str] = field(default_factory=dict)  # strategy -> recompute from
 
 
 class PositionStore:
@@ -21,62 +65,253 @@ class PositionStore:
 
     conn: sqlite3.Connection
 
-    if TYPE_CHECKING:  # provided by ReferenceData
-
-        def instrument(self, instrument_id: int) -> Instrument: ...
-        def strategy_id(self, strategy: str | int) -> int: ...
-
-    def _load_state(self, strategy_id: int, account_id: int, instrument_id: int) -> PositionState:
-        method = self.conn.execute(
-            "SELECT position_method FROM strategies WHERE id = ?", (strategy_id,)
-        ).fetchone()[0]
-        multiplier = self.instrument(instrument_id).multiplier_micros
-        state = PositionState(method=method, multiplier_micros=multiplier)
-        pos = self.conn.execute(
-            "SELECT realized_pnl_micros, cost_basis_micros FROM positions "
-            "WHERE strategy_id = ? AND account_id = ? AND instrument_id = ?",
-            (strategy_id, account_id, instrument_id),
-        ).fetchone()
-        if pos is None:
-            return state
-        state.realized_pnl_micros = pos["realized_pnl_micros"]
-        lots = self.conn.execute(
-            "SELECT execution_id, open_time, qty_micros, price_micros, cost_basis_micros "
-            "FROM position_lots WHERE strategy_id = ? AND account_id = ? AND instrument_id = ? "
-            "ORDER BY id",
-            (strategy_id, account_id, instrument_id),
-        ).fetchall()
-        state.lots = [Lot(*lot) for lot in lots]
-        return state
-
-    def _apply_to_position(self, execution: Execution, state: PositionState | None = None) -> None:
+    # ---- one fill ---------------------------------------------------------------------------
+    def _apply_fill(
+        self, execution: Execution, method: str, multiplier: int, batch: PositionBatch
+    ) -> None:
+        """Apply a new active execution to its position (inside the caller's transaction)."""
+        conn = self.conn
         key = (execution.strategy_id, execution.account_id, execution.instrument_id)
-        last = self.conn.execute(
-            "SELECT last_exec_time FROM positions WHERE strategy_id = ? AND account_id = ? "
-            "AND instrument_id = ?",
+        cached = batch.positions.get(key)
+        if cached is None:
+            row = conn.execute(
+                "SELECT qty_micros, cost_basis_micros, realized_pnl_micros, method, "
+                f"last_exec_time FROM positions WHERE {KEY_WHERE}",
+                key,
+            ).fetchone()
+            state = PositionState(method if row is None else row[3], multiplier)
+            last_time = ""
+            if row is not None:
+                state.qty_micros, state.cost_basis_micros, state.realized_pnl_micros = row[:3]
+                state.book = LotBook(more=self._lot_reader(key))
+                last_time = row[4]
+        else:
+            state, last_time = cached
+        if last_time > execution.exec_time:
+            # Older than what the position has seen (caught up after a reconnect): FIFO order
+            # matters, so the fills after it are undone and applied again after it.
+            self._flush_position(key, batch)
+            self._replay(key, (execution.exec_time, execution.id), state.method, multiplier, batch)
+            return
+        strategy_id = execution.strategy_id
+        capital = self._capital_before(strategy_id, execution.exec_time, batch)
+        event, closures = state.apply(_fill(execution, multiplier))
+        step = self._write_event(execution, key, state.method, event, closures, capital)
+        batch.positions[key] = (state, execution.exec_time)
+        if step[0] is None:
+            since = batch.stale_capital.get(strategy_id, execution.exec_time)
+            batch.stale_capital[strategy_id] = min(since, execution.exec_time)
+        else:
+            batch.capital[strategy_id] = (step[0], step[1], execution.exec_time)
+
+    def _supersede(
+        self, prior: Execution, execution: Execution, method: str, mult: int, batch: PositionBatch
+    ) -> None:
+        """`execution` corrects `prior` (already marked superseded): replay what changed."""
+        old = (prior.strategy_id, prior.account_id, prior.instrument_id)
+        new = (execution.strategy_id, execution.account_id, execution.instrument_id)
+        old_point = (prior.exec_time, prior.id)
+        new_point = (execution.exec_time, execution.id)
+        self._flush_position(old, batch)
+        stored = self.conn.execute(f"SELECT method FROM positions WHERE {KEY_WHERE}", old)
+        old_method = (stored.fetchone() or (method,))[0]
+        if old == new:
+            self._replay(old, min(old_point, new_point), old_method, mult, batch)
+            return
+        self._replay(old, old_point, old_method, mult, batch)
+        self._apply_fill(execution, method, mult, batch)
+
+    def _flush_position(self, key: Key, batch: PositionBatch) -> None:
+        """Write one cached position (its lots and row) and forget it."""
+        cached = batch.positions.pop(key, None)
+        if cached is not None:
+            state, last_time = cached
+            self._write_lots(key, state.book)
+            self._write_position(key, state, last_time)
+
+    def _flush(self, batch: PositionBatch) -> None:
+        """Write what the batch holds: positions, then the capital left to recompute."""
+        for key in list(batch.positions):
+            self._flush_position(key, batch)
+        for strategy_id, since in batch.stale_capital.items():
+            self._recompute_capital(strategy_id, since)
+        batch.stale_capital.clear()
+        batch.capital.clear()
+
+    # ---- replay after an insertion point ------------------------------------------------------
+    def _replay(
+        self, key: Key, point: tuple[str, int], method: str, multiplier: int, batch: PositionBatch
+    ) -> None:
+        """Make the position right again from `point` (time, execution id) on: undo the position
+        events at or after it, then apply the active executions at or after it in time order.
+        The position must not be held in `batch` (flushed first); the strategy's running capital
+        is left for `batch` to recompute."""
+        state = PositionState(method, multiplier)
+        row = self.conn.execute(
+            f"SELECT qty_micros, cost_basis_micros, realized_pnl_micros FROM positions "
+            f"WHERE {KEY_WHERE}",
             key,
         ).fetchone()
-        if state is None and last is not None and last[0] > execution.exec_time:
-            # A fill older than what the position has seen (caught up after a reconnect):
-            # FIFO order matters, so replay the whole position in time order.
-            self._rebuild_position(*key)
+        if row is not None:
+            state.qty_micros, state.cost_basis_micros, state.realized_pnl_micros = row
+        lots = self.conn.execute(
+            f"SELECT {LOT_COLUMNS} FROM position_lots WHERE {KEY_WHERE} "
+            "ORDER BY open_time, execution_id",
+            key,
+        ).fetchall()
+        state.book = LotBook([_lot(r) for r in lots])
+        if method != "fifo":
+            point = self._last_flat_point(key, point)
+        undone = self._events_from(key, point)
+        if method == "fifo":
+            self._undo(state, undone)
+        else:  # average cost: the position was flat just before `point`
+            while state.book.first() is not None:
+                state.book.pop_first()
+            state.qty_micros = state.cost_basis_micros = 0
+            state.realized_pnl_micros -= sum(e["realized_pnl_gross_micros"] for e in undone)
+        ids = [e["execution_id"] for e in undone]
+        for chunk in range(0, len(ids), 500):
+            marks = ", ".join("?" * len(ids[chunk : chunk + 500]))
+            part = ids[chunk : chunk + 500]
+            self.conn.execute(
+                f"DELETE FROM position_closures WHERE closing_execution_id IN ({marks})", part
+            )
+            self.conn.execute(f"DELETE FROM position_events WHERE execution_id IN ({marks})", part)
+        redo = self.conn.execute(
+            f"SELECT * FROM executions WHERE {KEY_WHERE} AND superseded_by IS NULL "
+            "AND (exec_time > ? OR (exec_time = ? AND id >= ?)) ORDER BY exec_time, id",
+            (*key, point[0], point[0], point[1]),
+        ).fetchall()
+        last_time = None
+        for record in redo:
+            execution = Execution.from_row(record)
+            event, closures = state.apply(_fill(execution, multiplier))
+            self._write_event(execution, key, method, event, closures, None)  # capital: later
+            last_time = execution.exec_time
+        self._write_lots(key, state.book)
+        if last_time is None:
+            previous = self.conn.execute(
+                f"SELECT MAX(exec_time) FROM executions WHERE {KEY_WHERE} "
+                "AND superseded_by IS NULL",
+                key,
+            ).fetchone()[0]
+            last_time = previous or point[0]
+        self._write_position(key, state, last_time)
+        since = batch.stale_capital.get(key[0], point[0])
+        batch.stale_capital[key[0]] = min(since, point[0])
+        batch.capital.pop(key[0], None)
+
+    def _events_from(self, key: Key, point: tuple[str, int]) -> list[sqlite3.Row]:
+        """Position events at or after `point`, newest first, with their fills."""
+        return self.conn.execute(
+            "SELECT pe.execution_id, pe.event_time, pe.qty_before_micros, pe.qty_after_micros, "
+            "pe.avg_cost_before_micros, pe.avg_cost_after_micros, pe.cost_basis_before_micros, "
+            "pe.cost_basis_after_micros, pe.realized_pnl_gross_micros, e.side, e.qty_micros, "
+            "e.price_micros FROM position_events pe JOIN executions e ON e.id = pe.execution_id "
+            "WHERE pe.strategy_id = ? AND pe.account_id = ? AND pe.instrument_id = ? "
+            "AND (pe.event_time > ? OR (pe.event_time = ? AND pe.execution_id >= ?)) "
+            "ORDER BY pe.event_time DESC, pe.execution_id DESC",
+            (*key, point[0], point[0], point[1]),
+        ).fetchall()
+
+    def _undo(self, state: PositionState, events: list[sqlite3.Row]) -> None:
+        """Undo FIFO fills, newest first, back to the state before the oldest of them."""
+        if not events:
             return
-        replaying = state is not None  # inside _rebuild_position, which refreshes at its end
-        state = state or self._load_state(*key)
-        fill = Fill(
-            execution.id,
-            execution.side,
-            execution.qty_micros,
-            execution.price_micros,
-            state.multiplier_micros,
-            execution.exec_time,
-        )
-        event, closures = state.apply(fill)
+        ids = [e["execution_id"] for e in events]
+        closures: dict[int, list[Closure]] = {i: [] for i in ids}
+        openers: set[int] = set()
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk : chunk + 500]
+            rows = self.conn.execute(
+                "SELECT closing_execution_id, opening_execution_id, direction, qty_micros, "
+                "entry_time, entry_price_micros, exit_time, exit_price_micros, "
+                "realized_pnl_gross_micros FROM position_closures "
+                f"WHERE closing_execution_id IN ({', '.join('?' * len(part))}) ORDER BY id",
+                part,
+            ).fetchall()
+            for r in rows:
+                closures[r[0]].append(Closure(*r[1:]))
+                openers.add(r[1])
+        prices = self._prices(openers)
+        for e in events:
+            fill = Fill(
+                e["execution_id"],
+                e["side"],
+                e["qty_micros"],
+                e["price_micros"],
+                state.multiplier_micros,
+                e["event_time"],
+            )
+            event = PositionEvent(*(e[name] for name in PositionEvent.__dataclass_fields__))
+            state.undo_fifo(fill, closures[e["execution_id"]], prices, event)
+
+    def _prices(self, execution_ids: set[int]) -> dict[int, int]:
+        ids = sorted(execution_ids)
+        prices: dict[int, int] = {}
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk : chunk + 500]
+            prices.update(
+                self.conn.execute(
+                    "SELECT id, price_micros FROM executions "
+                    f"WHERE id IN ({', '.join('?' * len(part))})",
+                    part,
+                ).fetchall()
+            )
+        return prices
+
+    def _last_flat_point(self, key: Key, point: tuple[str, int]) -> tuple[str, int]:
+        """The point just after the position was last flat before `point` (its start if never)."""
+        row = self.conn.execute(
+            "SELECT event_time, execution_id FROM position_events "
+            f"WHERE {KEY_WHERE} AND qty_after_micros = 0 "
+            "AND (event_time < ? OR (event_time = ? AND execution_id < ?)) "
+            "ORDER BY event_time DESC, execution_id DESC LIMIT 1",
+            (*key, point[0], point[0], point[1]),
+        ).fetchone()
+        return (row[0], row[1] + 1) if row else ("", 0)
+
+    # ---- writing -----------------------------------------------------------------------------
+    def _lot_reader(self, key: Key) -> Callable[[Lot | None], list[Lot]]:
+        def more(after: Lot | None) -> list[Lot]:
+            if after is None:
+                rows = self.conn.execute(
+                    f"SELECT {LOT_COLUMNS} FROM position_lots WHERE {KEY_WHERE} "
+                    f"ORDER BY open_time, execution_id LIMIT {LOTS_PER_READ}",
+                    key,
+                ).fetchall()
+            else:
+                rows = self.conn.execute(
+                    f"SELECT {LOT_COLUMNS} FROM position_lots WHERE {KEY_WHERE} "
+                    "AND (open_time, execution_id) > (?, ?) "
+                    f"ORDER BY open_time, execution_id LIMIT {LOTS_PER_READ}",
+                    (*key, after.open_time, after.execution_id),
+                ).fetchall()
+            return [_lot(r) for r in rows]
+
+        return more
+
+    def _write_event(
+        self,
+        execution: Execution,
+        key: Key,
+        method: str,
+        event: PositionEvent,
+        closures: list[Closure],
+        capital: tuple[int, int | None] | None,
+    ) -> tuple[int | None, int | None]:
+        """Insert the event (with its running capital, if known) and its closures; returns the
+        running (capital, peak) after it."""
+        if abs(event.cost_basis_after_micros) > MAX_MICROS:
+            raise ValidationError("qty", "the position's cost basis is too large for the ledger")
+        step = self._step(capital, event)
         self.conn.execute(
             "INSERT INTO position_events (execution_id, strategy_id, account_id, instrument_id, "
             "qty_before_micros, qty_after_micros, avg_cost_before_micros, avg_cost_after_micros, "
             "cost_basis_before_micros, cost_basis_after_micros, realized_pnl_gross_micros, method, "
-            "event_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "event_time, capital_after_micros, peak_after_micros) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 execution.id,
                 *key,
@@ -87,66 +322,75 @@ class PositionStore:
                 event.cost_basis_before_micros,
                 event.cost_basis_after_micros,
                 event.realized_pnl_gross_micros,
-                state.method,
+                method,
                 execution.exec_time,
+                *step,
             ),
         )
-        self.conn.executemany(
-            "INSERT INTO position_closures (closing_execution_id, opening_execution_id, "
-            "strategy_id, account_id, instrument_id, direction, qty_micros, entry_time, "
-            "entry_price_micros, exit_time, exit_price_micros, realized_pnl_gross_micros) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    execution.id,
-                    c.opening_execution_id,
-                    *key,
-                    c.direction,
-                    c.qty_micros,
-                    c.entry_time,
-                    c.entry_price_micros,
-                    c.exit_time,
-                    c.exit_price_micros,
-                    c.realized_pnl_gross_micros,
-                )
-                for c in closures
-            ],
-        )
-        self._store_state(key, state, execution.exec_time)
-        if not replaying:
-            self._refresh_capital_if_stale(execution.strategy_id)
+        if closures:
+            self.conn.executemany(
+                "INSERT INTO position_closures (closing_execution_id, opening_execution_id, "
+                "strategy_id, account_id, instrument_id, direction, qty_micros, entry_time, "
+                "entry_price_micros, exit_time, exit_price_micros, realized_pnl_gross_micros) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        execution.id,
+                        c.opening_execution_id,
+                        *key,
+                        c.direction,
+                        c.qty_micros,
+                        c.entry_time,
+                        c.entry_price_micros,
+                        c.exit_time,
+                        c.exit_price_micros,
+                        c.realized_pnl_gross_micros,
+                    )
+                    for c in closures
+                ],
+            )
+        return step
 
-    def _refresh_capital_if_stale(self, strategy_id: int) -> None:
-        """A fill older than the strategy's newest event (on another instrument, so its own
-        position needed no replay) leaves the running capital stale: recompute it now."""
-        row = self.conn.execute(
-            "SELECT stale FROM agg_strategy_capital WHERE strategy_id = ?", (strategy_id,)
-        ).fetchone()
-        if row is not None and row[0]:
-            self._refresh_capital(strategy_id)
+    def _write_lots(self, key: Key, book: LotBook) -> None:
+        inserted, updated, deleted = book.changes()
+        if deleted:
+            self.conn.executemany(
+                "DELETE FROM position_lots WHERE id = ?", [(lot.row_id,) for lot in deleted]
+            )
+        if updated:
+            self.conn.executemany(
+                "UPDATE position_lots SET qty_micros = ?, cost_basis_micros = ?, "
+                "price_micros = ?, execution_id = ? WHERE id = ?",
+                [
+                    (
+                        lot.qty_micros,
+                        lot.cost_basis_micros,
+                        lot.price_micros,
+                        lot.execution_id,
+                        lot.row_id,
+                    )
+                    for lot in updated
+                ],
+            )
+        if inserted:
+            self.conn.executemany(
+                "INSERT INTO position_lots (strategy_id, account_id, instrument_id, execution_id, "
+                "open_time, qty_micros, price_micros, cost_basis_micros) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        *key,
+                        lot.execution_id,
+                        lot.open_time,
+                        lot.qty_micros,
+                        lot.price_micros,
+                        lot.cost_basis_micros,
+                    )
+                    for lot in inserted
+                ],
+            )
 
-    def _store_state(self, key: tuple[int, int, int], state: PositionState, last_time: str) -> None:
-        self.conn.execute(
-            "DELETE FROM position_lots "
-            "WHERE strategy_id = ? AND account_id = ? AND instrument_id = ?",
-            key,
-        )
-        self.conn.executemany(
-            "INSERT INTO position_lots (strategy_id, account_id, instrument_id, execution_id, "
-            "open_time, qty_micros, price_micros, cost_basis_micros) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    *key,
-                    lot.execution_id,
-                    lot.open_time,
-                    lot.qty_micros,
-                    lot.price_micros,
-                    lot.cost_basis_micros,
-                )
-                for lot in state.lots
-            ],
-        )
+    def _write_position(self, key: Key, state: PositionState, last_time: str) -> None:
         self.conn.execute(
             "INSERT INTO positions (strategy_id, account_id, instrument_id, qty_micros, "
             "cost_basis_micros, avg_cost_micros, realized_pnl_micros, method, last_exec_time, "
@@ -168,51 +412,67 @@ class PositionStore:
             ),
         )
 
-    def _rebuild_position(
-        self, strategy_id: int, account_id: int, instrument_id: int, *, refresh: bool = True
-    ) -> None:
-        """Replay one position's active fills in time order, inside the caller's transaction.
+    # ---- running capital -------------------------------------------------------------------
+    def _capital_before(
+        self, strategy_id: int, event_time: str, batch: PositionBatch
+    ) -> tuple[int, int | None] | None:
+        """(capital, peak) before a new event of the strategy at `event_time` if it is the
+        strategy's newest; None when it is late (the events after it need recomputing)."""
+        if strategy_id in batch.stale_capital:
+            return None
+        known = batch.capital.get(strategy_id)
+        if known is None:
+            row = self.conn.execute(
+                "SELECT capital_micros, peak_micros, last_event_time, stale "
+                "FROM agg_strategy_capital WHERE strategy_id = ?",
+                (strategy_id,),
+            ).fetchone()
+            if row is None:  # the strategy's first event
+                return 0, None
+            if row[3]:
+                return None
+            known = (row[0], row[1], row[2])
+        if known[2] > event_time:
+            return None
+        return known[0], known[1]
 
-        `refresh=False` leaves the strategy's capital aggregate to the caller (rebuilding many
-        positions of one strategy refreshes it once, at the end)."""
-        key = (strategy_id, account_id, instrument_id)
-        where = "strategy_id = ? AND account_id = ? AND instrument_id = ?"
-        for table in ("position_events", "position_closures", "position_lots", "positions"):
-            self.conn.execute(f"DELETE FROM {table} WHERE {where}", key)
-        rows = self.conn.execute(
-            f"SELECT * FROM executions WHERE {where} AND superseded_by IS NULL "
-            "ORDER BY exec_time, id",
-            key,
-        ).fetchall()
-        if not rows:
-            if refresh:
-                self._refresh_capital(strategy_id)
-            return
-        method = self.conn.execute(
-            "SELECT position_method FROM strategies WHERE id = ?", (strategy_id,)
-        ).fetchone()[0]
-        state = PositionState(method, self.instrument(instrument_id).multiplier_micros)
-        for row in rows:
-            self._apply_to_position(Execution.from_row(row), state)
-        if refresh:
-            self._refresh_capital(strategy_id)
+    @staticmethod
+    def _step(
+        capital: tuple[int, int | None] | None, event: PositionEvent
+    ) -> tuple[int | None, int | None]:
+        if capital is None:
+            return None, None
+        running = capital[0] + event.cost_basis_after_micros - event.cost_basis_before_micros
+        peak = running if capital[1] is None else max(capital[1], running)
+        return running, peak
 
-    def _refresh_capital(self, strategy_id: int) -> None:
-        """Recompute a strategy's deployed-capital aggregate after its events were replaced.
-
-        The insert trigger keeps it incrementally while events arrive in time order; a rebuild
-        deletes and replays events, which marks the row stale until this runs.
-        """
-        # One index-driven pass over this strategy's running capital (v_capital_running): its
-        # newest row carries the peak of all rows; the grouped v_capital_recomputed would
-        # compute every strategy's.
-        row = self.conn.execute(
-            "SELECT capital_micros, MAX(capital_micros) OVER () AS peak_micros, event_time, id "
-            "FROM v_capital_running WHERE strategy_id = ? "
-            "ORDER BY event_time DESC, id DESC LIMIT 1",
+    def _recompute_capital(self, strategy_id: int, since: str) -> None:
+        """Recompute the running capital of the strategy's events from `since` (event time) on,
+        from the values of the event just before, and refresh its aggregate row."""
+        base = self.conn.execute(
+            "SELECT capital_after_micros, peak_after_micros FROM position_events "
+            "WHERE strategy_id = ? AND event_time < ? ORDER BY event_time DESC, id DESC LIMIT 1",
+            (strategy_id, since),
+        ).fetchone()
+        capital, peak = (base[0], base[1]) if base else (0, None)
+        self.conn.execute(
+            "UPDATE position_events SET capital_after_micros = ? + w.running, "
+            "peak_after_micros = CASE WHEN ? IS NULL THEN ? + w.peak "
+            "ELSE MAX(?, ? + w.peak) END "
+            "FROM (SELECT id, running, MAX(running) OVER (ORDER BY event_time, id) AS peak "
+            "      FROM (SELECT id, event_time, SUM(cost_basis_after_micros "
+            "                   - cost_basis_before_micros) OVER (ORDER BY event_time, id) "
+            "                   AS running "
+            "            FROM position_events WHERE strategy_id = ? AND event_time >= ?)) AS w "
+            "WHERE position_events.id = w.id",
+            (capital, peak, capital, peak, capital, strategy_id, since),
+        )
+        last = self.conn.execute(
+            "SELECT capital_after_micros, peak_after_micros, event_time, id FROM position_events "
+            "WHERE strategy_id = ? ORDER BY event_time DESC, id DESC LIMIT 1",
             (strategy_id,),
         ).fetchone()
-        values = tuple(row) if row else (0, None, "", 0)
+        values = tuple(last) if last else (0, None, "", 0)
         self.conn.execute(
             "INSERT INTO agg_strategy_capital (strategy_id, capital_micros, peak_micros, "
             "last_event_time, last_event_id, stale) VALUES (?, ?, ?, ?, ?, 0) "
@@ -222,20 +482,23 @@ class PositionStore:
             (strategy_id, *values),
         )
 
+    # ---- full rebuild and reads -----------------------------------------------------------------
     def rebuild_positions(self) -> None:
         """Recompute every position from the executions (a repair and a check)."""
         with transaction(self.conn):
             keys = self.conn.execute(
-                "SELECT DISTINCT strategy_id, account_id, instrument_id FROM executions"
+                "SELECT DISTINCT e.strategy_id, e.account_id, e.instrument_id, s.position_method, "
+                "i.multiplier_micros FROM executions e "
+                "JOIN strategies s ON s.id = e.strategy_id "
+                "JOIN instruments i ON i.id = e.instrument_id"
             ).fetchall()
-            self.conn.execute("DELETE FROM position_events")
-            self.conn.execute("DELETE FROM position_closures")
-            self.conn.execute("DELETE FROM position_lots")
-            self.conn.execute("DELETE FROM positions")
-            for key in keys:
-                self._rebuild_position(*key, refresh=False)
-            for strategy_id in {key[0] for key in keys}:
-                self._refresh_capital(strategy_id)
+            for table in ("position_events", "position_closures", "position_lots", "positions"):
+                self.conn.execute(f"DELETE FROM {table}")
+            batch = PositionBatch()
+            for strategy_id, account_id, instrument_id, method, multiplier in keys:
+                position = (strategy_id, account_id, instrument_id)
+                self._replay(position, ("", 0), method, multiplier, batch)
+            self._flush(batch)
 
     def positions(
         self, *, strategy: str | int | None = None, include_flat: bool = False
@@ -244,7 +507,7 @@ class PositionStore:
         clauses = []
         if strategy is not None:
             clauses.append("strategy_id = ?")
-            params.append(self.strategy_id(strategy))
+            params.append(self.strategy_id(strategy))  # type: ignore[attr-defined]
         if not include_flat:
             clauses.append("qty_micros <> 0")
         if clauses:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, TypeVar
 from quantstrip.db.units import from_micros
 
 R = TypeVar("R", bound="Record")
+_COLUMNS: dict[type, list[str]] = {}
 
 
 @dataclass(frozen=True)
@@ -28,11 +29,14 @@ class Record:
 
     @classmethod
     def columns(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
+        cached = _COLUMNS.get(cls)
+        if cached is None:
+            cached = _COLUMNS[cls] = [f.name for f in fields(cls)]
+        return cached
 
     @classmethod
     def from_row(cls: type[R], row: sqlite3.Row | dict[str, Any]) -> R:
-        data = dict(row)
+        data = row if isinstance(row, dict) else dict(row)
         return cls(**{name: data.get(name) for name in cls.columns()})
 
     def as_dict(self) -> dict[str, Any]:
@@ -213,6 +217,8 @@ class PositionEventRecord(Record):
     realized_pnl_gross_micros: int
     method: str
     event_time: str
+    capital_after_micros: int | None  # the strategy's running deployed capital after it
+    peak_after_micros: int | None  # and its peak so far
 
 
 @dataclass(frozen=True)

@@ -77,18 +77,28 @@ class ReferenceData:
         return int(row[0])
 
     def strategy_id(self, strategy: str | int) -> int:
+        return self.strategy_and_method(strategy)[0]
+
+    def strategy_and_method(self, strategy: str | int) -> tuple[int, str]:
+        """A strategy's id and position method, by id or name (see `create_strategies`)."""
         if isinstance(strategy, int) and not isinstance(strategy, bool):
-            if self.conn.execute("SELECT 1 FROM strategies WHERE id = ?", (strategy,)).fetchone():
-                return strategy
+            row = self.conn.execute(
+                "SELECT id, position_method FROM strategies WHERE id = ?", (strategy,)
+            ).fetchone()
+            if row is not None:
+                return int(row[0]), row[1]
             raise ValidationError("strategy", f"unknown strategy id {strategy}")
         if isinstance(strategy, str):
             row = self.conn.execute(
-                "SELECT id FROM strategies WHERE name = ?", (strategy,)
+                "SELECT id, position_method FROM strategies WHERE name = ?", (strategy,)
             ).fetchone()
             if row is not None:
-                return int(row[0])
+                return int(row[0]), row[1]
             if self.create_strategies:
-                return self.ensure_strategy(strategy)
+                created = self.ensure_strategy(strategy)
+                return created, self.conn.execute(
+                    "SELECT position_method FROM strategies WHERE id = ?", (created,)
+                ).fetchone()[0]
             raise ValidationError(
                 "strategy",
                 f"unknown strategy {strategy!r}: strategies of this database are created "
