@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from quantstrip.daemon.states import ClientState
 from quantstrip.paths import workspace
 
 ACTIONS = ("start", "stop", "restart", "enable", "disable", "run-now")
@@ -76,7 +77,11 @@ def run_list(args: argparse.Namespace) -> int:
     for s in statuses:
         age = f"{s.heartbeat_age_s:.1f}s" if s.heartbeat_age_s is not None else "-"
         tail = s.next_run or ""
-        if s.last_error and s.state in ("crashed", "invalid", "restarting"):
+        if s.last_error and s.state in (
+            ClientState.CRASHED,
+            ClientState.INVALID,
+            ClientState.RESTARTING,
+        ):
             tail = s.last_error
         print(f"{s.name:24} {s.kind:8} {s.state:11} {s.pid or '-':>7} {age:>9}  {tail}")
     return 0

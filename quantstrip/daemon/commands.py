@@ -18,7 +18,14 @@ from quantstrip.daemon import registry
 from quantstrip.daemon.control import ControlError
 from quantstrip.daemon.managed import Managed
 from quantstrip.daemon.mirror import status
-from quantstrip.daemon.states import ClientState, EventType, RunStatus, RunTrigger, StopReason
+from quantstrip.daemon.states import (
+    ClientKind,
+    ClientState,
+    EventType,
+    RunStatus,
+    RunTrigger,
+    StopReason,
+)
 from quantstrip.errors import QuantstripError
 
 if TYPE_CHECKING:
@@ -109,16 +116,19 @@ class Commands:
     def _start(self, m: Managed) -> None:
         m.user_stopped = False
         m.restart_times.clear()  # an explicit start is a fresh crash-loop budget
-        if m.kind == "module" and m.proc is None:
+        if m.kind == ClientKind.MODULE and m.proc is None:
             self.daemon.modules.spawn(m)
-        elif m.kind == "notebook" and m.state in (ClientState.STOPPED, ClientState.CRASHED):
+        elif m.kind == ClientKind.NOTEBOOK and m.state in (
+            ClientState.STOPPED,
+            ClientState.CRASHED,
+        ):
             self.daemon.apply_config(m)
 
     def _stop(self, m: Managed) -> None:
         d = self.daemon
         m.user_stopped = True
         d.mirror.event(m.name, EventType.STOP_REQUESTED, "via control API")
-        if m.kind == "module":
+        if m.kind == ClientKind.MODULE:
             if m.proc is not None:
                 d.modules.begin_stop(m, StopReason.STOP)
             else:
@@ -132,7 +142,7 @@ class Commands:
         d = self.daemon
         m.user_stopped = False
         m.restart_times.clear()
-        if m.kind == "module":
+        if m.kind == ClientKind.MODULE:
             if m.proc is not None:
                 d.modules.begin_stop(m, StopReason.RESTART)
             else:
@@ -144,7 +154,7 @@ class Commands:
 
     def _run_now(self, m: Managed) -> dict[str, Any]:
         d = self.daemon
-        if m.kind == "module":
+        if m.kind == ClientKind.MODULE:
             if m.proc is None:
                 raise ControlError(f"client {m.name} is not running")
             os.kill(m.proc.pid, signal.SIGUSR1)

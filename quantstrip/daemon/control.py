@@ -222,6 +222,7 @@ def clients_from_db(db_path: Path | None = None) -> list[ClientStatus]:
     """The `clients` mirror, read-only, for when the daemon is down: the last recorded state
     (after a graceful daemon stop that is 'stopped'; after a crash of the daemon, what it last
     saw), flagged `daemon_running=False`, with `removed` clients left out."""
+    from quantstrip.daemon.states import ClientState
     from quantstrip.db.handler import Database
     from quantstrip.db.units import parse_utc
 
@@ -229,7 +230,9 @@ def clients_from_db(db_path: Path | None = None) -> list[ClientStatus]:
     if not path.exists():
         return []
     with Database(path, read_only=True) as db:
-        rows = db.query("SELECT * FROM clients WHERE state <> 'removed' ORDER BY name")
+        rows = db.query(
+            "SELECT * FROM clients WHERE state <> ? ORDER BY name", (str(ClientState.REMOVED),)
+        )
     now = clock.now()
     out = []
     for row in rows:

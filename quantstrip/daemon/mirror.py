@@ -18,7 +18,7 @@ from quantstrip.daemon.control import ClientStatus
 from quantstrip.daemon.managed import Managed
 from quantstrip.daemon.processes import signature_text
 from quantstrip.daemon.registry import ClientConfig
-from quantstrip.daemon.states import ClientState, EventType
+from quantstrip.daemon.states import ClientKind, ClientState, EventType
 from quantstrip.db.handler import Database
 from quantstrip.db.units import utc_text
 
@@ -30,7 +30,7 @@ def status(m: Managed) -> ClientStatus:
     cfg = m.config if isinstance(m.config, ClientConfig) else None
     pid = m.proc.pid if m.proc is not None else (m.run.process.pid if m.run else None)
     next_run = m.next_run
-    if m.kind == "notebook":
+    if m.kind == ClientKind.NOTEBOOK:
         next_run = utc_text(m.next_fire) if m.next_fire and m.enabled else None
     beat = m.last_heartbeat
     return ClientStatus(
@@ -49,7 +49,7 @@ def status(m: Managed) -> ClientStatus:
         display_name=(cfg.display_name or m.reported_name or cfg.name) if cfg else None,
         mode=cfg.mode if cfg else None,
         schedule=cfg.schedule if cfg else None,
-        missed_policy=str(cfg.missed.policy) if cfg and cfg.kind == "notebook" else None,
+        missed_policy=str(cfg.missed.policy) if cfg and cfg.kind == ClientKind.NOTEBOOK else None,
     )
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import papermill  # preloaded in the fork server: the point of this module
 
 from quantstrip import clock
+from quantstrip.daemon.states import RunStatus
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # papermill tags the cell it inserts; it is not one of the author's cells.
@@ -73,9 +74,9 @@ def _take_run(spec: dict[str, Any]) -> bool:
 
     with contextlib.closing(Database(spec["database"])) as db, transaction(db.conn):
         taken = db.conn.execute(
-            "UPDATE client_runs SET pid = ? WHERE id = ? AND status = 'running' "
+            "UPDATE client_runs SET pid = ? WHERE id = ? AND status = ? "
             "AND (pid IS NULL OR pid = ?)",
-            (os.getpid(), spec["run_id"], os.getpid()),
+            (os.getpid(), spec["run_id"], str(RunStatus.RUNNING), os.getpid()),
         ).rowcount
     return bool(taken)
 
@@ -127,7 +128,7 @@ def execute_run(spec: dict[str, Any]) -> None:
         return
     output = Path(spec["output_path"])
     output.parent.mkdir(parents=True, exist_ok=True)
-    status, error, error_cell, tb = "success", None, None, None
+    status, error, error_cell, tb = RunStatus.SUCCESS, None, None, None
     print(f"run {spec['run_id']} of {spec['client']}: {spec['input_path']} -> {output}")
     km = None
     started = clock.monotonic()
@@ -148,12 +149,12 @@ def execute_run(spec: dict[str, Any]) -> None:
             km=km,
         )
     except PapermillExecutionError as exc:
-        status = "failed"
+        status = RunStatus.FAILED
         error = f"{exc.ename}: {exc.evalue}"
         error_cell = source_cell_number(output, exc.cell_index)
         tb = ANSI.sub("", "\n".join(exc.traceback))
     except BaseException as exc:
-        status = "failed"
+        status = RunStatus.FAILED
         error = f"{type(exc).__name__}: {exc}"
         tb = traceback.format_exc()
     finally:
@@ -165,7 +166,7 @@ def execute_run(spec: dict[str, Any]) -> None:
         db.update(
             "client_runs",
             spec["run_id"],
-            status=status,
+            status=str(status),
             ended_at=now_text(),
             duration_s=round(clock.monotonic() - started, 3),
             output_path=str(output) if output.exists() else None,
@@ -175,5 +176,5 @@ def execute_run(spec: dict[str, Any]) -> None:
         )
     sys.stdout.flush()
     sys.stderr.flush()
-    if status != "success":
+    if status != RunStatus.SUCCESS:
         sys.exit(1)

@@ -121,7 +121,13 @@ class NotebookClients:
                 taken = self.db.conn.execute(
                     "UPDATE client_runs SET status = ?, ended_at = ?, duration_s = 0, error = ?, "
                     "scheduled_for = NULL WHERE id = ? AND status = ? AND pid IS NULL",
-                    (str(RunStatus.INTERRUPTED), now_text(), error, row["id"], "running"),
+                    (
+                        str(RunStatus.INTERRUPTED),
+                        now_text(),
+                        error,
+                        row["id"],
+                        str(RunStatus.RUNNING),
+                    ),
                 ).rowcount
             if taken:
                 self.mirror.event(m.name, EventType.RUN_INTERRUPTED, f"run {row['id']}: {error}")

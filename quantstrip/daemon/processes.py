@@ -24,12 +24,13 @@ import psutil
 
 from quantstrip.client import heartbeat
 from quantstrip.client.runner import crash_path, exit_path
+from quantstrip.daemon.states import ClientKind
 
 log = logging.getLogger("quantstrip.daemon")
 
 ORPHAN_GRACE_S = 3.0
 LOG_TAIL_LINES = 40
-MODULE, NOTEBOOK = "module", "notebook"
+MODULE, NOTEBOOK = ClientKind.MODULE, ClientKind.NOTEBOOK  # pid files: <client>.<kind>.pid
 
 
 class AdoptedProcess:

@@ -11,6 +11,13 @@ from __future__ import annotations
 from enum import StrEnum
 
 
+class ClientKind(StrEnum):
+    """How a client runs (`client.toml` kind)."""
+
+    MODULE = "module"  # a ClientBase subclass in its own long-running process
+    NOTEBOOK = "notebook"  # a notebook executed by papermill on a schedule
+
+
 class ClientState(StrEnum):
     """A client as the monitor shows it (`clients.state`)."""
 

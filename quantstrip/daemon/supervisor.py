@@ -35,7 +35,7 @@ from quantstrip.daemon.mirror import Mirror, gave_up
 from quantstrip.daemon.module_clients import ModuleClients
 from quantstrip.daemon.notebook_clients import NotebookClients
 from quantstrip.daemon.registry import ClientConfig, InvalidClient
-from quantstrip.daemon.states import ClientState, EventType, RunStatus, StopReason
+from quantstrip.daemon.states import ClientKind, ClientState, EventType, RunStatus, StopReason
 from quantstrip.db.handler import Database
 from quantstrip.errors import ConfigError
 from quantstrip.paths import Workspace, init_workspace, workspace
@@ -121,7 +121,7 @@ class Daemon:
                 log.exception("supervising %s failed (daemon keeps running)", m.name)
 
     def _poll(self, m: Managed) -> None:
-        if m.kind == "module":
+        if m.kind == ClientKind.MODULE:
             self.modules.poll(m)
         else:
             self.notebooks.poll(m)
@@ -244,7 +244,7 @@ class Daemon:
             m.state = ClientState.DISABLED
             m.trigger = m.next_fire = None
             return
-        if m.kind == "module":
+        if m.kind == ClientKind.MODULE:
             if m.user_stopped:
                 m.state = ClientState.STOPPED
             elif m.state == ClientState.CRASHED and initial:

@@ -8,16 +8,21 @@ import ipywidgets as w
 
 from quantstrip import clock
 from quantstrip.daemon.control import ClientStatus, ControlClient, clients_from_db
+from quantstrip.daemon.states import ClientState
 from quantstrip.dashboard.common import Refresher, error_html, header, read_ledger
 from quantstrip.paths import workspace
 
 ACTIONS = ("start", "stop", "restart", "enable", "disable", "run_now")
-HEALTH_COLOURS = {"running": "#0a6b0a", "crashed": "#a40000", "invalid": "#a40000"}
+HEALTH_COLOURS = {
+    ClientState.RUNNING: "#0a6b0a",
+    ClientState.CRASHED: "#a40000",
+    ClientState.INVALID: "#a40000",
+}
 
 
 def _health(status: ClientStatus) -> str:
     age = status.heartbeat_age_s
-    if status.state != "running":
+    if status.state != ClientState.RUNNING:
         return status.state
     if age is None:
         return "no heartbeat yet"
