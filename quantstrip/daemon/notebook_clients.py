@@ -13,22 +13,20 @@ import contextlib
 import logging
 import signal
 import sqlite3
-from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from quantstrip import clock
-from quantstrip.client.slots import missed_slots
 from quantstrip.daemon import notebooks, processes
 from quantstrip.daemon import parameters as parameters_module
 from quantstrip.daemon.managed import Managed
 from quantstrip.daemon.mirror import Mirror
+from quantstrip.daemon.notebook_downtime import Downtime
 from quantstrip.daemon.notebooks import NotebookRun
 from quantstrip.daemon.states import ClientState, EventType, MissedPolicy, RunStatus, RunTrigger
-from quantstrip.db.connection import transaction
 from quantstrip.db.handler import Database
-from quantstrip.db.units import now_text, parse_utc, utc_text
+from quantstrip.db.units import now_text, utc_text
 from quantstrip.paths import Workspace
 
 log = logging.getLogger("quantstrip.daemon")
@@ -39,7 +37,7 @@ Alert = Callable[[str, str, str | None], None]
 PRELAUNCH_S = 3.0
 
 
-class NotebookClients:
+class NotebookClients(Downtime):
     def __init__(self, ws: Workspace, db: Database, mirror: Mirror, alert: Alert) -> None:
         self.ws = ws
         self.db = db
@@ -68,137 +66,6 @@ class NotebookClients:
             self._take_back_unstarted(m)
         if initial and m.trigger and not m.user_stopped:
             self._catch_up(m, now)
-
-    def _adopt(self, m: Managed) -> None:
-        """Watch a run a previous daemon started and left running, instead of killing it: it
-        records its own outcome, and killing it would lose a slot that was claimed (a restarted
-        daemon does not run a claimed slot again)."""
-        found = self.adoptable.pop(m.name, None)
-        if found is None or m.run is not None:
-            if found is not None:
-                self.adoptable[m.name] = found
-            return
-        run_id = int(found.data.get("run_id", 0))
-        record = self.db.query("SELECT * FROM client_runs WHERE id = ?", (run_id,))
-        if not record or record[0]["status"] != RunStatus.RUNNING:
-            self.adoptable[m.name] = found  # not a run we know as running: stopped with the rest
-            return
-        row = record[0]
-        elapsed = (clock.now() - parse_utc(row["started_at"])).total_seconds()
-        limit = m.cfg.time_limit_s
-        m.run = NotebookRun(
-            run_id=run_id,
-            process=processes.AdoptedRun(found.proc),
-            started=clock.monotonic() - elapsed,
-            scheduled_for=row["scheduled_for"],
-            output_path=Path(found.data.get("output_path") or self.ws.runs / m.name / "?"),
-            deadline=clock.monotonic() + (limit - elapsed) if limit else None,
-        )
-        m.state = ClientState.RUNNING
-        m.started_at = row["started_at"]
-        log.info("client %s: run %s adopted (pid %s)", m.name, run_id, found.proc.pid)
-        self.mirror.event(
-            m.name, EventType.ADOPTED, f"run {run_id} (pid {found.proc.pid}) kept running"
-        )
-
-    def _take_back_unstarted(self, m: Managed) -> None:
-        """Claims a previous daemon made but died before their run started (no run process
-        marked the row as its own). The row is closed in one conditional UPDATE, so a run child
-        that was about to start sees it and does not run; its slot is freed, named in the
-        row's error, and runs again unless the client skips missed slots."""
-        rows = self.db.query(
-            "SELECT id, scheduled_for FROM client_runs WHERE client_name = ? AND status = ? "
-            "AND pid IS NULL",
-            (m.name, str(RunStatus.RUNNING)),
-        )
-        for row in rows:
-            slot = row["scheduled_for"]
-            rerun = slot is not None and m.cfg.missed.policy != MissedPolicy.SKIP
-            error = "the daemon stopped before this run started" + (
-                f"; slot {slot} is run again" if rerun else ""
-            )
-            with transaction(self.db.conn):
-                taken = self.db.conn.execute(
-                    "UPDATE client_runs SET status = ?, ended_at = ?, duration_s = 0, error = ?, "
-                    "scheduled_for = NULL WHERE id = ? AND status = ? AND pid IS NULL",
-                    (
-                        str(RunStatus.INTERRUPTED),
-                        now_text(),
-                        error,
-                        row["id"],
-                        str(RunStatus.RUNNING),
-                    ),
-                ).rowcount
-            if taken:
-                self.mirror.event(m.name, EventType.RUN_INTERRUPTED, f"run {row['id']}: {error}")
-                if rerun:
-                    m.missed_slots.append(parse_utc(slot))
-
-    def stop_unadopted(self, adopted: set[int]) -> None:
-        """Stop the runs nobody adopted (client removed, disabled or stopped), then close every
-        run still recorded as running that is not adopted."""
-        leftovers, self.adoptable = self.adoptable, {}
-        processes.stop_processes([(found.proc, found.path) for found in leftovers.values()])
-        self.close_interrupted_runs(adopted)
-
-    def _catch_up(self, m: Managed, now: datetime) -> None:
-        """Slots that passed while the daemon was down (within `missed.grace_s`) and that nobody
-        claimed: none run (skip), the latest runs now (run_once), or each runs in turn, oldest
-        first (run_all)."""
-        cfg = m.cfg
-        if cfg.missed.policy == MissedPolicy.SKIP:
-            return
-        since = self._missed_since(m, now)
-        if since is None:
-            return
-        found = missed_slots(m.trigger, since, now)
-        wanted = list(found.slots)
-        if cfg.missed.policy == MissedPolicy.RUN_ONCE:
-            wanted = wanted[-1:]
-        if not wanted:
-            return
-        claimed = {
-            row["scheduled_for"]
-            for row in self.db.query(
-                "SELECT scheduled_for FROM client_runs WHERE client_name = ? "
-                "AND scheduled_for BETWEEN ? AND ?",
-                (m.name, utc_text(wanted[0]), utc_text(wanted[-1])),
-            )
-        }
-        pending = [slot for slot in wanted if utc_text(slot) not in claimed]
-        if not pending:
-            return
-        how = "once" if cfg.missed.policy == MissedPolicy.RUN_ONCE else "each in turn"
-        log.info("client %s missed %d slot(s): running them %s", m.name, len(pending), how)
-        self.mirror.event(
-            m.name,
-            EventType.MISSED_RUN,
-            f"running missed slot(s) {', '.join(utc_text(s) for s in pending)} {how} "
-            f"(policy {cfg.missed.policy})",
-        )
-        m.missed_slots.extend(pending)
-        self._next_missed(m)
-
-    def _queue_missed(self, m: Managed) -> None:
-        """Oldest first, each slot once (a taken-back claim may also be a missed slot)."""
-        m.missed_slots = deque(sorted(set(m.missed_slots)))
-
-    def _missed_since(self, m: Managed, now: datetime) -> datetime | None:
-        """Where the downtime began, as far as the database knows, and no earlier than the
-        grace window: the latest slot this client claimed (slots are claimed oldest first, so
-        every later unclaimed one was missed, including those a killed daemon had queued), else
-        the last time a daemon mirrored the client. run_all needs a client a previous daemon
-        knew: a new client has missed nothing."""
-        since = now - timedelta(seconds=m.cfg.missed.grace_s)
-        last = self.db.query(
-            "SELECT MAX(scheduled_for) AS slot FROM client_runs WHERE client_name = ?", (m.name,)
-        )[0]["slot"]
-        row = self.mirror.saved(m.name)
-        if last:
-            return max(since, parse_utc(last))
-        if row is not None:
-            return max(since, parse_utc(row["updated_at"]))
-        return None if m.cfg.missed.policy == MissedPolicy.RUN_ALL else since
 
     def _next_missed(self, m: Managed) -> None:
         """Start the oldest missed slot still waiting, if no run is in progress."""
@@ -405,24 +272,3 @@ class NotebookClients:
         self.mirror.event(m.name, EventType.for_run(record.status), m.last_error, record.traceback)
         if record.status != RunStatus.INTERRUPTED:
             self.alert(m.name, f"notebook client {m.last_error}", record.traceback)
-
-    def close_interrupted_runs(self, adopted: set[int]) -> None:
-        """Runs a previous daemon left 'running' whose process is gone: closed as interrupted."""
-        for row in self.db.query(
-            "SELECT id, client_name, started_at FROM client_runs WHERE status = ?",
-            (str(RunStatus.RUNNING),),
-        ):
-            if row["id"] in adopted:
-                continue
-            started = parse_utc(row["started_at"])
-            self.db.update(
-                "client_runs",
-                row["id"],
-                status=str(RunStatus.INTERRUPTED),
-                ended_at=now_text(),
-                duration_s=round((clock.now() - started).total_seconds(), 3),
-                error="the daemon stopped during this run",
-            )
-            self.mirror.event(
-                row["client_name"], EventType.RUN_INTERRUPTED, f"run {row['id']} (daemon restart)"
-            )
