@@ -28,7 +28,8 @@ log = logging.getLogger("quantstrip.daemon")
 def status(m: Managed) -> ClientStatus:
     """One client as the control API and the monitor show it."""
     cfg = m.config if isinstance(m.config, ClientConfig) else None
-    pid = m.proc.pid if m.proc is not None else (m.run.process.pid if m.run else None)
+    run_process = m.run.process if m.run is not None else None
+    pid = m.proc.pid if m.proc is not None else (run_process.pid if run_process else None)
     next_run = m.next_run
     if m.kind == ClientKind.NOTEBOOK:
         next_run = utc_text(m.next_fire) if m.next_fire and m.enabled else None

@@ -14,6 +14,7 @@ import logging
 import signal
 import sqlite3
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -35,6 +36,8 @@ Alert = Callable[[str, str, str | None], None]
 # A scheduled run's process starts this long before its slot: a fresh kernel takes about a
 # second to start (more on a loaded machine), and the first cell should run at the slot.
 PRELAUNCH_S = 3.0
+# How long stopping a run that is still starting waits for its process (then the poll kills it).
+START_WAIT_S = 30.0
 
 
 class NotebookClients(Downtime):
@@ -43,6 +46,7 @@ class NotebookClients(Downtime):
         self.db = db
         self.mirror = mirror
         self.alert = alert
+        self.launcher = ThreadPoolExecutor(1, thread_name_prefix="run-launcher")
         # Run children a previous daemon left running, by client (see `adopt`).
         self.adoptable: dict[str, processes.Leftover] = {}
 
@@ -159,32 +163,59 @@ class NotebookClients(Downtime):
         except parameters_module.ParameterError as exc:
             self._refuse(m, run_id, str(exc))
             return run_id
-        process = notebooks.start_run(spec)
-        self.db.update("client_runs", run_id, pid=process.pid)
-        processes.write_pid_file(
-            processes.pid_file(m.name, processes.NOTEBOOK),
-            process.pid,
-            client=m.name,
-            run_id=run_id,
-            output_path=str(output),
-        )
         limit = cfg.time_limit_s
         ahead = max(0.0, (start_at - clock.now()).total_seconds()) if start_at else 0.0
         m.run = NotebookRun(
             run_id=run_id,
-            process=process,
+            process=None,
             started=clock.monotonic() + ahead,
             scheduled_for=scheduled_for,
             output_path=output,
             deadline=clock.monotonic() + ahead + limit if limit else None,
+            pending=self.launcher.submit(notebooks.start_run, spec),
         )
         m.state = ClientState.RUNNING
         m.started_at = started_at
-        log.info("client %s run %s started (%s, pid %s)", m.name, run_id, trigger, process.pid)
+        log.info("client %s run %s starting (%s)", m.name, run_id, trigger)
         self.mirror.event(
             m.name, EventType.RUN_STARTED, f"run {run_id} ({trigger}) slot {scheduled_for}"
         )
         return run_id
+
+    def _started(self, m: Managed) -> bool:
+        """Whether the run's process is up (it is started off the main loop: the first start
+        waits for the fork server to load papermill, seconds on a loaded machine, and the loop
+        must keep supervising meanwhile). Records its pid once it is."""
+        run = m.run
+        assert run is not None
+        if run.process is not None:
+            return True
+        assert run.pending is not None
+        if not run.pending.done():
+            return False
+        try:
+            run.process = run.pending.result()
+        except Exception as exc:
+            log.exception("client %s run %s did not start", m.name, run.run_id)
+            run.process = processes.NeverStarted()
+            run.killed_reason = f"{RunStatus.FAILED}:the run process could not start: {exc!r}"
+            return True
+        limit = m.cfg.time_limit_s if m.valid else None
+        if limit and run.deadline is not None:  # the limit counts from the start, not the claim
+            run.deadline = max(run.deadline, clock.monotonic() + limit)
+        pid = run.process.pid
+        self.db.update("client_runs", run.run_id, pid=pid)
+        processes.write_pid_file(
+            processes.pid_file(m.name, processes.NOTEBOOK),
+            pid,
+            client=m.name,
+            run_id=run.run_id,
+            output_path=str(run.output_path),
+        )
+        log.info("client %s run %s started (pid %s)", m.name, run.run_id, pid)
+        if run.killed_reason:  # stopped while it was starting
+            processes.kill_run_process(run.process)
+        return True
 
     def _refuse(self, m: Managed, run_id: int, error: str) -> None:
         """A run whose parameters do not match the notebook: failed before it starts."""
@@ -205,6 +236,13 @@ class NotebookClients(Downtime):
     def kill(self, m: Managed, status: RunStatus, reason: str) -> None:
         if m.run is None:
             return
+        if m.run.process is None and m.run.pending is not None:
+            with contextlib.suppress(Exception):
+                m.run.pending.result(timeout=START_WAIT_S)
+            if not self._started(m):
+                m.run.killed_reason = m.run.killed_reason or f"{status}:{reason}"
+                return  # still starting: killed by the poll that sees it start
+        assert m.run.process is not None
         if m.run.process.is_alive():
             processes.kill_run_process(m.run.process)
         m.run.killed_reason = m.run.killed_reason or f"{status}:{reason}"
@@ -214,6 +252,9 @@ class NotebookClients(Downtime):
     def _poll_run(self, m: Managed) -> None:
         assert m.run is not None
         run = m.run
+        if not self._started(m):
+            return
+        assert run.process is not None
         if run.process.is_alive():
             if run.deadline is not None and clock.monotonic() > run.deadline:
                 limit = m.cfg.time_limit_s
@@ -224,7 +265,7 @@ class NotebookClients(Downtime):
         self._finish(m)
 
     def _finish(self, m: Managed) -> None:
-        assert m.run is not None
+        assert m.run is not None and m.run.process is not None
         run = m.run
         run.process.join(1)
         # A killed run may have left its kernel behind in the same process group.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,12 +28,13 @@ class NotebookRun:
     """A run in progress, as the daemon tracks it."""
 
     run_id: int
-    process: Any  # multiprocessing.Process (forked from the fork server)
+    process: Any  # multiprocessing.Process (forked from the fork server); None while starting
     started: float  # monotonic
     scheduled_for: str | None
     output_path: Path
     deadline: float | None  # monotonic; the whole-run wall-clock limit
     killed_reason: str | None = None  # "status:message" once the daemon killed it
+    pending: Future[Any] | None = None  # the start of `process`, off the main loop
 
 
 def run_child(spec: dict[str, Any]) -> None:

@@ -98,6 +98,25 @@ class AdoptedRun:
         """Nothing to release: the process was never ours."""
 
 
+class NeverStarted:
+    """Stands for a run process that failed to start (the fork server refused)."""
+
+    pid = 0
+    exitcode: int | None = None
+
+    def is_alive(self) -> bool:
+        return False
+
+    def join(self, timeout: float | None = None) -> None:
+        """Nothing to wait for."""
+
+    def kill(self) -> None:
+        """Nothing to kill."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
 def signature_text(signature: tuple[Any, ...]) -> str:
     return json.dumps(signature, default=str)
 
@@ -158,6 +177,8 @@ def leftovers() -> list[Leftover]:
 
 
 def killpg(pid: int, sig: int) -> None:
+    if pid <= 0:  # killpg(0) would signal the daemon's own group
+        return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
 
