@@ -269,7 +269,7 @@ def set(key: str, value: Any) -> None:
         node[parts[-1]] = value
         new_text = tomlkit.dumps(document)
         _validate(_parse(new_text, key))
-        write_atomic(path, new_text.encode())
+        write_atomic(path, new_text.encode(), private=True)
         _refresh(force=True)
 
 
@@ -278,7 +278,7 @@ def save_text(text: str) -> None:
     validate_text(text)
     path = settings_path()
     with _state.lock, exclusive(_lock_path(path)):
-        write_atomic(path, text.encode())
+        write_atomic(path, text.encode(), private=True)
         _refresh(force=True)
 
 

@@ -80,3 +80,15 @@ def test_a_loosened_file_is_warned_about_at_start_and_init_tightens_it(
     assert f"made private (owner only): {database}" in result.stdout
     assert loosened(ws) == []
     assert mode(database) == 0o600 and mode(ws.home) == 0o700
+
+
+def test_the_settings_file_is_private_whatever_the_umask(workspace: Path) -> None:
+    """A script run from a shell (umask 022), not the CLI, still writes the settings 0600."""
+    from quantstrip import settings
+
+    previous = os.umask(0o022)
+    try:
+        settings.set("dashboard.port", 8899)
+    finally:
+        os.umask(previous)
+    assert mode(settings.settings_path()) == 0o600

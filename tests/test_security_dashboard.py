@@ -104,6 +104,18 @@ def test_private_files_are_not_served_to_the_operator_token_either(dashboard: Da
         if code in (301, 302):  # Voila sends other files to /voila/files/: that must refuse
             code, where = _status(f"{dashboard.base_url}{where}", token=dashboard.token)
         assert code in (403, 404), (path, code, where)
+    # Run outputs of notebook clients stay open to the operator (the monitor links them).
+    runs = Path(dashboard.root) / "var" / "runs" / "probe"
+    runs.mkdir(mode=0o700, parents=True, exist_ok=True)
+    runs.chmod(0o700)
+    (runs / "out.ipynb").touch(mode=0o600)
+    (runs / "out.ipynb").write_text(
+        '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
+    )
+    code, _ = _status(
+        f"{dashboard.base_url}/api/contents/var/runs/probe/out.ipynb?token={dashboard.token}"
+    )
+    assert code == 200
     listing = urllib.request.urlopen(
         f"{dashboard.base_url}/api/contents?token={dashboard.token}", timeout=60
     ).read()

@@ -5,7 +5,9 @@ directory `var/` lives inside it: the vault, its key, the ledger and the logs we
 (`/files/var/secrets/master.key`, `/view/var/secrets/vault.json`). Every way the server reaches a
 file goes through `_get_os_path` (contents API, /view, Voila's renderer, checkpoints, renames)
 or through the /files handler, so both refuse paths inside the data directory with 404, and the
-file browser does not list it.
+file browser does not list it. One exception: `runs/`, the output notebooks of notebook
+clients, which the client monitor links for the operator to open in JupyterLab (the viewer
+server serves nothing of the data directory).
 """
 
 from __future__ import annotations
@@ -33,11 +35,18 @@ def data_directory() -> Path:
     return (Path(root) / "var").resolve()
 
 
+SHARED_WITH_OPERATOR = ("runs",)  # folders of the data directory the operator's IDE opens
+
+
 def is_private(os_path: str | Path, private_dir: str | Path) -> bool:
-    """Whether `os_path` is the data directory or inside it (symbolic links resolved)."""
+    """Whether `os_path` is the data directory or inside it, outside SHARED_WITH_OPERATOR
+    (symbolic links resolved)."""
     target = Path(os.path.realpath(os_path))
     private = Path(os.path.realpath(private_dir))
-    return target == private or private in target.parents
+    if target != private and private not in target.parents:
+        return False
+    shared = [private / name for name in SHARED_WITH_OPERATOR]
+    return not any(target == s or s in target.parents for s in shared)
 
 
 class PrivateFileHandler(AuthenticatedFileHandler):
