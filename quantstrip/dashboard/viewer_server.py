@@ -78,19 +78,23 @@ def start_viewer(
             start_new_session=True,
         )
     server = DashboardServer(process, port, "")
-    deadline = clock.monotonic() + timeout_s
-    while clock.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"the viewer server exited with {process.returncode}; see {log_path}"
-            )
-        try:
-            with urllib.request.urlopen(f"{server.base_url}/login", timeout=2):
-                return server
-        except urllib.error.HTTPError:
-            return server  # it answers
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.3)
+    try:
+        deadline = clock.monotonic() + timeout_s
+        while clock.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"the viewer server exited with {process.returncode}; see {log_path}"
+                )
+            try:
+                with urllib.request.urlopen(f"{server.base_url}/login", timeout=2):
+                    return server
+            except urllib.error.HTTPError:
+                return server  # it answers
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.3)
+    except BaseException:
+        server.stop()  # interrupted while starting (SIGTERM, Ctrl-C): leave no orphan
+        raise
     server.stop()
     raise RuntimeError(f"the viewer server did not answer within {timeout_s:.0f}s; see {log_path}")
 
