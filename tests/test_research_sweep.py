@@ -125,6 +125,8 @@ def test_the_same_sweep_on_a_dask_scheduler_with_two_workers_gives_identical_res
     assert sorted(other.index) == sorted(local.index)  # same code + parameters = same keys
     assert set(other["worker"]) != set(local["worker"])  # really ran elsewhere
     assert other["worker"].nunique() == 2  # on both workers
+    assert all(w.startswith("tcp://127.0.0.1:") for w in other["worker"])
+    assert all(w.startswith("inproc://") for w in local["worker"])
     for key, run in other.iterrows():
         for column in ("fast", "slow", "symbol", "seed", "status", *METRICS):
             assert same(run[column], local.loc[key, column]), (key, column)

@@ -60,18 +60,13 @@ class RunTask:
 class _Watch:
     """Ends the kernel (process group) on cancel, time limit or memory limit."""
 
-    def __init__(self, task: RunTask) -> None:
+    def __init__(self, task: RunTask, event: Any = None) -> None:
         self.task = task
         self.pid: int | None = None
         self.reason: tuple[RunStatus, str] | None = None
         self._done = threading.Event()
         self._started: float | None = None  # when the notebook began executing
-        self._event = None
-        if task.cancel_event:
-            with contextlib.suppress(Exception):
-                from distributed import Event, get_client
-
-                self._event = Event(task.cancel_event, client=get_client())
+        self._event = event  # the sweep's cancel Event (distributed.Event), if any
         self._lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name=f"watch-{task.key[:8]}", daemon=True)
 
@@ -164,13 +159,21 @@ def execute_run(task: RunTask) -> dict[str, Any]:
     a loop) would otherwise drive this thread's kernels with the kernel's running loop. One
     context per thread also keeps the loop a warm kernel was started with for its next run.
     """
+    # The worker's client (for the cancel Event) and name are found through Dask's context.
+    event = None
+    if task.cancel_event:
+        with contextlib.suppress(Exception):
+            from distributed import Event, get_client
+
+            event = Event(task.cancel_event, client=get_client())
+    worker = _worker_name()
     context = getattr(_thread, "context", None)
     if context is None:
         context = _thread.context = contextvars.Context()
-    return context.run(_execute, task)
+    return context.run(_execute, task, event, worker)
 
 
-def _execute(task: RunTask) -> dict[str, Any]:
+def _execute(task: RunTask, event: Any, worker: str) -> dict[str, Any]:
     import papermill
 
     from quantstrip.db.handler import Database
@@ -208,7 +211,7 @@ def _execute(task: RunTask) -> dict[str, Any]:
     status, error, tb = RunStatus.SUCCESS, None, None
     kernels.register_engine()
     name = kernels.kernel_name_for(notebook, task.kernel)
-    watch = _Watch(task)
+    watch = _Watch(task, event)
     try:
         if watch.cancelled():
             raise _Cancelled
@@ -260,7 +263,7 @@ def _execute(task: RunTask) -> dict[str, Any]:
         "traceback": tb,
         "started_at": started_at,
         "duration_s": round(clock.monotonic() - started, 3),
-        "worker": _worker_name(),
+        "worker": worker,
         "kernel_pid": watch.pid,
         "database": str(database),
         "output": str(output) if output.exists() else None,
