@@ -1,19 +1,26 @@
-"""Full portfolio report on 1,000,000 executions across 50 strategies.
+"""Full portfolio report at 300,000 and 1,000,000 executions across 50 strategies.
 
-Prints the time of `portfolio_report` (DuckDB over the read-only SQLite attach, reading the
-trigger-kept aggregates behind v_daily_pnl / v_daily_trades / v_return_on_capital) beside a plain
-pandas-over-sqlite3 baseline computing the same figures from the individual fills and round trips
-in the same run, and their ratio. Target: the full report well under a second.
-The database is bulk-generated directly in the schema (generation is not what is measured):
-each strategy buys 100 shares and sells them later the same day, so every other fill closes a
-round trip. Usage: python bench/report.py [executions] (default 1,000,000).
+For each size, prints the median time of `portfolio_report` (DuckDB over the read-only SQLite
+attach, one engine per process, reading the aggregate views v_daily_pnl and v_strategy_days /
+v_performance) beside a baseline measured in the same run: pandas over sqlite3 reading the same
+views and computing the same figures (daily PnL, equity, drawdown, Sharpe, trades, win rate,
+profit factor, peak capital), and their ratio. Goal: <= 0.3 s at 1M, flat from 300k up.
+
+The database is generated directly in the schema (generation is not what is measured): base rows
+(fills, commissions, position events, round trips) are bulk-inserted, the aggregates built from
+them in one pass each, then the writer's capital refresh runs for every strategy, and the bench
+checks that no capital row is left stale (a stale row would make the readers measure something
+else). Each strategy buys 100 shares and sells them later the same day, so every other fill
+closes a round trip.
+Usage: python bench/report.py [executions ...] (default 300000 1000000) [--repeat N].
 """
 
 from __future__ import annotations
 
+import argparse
 import random
 import sqlite3
-import sys
+import statistics
 import tempfile
 import time
 from datetime import date, timedelta
@@ -22,30 +29,17 @@ from pathlib import Path
 import pandas as pd
 
 from quantstrip.analytics import portfolio_report
+from quantstrip.analytics.connection import reset
 from quantstrip.analytics.metrics import max_drawdown, sharpe
+from quantstrip.db.connection import transaction
 from quantstrip.db.handler import Database
 
 STRATEGIES = 50
-M = 1_000_000
+NOW = "2026-01-01 00:00:00.000000"
 
 
-def generate(path: Path, executions: int) -> None:
-    Database(path).close()  # schema
+def _base_rows(executions: int) -> dict[str, list[tuple]]:
     rng = random.Random(1)
-    conn = sqlite3.connect(path)
-    now = "2026-01-01 00:00:00.000000"
-    conn.execute(
-        "INSERT INTO accounts (id, broker, account_code, created_at) VALUES (1, 'sim', 'B', ?)",
-        (now,),
-    )
-    conn.executemany(
-        "INSERT INTO strategies (id, name, created_at) VALUES (?, ?, ?)",
-        [(s, f"strategy_{s:02d}", now) for s in range(1, STRATEGIES + 1)],
-    )
-    conn.executemany(
-        "INSERT INTO instruments (id, symbol, created_at) VALUES (?, ?, ?)",
-        [(s, f"SYM{s:02d}", now) for s in range(1, STRATEGIES + 1)],
-    )
     pairs = executions // 2
     per_strategy = pairs // STRATEGIES
     days = [
@@ -71,104 +65,193 @@ def generate(path: Path, executions: int) -> None:
             ):
                 exec_id += 1
                 execs.append(
-                    (exec_id, "sim", 1, f"E{exec_id}", f"E{exec_id}", s, s, side, qty, px, t, now)
+                    (exec_id, "sim", 1, f"E{exec_id}", f"E{exec_id}", s, s, side, qty, px, t, NOW)
                 )
                 events.append(
                     (exec_id, s, 1, s, before, after, 0, 0, basis_b, basis_a, realised, "fifo", t)
                 )
-                fees.append(("sim", f"E{exec_id}", exec_id, 1_000_000, now))
+                fees.append(("sim", f"E{exec_id}", exec_id, 1_000_000, NOW))
             closures.append(
                 (exec_id, exec_id - 1, s, 1, s, "LONG", qty, t_buy, buy_px, t_sell, sell_px, pnl)
             )
+    return {
+        "executions": execs,
+        "position_events": events,
+        "commissions": fees,
+        "position_closures": closures,
+    }
+
+
+# The aggregates built from the base rows in one pass each (what the triggers would have kept
+# row by row); agg_strategy_capital then gets the writer's own refresh.
+BACKFILL = (
+    "INSERT INTO agg_daily_pnl (strategy_id, day, gross_micros, commission_micros, fills) "
+    "SELECT pe.strategy_id, substr(pe.event_time, 1, 10), SUM(pe.realized_pnl_gross_micros), "
+    "SUM(COALESCE(c.commission_micros, 0)), COUNT(*) FROM position_events pe "
+    "LEFT JOIN commissions c ON c.execution_id = pe.execution_id GROUP BY 1, 2",
+    "INSERT INTO agg_daily_trips (strategy_id, day, trades, wins, losses, win_micros, "
+    "loss_micros) SELECT strategy_id, day, COUNT(*), SUM(net_micros > 0), SUM(net_micros < 0), "
+    "SUM(MAX(net_micros, 0)), SUM(MIN(net_micros, 0)) FROM v_closure_net GROUP BY 1, 2",
+    "INSERT INTO agg_capital_days (strategy_id, day, delta_micros, excess_micros, "
+    "last_event_time, last_event_id, events, stale) SELECT strategy_id, day, delta_micros, "
+    "excess_micros, last_event_time, last_event_id, events, 0 FROM v_capital_day_recomputed",
+)
+
+
+def generate(path: Path, executions: int) -> None:
+    Database(path).close()  # the schema
+    conn = sqlite3.connect(path)
+    triggers = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger'").fetchall()
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"):
+        conn.execute(f"DROP TRIGGER {name}")
+    conn.execute(
+        "INSERT INTO accounts (id, broker, account_code, created_at) VALUES (1, 'sim', 'B', ?)",
+        (NOW,),
+    )
+    conn.executemany(
+        "INSERT INTO strategies (id, name, created_at) VALUES (?, ?, ?)",
+        [(s, f"strategy_{s:02d}", NOW) for s in range(1, STRATEGIES + 1)],
+    )
+    conn.executemany(
+        "INSERT INTO instruments (id, symbol, created_at) VALUES (?, ?, ?)",
+        [(s, f"SYM{s:02d}", NOW) for s in range(1, STRATEGIES + 1)],
+    )
+    rows = _base_rows(executions)
     conn.executemany(
         "INSERT INTO executions (id, broker, account_id, exec_id, base_exec_id, strategy_id, "
         "instrument_id, side, qty_micros, price_micros, exec_time, recorded_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        execs,
+        rows["executions"],
     )
     conn.executemany(
         "INSERT INTO position_events (execution_id, strategy_id, account_id, instrument_id, "
         "qty_before_micros, qty_after_micros, avg_cost_before_micros, avg_cost_after_micros, "
         "cost_basis_before_micros, cost_basis_after_micros, realized_pnl_gross_micros, method, "
         "event_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        events,
+        rows["position_events"],
     )
     conn.executemany(
         "INSERT INTO commissions (broker, exec_id, execution_id, commission_micros, recorded_at) "
         "VALUES (?, ?, ?, ?, ?)",
-        fees,
+        rows["commissions"],
     )
     conn.executemany(
         "INSERT INTO position_closures (closing_execution_id, opening_execution_id, strategy_id, "
         "account_id, instrument_id, direction, qty_micros, entry_time, entry_price_micros, "
         "exit_time, exit_price_micros, realized_pnl_gross_micros) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        closures,
+        rows["position_closures"],
     )
+    for statement in BACKFILL:
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO agg_strategy_capital (strategy_id, stale) SELECT id, 1 FROM strategies"
+    )
+    for (sql,) in triggers:
+        conn.execute(sql)
     conn.commit()
     conn.close()
+    with Database(path) as db:  # the writer's capital refresh, as after any replay
+        for strategy_id in range(1, STRATEGIES + 1):
+            with transaction(db.conn):
+                db._recompute_capital(strategy_id, "")
+    conn = sqlite3.connect(path)
+    stale = conn.execute(
+        "SELECT (SELECT COUNT(*) FROM agg_strategy_capital WHERE stale <> 0) "
+        "+ (SELECT COUNT(*) FROM agg_capital_days WHERE stale <> 0)"
+    ).fetchone()[0]
+    net = conn.execute(
+        "SELECT (SELECT SUM(gross_micros - commission_micros) FROM agg_daily_pnl) - "
+        "((SELECT SUM(realized_pnl_gross_micros) FROM position_events) "
+        "- (SELECT SUM(commission_micros) FROM commissions))"
+    ).fetchone()[0]
+    conn.close()
+    if stale or net:
+        raise SystemExit(f"generation left {stale} stale capital rows, net PnL off by {net}")
 
 
 def pandas_baseline(path: Path) -> pd.DataFrame:
-    """The same figures with pandas.read_sql over sqlite3 and plain pandas."""
+    """The same figures with pandas.read_sql over sqlite3, from the same aggregate views."""
     conn = sqlite3.connect(path)
-    # From the fills themselves (what a report without the aggregate tables has to do).
-    daily = pd.read_sql(
-        "SELECT s.name AS strategy, substr(e.exec_time, 1, 10) AS date, "
-        "SUM(pe.realized_pnl_gross_micros) / 1e6 AS gross_pnl, "
-        "SUM(COALESCE(c.commission_micros, 0)) / 1e6 AS commission, "
-        "(SUM(pe.realized_pnl_gross_micros) - SUM(COALESCE(c.commission_micros, 0))) / 1e6 "
-        "AS net_pnl FROM executions e JOIN position_events pe ON pe.execution_id = e.id "
-        "JOIN strategies s ON s.id = e.strategy_id "
-        "LEFT JOIN commissions c ON c.execution_id = e.id "
-        "WHERE e.superseded_by IS NULL GROUP BY e.strategy_id, 2",
+    daily = pd.read_sql("SELECT strategy, date, net_pnl FROM v_daily_pnl", conn)
+    days = pd.read_sql(
+        "SELECT strategy, gross_pnl, commission, net_pnl, trades, wins, losses, win_pnl, "
+        "loss_pnl, capital_peak FROM v_strategy_days",
         conn,
     )
-    trips = pd.read_sql("SELECT strategy, net_pnl FROM v_round_trips", conn)
     conn.close()
     daily["date"] = pd.to_datetime(daily["date"])
     pnl = daily.pivot_table(index="date", columns="strategy", values="net_pnl", aggfunc="sum")
     pnl = pnl.reindex(pd.bdate_range(pnl.index.min(), pnl.index.max())).fillna(0.0)
+    sums = days.groupby("strategy").agg(
+        net_pnl=("net_pnl", "sum"),
+        trades=("trades", "sum"),
+        wins=("wins", "sum"),
+        win_pnl=("win_pnl", "sum"),
+        loss_pnl=("loss_pnl", "sum"),
+        peak_capital=("capital_peak", "max"),
+    )
     rows = {}
     for name in pnl.columns:
         equity = pnl[name].cumsum() + 100_000
-        t = trips[trips["strategy"] == name]
+        row = sums.loc[name]
         rows[name] = {
-            "net_pnl": pnl[name].sum(),
+            "net_pnl": round(row.net_pnl, 2),
             "sharpe": sharpe(pnl[name] / 100_000),
             "max_drawdown": max_drawdown(equity).depth,
-            "trades": len(t),
-            "win_rate": (t["net_pnl"] > 0).mean(),
+            "trades": row.trades,
+            "win_rate": row.wins / row.trades,
+            "profit_factor": row.win_pnl / -row.loss_pnl,
+            "return_on_capital": row.net_pnl / row.peak_capital,
         }
     return pd.DataFrame(rows).T
 
 
-def timed(fn, *args, repeat: int = 3) -> float:
-    best = float("inf")
+def median_time(fn, path: Path, repeat: int) -> float:
+    times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        fn(*args)
-        best = min(best, time.perf_counter() - start)
-    return best
+        fn(path)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run(folder: Path, executions: int, repeat: int) -> tuple[float, float]:
+    path = folder / f"bench_{executions}.db"
+    start = time.perf_counter()
+    generate(path, executions)
+    print(f"generated {executions:,} executions in {time.perf_counter() - start:.1f} s")
+    start = time.perf_counter()
+    report = portfolio_report(path)  # opens this process's engine over the file
+    first = time.perf_counter() - start
+    duck = median_time(portfolio_report, path, repeat)
+    base = median_time(pandas_baseline, path, repeat)
+    check = pandas_baseline(path)
+    for name in check.index:
+        assert abs(report.stats.loc[name].net_pnl - check.loc[name].net_pnl) <= 0.005 + 1e-9
+        assert report.stats.loc[name].trades == check.loc[name].trades
+    print(
+        f"  portfolio report: median {duck:.3f} s of {repeat} (first call, opening the engine: "
+        f"{first:.3f} s); pandas over the same views: median {base:.3f} s; "
+        f"ratio report/pandas {duck / base:.2f}x"
+    )
+    reset()
+    return duck, base
 
 
 def main() -> None:
-    executions = int(sys.argv[1]) if len(sys.argv) > 1 else M
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=[300_000, 1_000_000])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    results = {}
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "bench.db"
-        start = time.perf_counter()
-        generate(path, executions)
-        print(f"generated {executions:,} executions in {time.perf_counter() - start:.1f} s")
-        duck = timed(lambda: portfolio_report(path))
-        base = timed(pandas_baseline, path)
-        report = portfolio_report(path)
-        check = pandas_baseline(path)
-        for name in check.index:
-            # the report rounds to the cent; the baseline keeps the float sum
-            assert abs(report.stats.loc[name].net_pnl - check.loc[name].net_pnl) <= 0.005 + 1e-9
-        print(f"portfolio report (DuckDB over the aggregate views): {duck:.3f} s")
-        print(f"baseline (pandas over sqlite3 from the fills, same figures): {base:.3f} s")
-        print(f"ratio baseline/duckdb: {base / duck:.2f}x")
+        for size in args.sizes:
+            results[size] = run(Path(folder), size, args.repeat)
+    if len(results) > 1:
+        small, large = min(results), max(results)
+        growth = results[large][0] / results[small][0]
+        print(f"report time {large:,} vs {small:,}: {growth:.2f}x (flat is 1.0x)")
 
 
 if __name__ == "__main__":

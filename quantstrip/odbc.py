@@ -33,6 +33,9 @@ VIEWS = (
     "v_positions",
     "v_position_history",
     "v_return_on_capital",
+    "v_strategy_days",
+    "v_strategy_stats",
+    "v_portfolio_stats",
 )
 
 

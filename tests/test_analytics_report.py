@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support import half_cents
 
 from quantstrip.analytics import charts, list_queries, portfolio_report, run_query
 from quantstrip.analytics.connection import connect
 from quantstrip.analytics.queries import QueryHandle, ReadOnlyQueryError
+from quantstrip.db.handler import Database
 from quantstrip.demo import build_demo
 
 END = date(2025, 6, 30)
@@ -74,7 +76,7 @@ def test_every_report_figure_equals_the_views_to_the_cent(demo_db: Path) -> None
     )
     for _, row in trade_stats.iterrows():
         stats = report.stats.loc[row.strategy]
-        assert row.trades == stats.trades == trips[row.strategy]
+        assert row.trades == stats.trades == trips.get(row.strategy, sum(trips.values()))
         assert row.win_rate == pytest.approx(stats.win_rate, abs=5e-5)
         assert cents(row.avg_win) == cents(stats.avg_win)
         assert cents(row.avg_loss) == cents(stats.avg_loss)
@@ -88,6 +90,125 @@ def test_every_report_figure_equals_the_views_to_the_cent(demo_db: Path) -> None
         assert abs(months["net_pnl"].sum() - report.stats.loc[strategy].net_pnl) <= tolerance
     final_equity = report.equity["Portfolio"].iloc[-1]
     assert cents(final_equity - 300_000) == cents(portfolio.net_pnl)
+
+
+def test_half_cent_totals_read_the_same_in_the_report_and_the_sql_editor(tmp_path: Path) -> None:
+    path = half_cents.build(tmp_path / "half.db")
+    report = portfolio_report(path, today=END)
+    by_query = run_query(
+        next(q.sql for q in list_queries() if q.name == "pnl_by_strategy"), db_path=path
+    ).set_index("strategy")
+    monthly = run_query(
+        next(q.sql for q in list_queries() if q.name == "monthly_pnl"), db_path=path
+    ).set_index("strategy")
+    view = (
+        connect(path)
+        .execute("SELECT strategy, net_pnl, commission FROM v_return_on_capital")
+        .fetchall()
+    )
+    in_view = {strategy: (net, fee) for strategy, net, fee in view}
+    for strategy, (net, commission) in half_cents.EXPECTED.items():
+        assert report.stats.loc[strategy].net_pnl == float(net), strategy
+        assert report.stats.loc[strategy].commission == float(commission), strategy
+        assert by_query.loc[strategy].net_pnl == float(net), strategy
+        assert by_query.loc[strategy].commission == float(commission), strategy
+        assert monthly.loc[strategy].net_pnl == float(net), strategy
+        assert in_view[strategy] == (float(net), float(commission)), strategy
+
+
+STAT_COLUMNS = [
+    "net_pnl",
+    "gross_pnl",
+    "commission",
+    "trades",
+    "win_rate",
+    "avg_win",
+    "avg_loss",
+    "profit_factor",
+    "peak_capital",
+    "return_on_capital",
+]
+
+
+def _same(a: object, b: object) -> bool:
+    missing = (a is None or (isinstance(a, float) and math.isnan(a)), b is None)
+    return all(missing) if any(missing) else a == b
+
+
+def test_the_report_reads_every_strategy_figure_from_v_performance(demo_db: Path) -> None:
+    """One definition: the report, the SQL editor (DuckDB) and Excel (SQLite) show the same
+    win rate, profit factor, averages, peak capital and return on capital, to the last bit."""
+    report = portfolio_report(demo_db, today=END).stats
+    sqlite = sqlite3.connect(demo_db)
+    columns = ", ".join(STAT_COLUMNS)
+    for engine in (sqlite, connect(demo_db)):
+        rows = engine.execute(f"SELECT strategy, {columns} FROM v_performance").fetchall()
+        assert {row[0] for row in rows} == set(report.index)
+        for strategy, *values in rows:
+            for column, value in zip(STAT_COLUMNS, values, strict=True):
+                assert _same(report.loc[strategy, column], value), (strategy, column)
+    editor = run_query(
+        next(q.sql for q in list_queries() if q.name == "win_rate_by_strategy"), db_path=demo_db
+    ).set_index("strategy")
+    for strategy, row in editor.iterrows():
+        for column in ("trades", "win_rate", "avg_win", "avg_loss", "profit_factor"):
+            assert _same(report.loc[strategy, column], row[column]), (strategy, column)
+    roc = dict(sqlite.execute("SELECT strategy, return_on_capital FROM v_return_on_capital"))
+    for strategy, value in roc.items():
+        assert report.loc[strategy, "return_on_capital"] == value
+
+
+def _trade(db: Database, exec_id: str, strategy: str, side: str, qty: int, price: str, when: str):
+    from quantstrip.db.handler import ExecutionInput
+
+    instrument = db.ensure_instrument(f"{strategy}_SYM")
+    db.record_execution(
+        ExecutionInput("sim", "ACC", exec_id, strategy, instrument, side, qty, price, when)
+    )
+
+
+def test_a_horizon_narrows_return_on_capital_above_and_below_the_line(tmp_path: Path) -> None:
+    """2025's return is 2025's PnL over the capital deployed in 2025 (a 100,000 position of
+    2024 does not dilute it), and capital carried into 2025 counts."""
+    path = tmp_path / "horizon.db"
+    with Database(path) as db:
+        _trade(db, "1", "big_then_small", "BUY", 1000, "100", "2024-03-01T15:00:00Z")
+        _trade(db, "2", "big_then_small", "SELL", 1000, "110", "2024-03-05T15:00:00Z")
+        _trade(db, "3", "big_then_small", "BUY", 10, "100", "2025-02-03T15:00:00Z")
+        _trade(db, "4", "big_then_small", "SELL", 10, "101", "2025-02-04T15:00:00Z")
+        _trade(db, "5", "carried", "BUY", 500, "10", "2024-12-30T15:00:00Z")
+        _trade(db, "6", "carried", "SELL", 200, "11", "2025-02-03T15:00:00Z")
+        _trade(db, "7", "carried", "SELL", 300, "9", "2025-02-04T15:00:00Z")
+    stats = portfolio_report(path, horizon="ytd", today=date(2025, 6, 30)).stats
+    small = stats.loc["big_then_small"]
+    assert small.return_on_capital == pytest.approx(0.01)  # not 10 / 100,000
+    assert (small.net_pnl, small.peak_capital) == (10.0, 1000.0)
+    carried = stats.loc["carried"]
+    assert (carried.net_pnl, carried.peak_capital) == (-100.0, 5000.0)
+    assert (carried.trades, carried.win_rate) == (2, 0.5)
+    assert carried.profit_factor == pytest.approx(200 / 300)
+    # Together: 5,000 carried in plus the 1,000 bought on 3 February while it was held.
+    assert stats.loc["Portfolio"].peak_capital == 6000.0
+    everything = portfolio_report(path, today=date(2025, 6, 30)).stats
+    assert everything.loc["big_then_small"].peak_capital == 100_000.0
+
+
+def test_the_portfolio_peak_is_the_peak_of_the_sum_not_the_sum_of_peaks(tmp_path: Path) -> None:
+    path = tmp_path / "peaks.db"
+    with Database(path) as db:
+        _trade(db, "1", "january", "BUY", 1000, "100", "2025-01-06T15:00:00Z")
+        _trade(db, "2", "january", "SELL", 1000, "101", "2025-01-10T15:00:00Z")
+        _trade(db, "3", "march", "BUY", 1000, "100", "2025-03-03T15:00:00Z")
+        _trade(db, "4", "march", "SELL", 1000, "100", "2025-03-07T15:00:00Z")
+        _trade(db, "5", "overlap", "BUY", 10, "100", "2025-03-04T15:00:00Z")
+        _trade(db, "6", "overlap", "SELL", 10, "100", "2025-03-05T15:00:00Z")
+    stats = portfolio_report(path, today=date(2025, 6, 30)).stats
+    # January's and March's capital were never deployed together; March and overlap were.
+    assert stats.loc["Portfolio"].return_on_capital == pytest.approx(1000.0 / 101_000.0)
+    assert stats.loc["january"].peak_capital == stats.loc["march"].peak_capital == 100_000.0
+    assert stats.loc["Portfolio"].peak_capital == 101_000.0
+    view = sqlite3.connect(path).execute("SELECT peak_capital FROM v_portfolio_stats")
+    assert view.fetchone()[0] == 101_000.0
 
 
 def _reference_sharpe(daily_pnl: list[float], capital: float) -> float:

@@ -117,7 +117,9 @@ def test_the_migration_backfills_aggregates_of_an_existing_database(tmp_path: Pa
     source = tmp_path / "current.db"
     with Database(source) as db:
         fill(db, "1", "BUY", 100, "10.00", "2025-01-02T15:00:00Z")
-        fill(db, "2", "SELL", 100, "11.00", "2025-01-03T15:00:00Z")
+        fill(db, "2", "SELL", 60, "11.00", "2025-01-03T15:00:00Z")
+        fill(db, "3", "SELL", 40, "11.50", "2025-01-03T16:00:00Z")
+        db.record_commission(broker="sim", exec_id="1", commission="1.01")
         db.record_commission(broker="sim", exec_id="2", commission=1.00)
     path = tmp_path / "old.db"
     _version_2_copy(source, path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -11,11 +12,13 @@ from pathlib import Path
 
 import pytest
 from conftest import require_component
+from support import half_cents
+from support.excel import excel
 
 from quantstrip.db.handler import Database, ExecutionInput
 from quantstrip.odbc import DSN_NAME, VIEWS, install_dsn, replace_section
 
-pyodbc = pytest.importorskip("pyodbc")
+pytest.importorskip("pyodbc")
 
 DATE_COLUMNS = {
     "v_executions": "exec_date",
@@ -24,6 +27,7 @@ DATE_COLUMNS = {
     "v_daily_trades": "date",
     "v_commissions": "date",
     "v_position_history": "date",
+    "v_strategy_days": "date",
 }
 MONEY_COLUMNS = {
     "v_executions": ["qty", "price", "notional", "commission"],
@@ -34,6 +38,9 @@ MONEY_COLUMNS = {
     "v_positions": ["qty", "avg_cost", "cost_basis", "realized_pnl_gross"],
     "v_position_history": ["qty_before", "qty_after", "realized_pnl_gross"],
     "v_return_on_capital": ["gross_pnl", "commission", "net_pnl", "peak_capital"],
+    "v_strategy_days": ["net_pnl", "win_pnl", "loss_pnl", "capital_open", "capital_peak"],
+    "v_strategy_stats": ["gross_pnl", "commission", "net_pnl", "peak_capital"],
+    "v_portfolio_stats": ["net_pnl", "peak_capital", "return_on_capital"],
 }
 
 
@@ -91,50 +98,52 @@ def test_replace_section_updates_in_place() -> None:
 
 def test_every_view_is_listed_and_matches_sqlite(trading_db: Path, odbc_ini: Path) -> None:
     install_dsn(trading_db)
-    conn = pyodbc.connect(f"DSN={DSN_NAME}")
-    cursor = conn.cursor()
-    listed = {row.table_name for row in cursor.tables(tableType="VIEW")}
-    assert set(VIEWS) <= listed
+    listed, *results = excel(
+        odbc_ini, "::views", *(f"SELECT * FROM {view} ORDER BY 1" for view in VIEWS)
+    )
+    assert set(VIEWS) <= {row[0] for row in listed.rows}
     direct = sqlite3.connect(trading_db)
-    for view in VIEWS:
-        cursor.execute(f"SELECT * FROM {view} ORDER BY 1")
-        columns = [d[0] for d in cursor.description]
-        through_odbc = cursor.fetchall()
+    for view, through_odbc in zip(VIEWS, results, strict=True):
         expected = direct.execute(f"SELECT * FROM {view} ORDER BY 1").fetchall()
-        assert through_odbc, f"{view} is empty"
-        assert len(through_odbc) == len(expected)
-        for got, want in zip(through_odbc, expected, strict=True):
-            for name, value, wanted in zip(columns, got, want, strict=True):
+        assert through_odbc.rows, f"{view} is empty"
+        assert len(through_odbc.rows) == len(expected)
+        for got, want in zip(through_odbc.rows, expected, strict=True):
+            for name, value, wanted in zip(through_odbc.columns, got, want, strict=True):
                 if isinstance(value, dt.date):
                     assert value.isoformat() == wanted, (view, name)
+                elif isinstance(wanted, float) and isinstance(value, str):
+                    # A computed column whose first row is NULL reaches ODBC as text.
+                    assert float(value) == pytest.approx(wanted, rel=1e-12), (view, name)
                 elif isinstance(wanted, float):
                     # The driver hands doubles over as text: equal to 12 significant digits.
                     assert value == pytest.approx(wanted, rel=1e-12, abs=1e-9), (view, name)
                 else:
                     assert value == wanted, (view, name)
-    conn.close()
 
 
 def test_views_have_excel_friendly_types(trading_db: Path, odbc_ini: Path) -> None:
     install_dsn(trading_db)
-    cursor = pyodbc.connect(f"DSN={DSN_NAME}").cursor()
-    for view, column in DATE_COLUMNS.items():
-        cursor.execute(f"SELECT {column} FROM {view}")
-        assert cursor.description[0][1] is dt.date, f"{view}.{column} is not a DATE"
-        assert all(isinstance(row[0], dt.date) for row in cursor.fetchall())
-    for view, columns in MONEY_COLUMNS.items():
-        cursor.execute(f"SELECT {', '.join(columns)} FROM {view}")
-        for description in cursor.description:
-            assert description[1] in (float, int), f"{view}.{description[0]} is not numeric"
+    dates = excel(
+        odbc_ini, *(f"SELECT {column} FROM {view}" for view, column in DATE_COLUMNS.items())
+    )
+    for (view, column), result in zip(DATE_COLUMNS.items(), dates, strict=True):
+        assert result.types == ["date"], f"{view}.{column} is not a DATE"
+        assert all(isinstance(row[0], dt.date) for row in result.rows)
+    money = excel(
+        odbc_ini,
+        *(f"SELECT {', '.join(columns)} FROM {view}" for view, columns in MONEY_COLUMNS.items()),
+    )
+    for view, result in zip(MONEY_COLUMNS, money, strict=True):
+        for name, kind in zip(result.columns, result.types, strict=True):
+            assert kind in ("float", "int"), f"{view}.{name} is not numeric"
 
 
 def test_daily_pnl_through_odbc_is_exact_to_the_cent(trading_db: Path, odbc_ini: Path) -> None:
     install_dsn(trading_db)
-    cursor = pyodbc.connect(f"DSN={DSN_NAME}").cursor()
-    rows = cursor.execute(
-        "SELECT strategy, date, net_pnl FROM v_daily_pnl ORDER BY strategy, date"
-    ).fetchall()
-    got = [(r.strategy, r.date.isoformat(), round(r.net_pnl, 2)) for r in rows]
+    (result,) = excel(
+        odbc_ini, "SELECT strategy, date, net_pnl FROM v_daily_pnl ORDER BY strategy, date"
+    )
+    got = [(strategy, day.isoformat(), round(net, 2)) for strategy, day, net in result.rows]
     # alpha: 60 x (190.10 - 187.25) = 171.00 gross, fees 1.00 each day.
     # beta: short 2 ES x 50 at 5710.25, covered at 5702.00 = 825.00 gross; fees 4.50 each day.
     assert got == [
@@ -147,13 +156,11 @@ def test_daily_pnl_through_odbc_is_exact_to_the_cent(trading_db: Path, odbc_ini:
 
 def test_the_dsn_is_read_only(trading_db: Path, odbc_ini: Path) -> None:
     install_dsn(trading_db)
-    conn = pyodbc.connect(f"DSN={DSN_NAME}")
     before = sqlite3.connect(trading_db).execute("SELECT COUNT(*) FROM strategies").fetchone()
-    with pytest.raises(pyodbc.Error, match=r"readonly|not authorized"):
-        conn.cursor().execute(
-            "INSERT INTO strategies (name, created_at) VALUES ('excel', '2025-01-01')"
-        )
-        conn.commit()
+    (result,) = excel(
+        odbc_ini, "INSERT INTO strategies (name, created_at) VALUES ('excel', '2025-01-01')"
+    )
+    assert result.error and re.search(r"readonly|not authorized", result.error)
     after = sqlite3.connect(trading_db).execute("SELECT COUNT(*) FROM strategies").fetchone()
     assert before == after
 
@@ -177,17 +184,35 @@ def test_excel_sees_the_same_figures_as_the_portfolio_report(
     from quantstrip.analytics import portfolio_report
 
     install_dsn(trading_db)
-    cursor = pyodbc.connect(f"DSN={DSN_NAME}").cursor()
     report = portfolio_report(trading_db)
-    rows = cursor.execute(
-        "SELECT strategy, SUM(net_pnl), SUM(commission) FROM v_daily_pnl GROUP BY strategy"
-    ).fetchall()
-    assert len(rows) == 2
-    for strategy, net, commission in rows:
+    sums, trips = excel(
+        odbc_ini,
+        "SELECT strategy, SUM(net_pnl), SUM(commission) FROM v_daily_pnl GROUP BY strategy",
+        "SELECT strategy, COUNT(*) FROM v_round_trips GROUP BY 1",
+    )
+    assert len(sums.rows) == 2
+    for strategy, net, commission in sums.rows:
         assert round(net, 2) == round(report.stats.loc[strategy].net_pnl, 2)
         assert round(commission, 2) == round(report.stats.loc[strategy].commission, 2)
-    trips = dict(
-        cursor.execute("SELECT strategy, COUNT(*) FROM v_round_trips GROUP BY 1").fetchall()
-    )
-    for strategy, count in trips.items():
+    for strategy, count in trips.rows:
         assert count == report.stats.loc[strategy].trades
+
+
+def test_half_cent_totals_agree_between_excel_the_report_and_the_sql_editor(
+    workspace: Path, odbc_ini: Path
+) -> None:
+    from quantstrip.analytics import list_queries, portfolio_report, run_query
+
+    path = half_cents.build(workspace / "var" / "quantstrip.db")
+    install_dsn(path)
+    (result,) = excel(odbc_ini, "SELECT strategy, net_pnl, commission FROM v_return_on_capital")
+    in_excel = {strategy: (net, commission) for strategy, net, commission in result.rows}
+    report = portfolio_report(path).stats
+    editor = run_query(
+        next(q.sql for q in list_queries() if q.name == "pnl_by_strategy"), db_path=path
+    ).set_index("strategy")
+    for strategy, (net, commission) in half_cents.EXPECTED.items():
+        expected = (float(net), float(commission))
+        assert in_excel[strategy] == expected, strategy
+        assert (report.loc[strategy].net_pnl, report.loc[strategy].commission) == expected
+        assert (editor.loc[strategy].net_pnl, editor.loc[strategy].commission) == expected

@@ -1,5 +1,10 @@
 """Portfolio and per-strategy metrics, computed from the shared views.
 
+Money is exact: the views' amounts are read back as integer micros (exact below 2^32 units a
+row), summed and accumulated as integers, and rounded to the cent once, half up, by
+`units.money` (the rule the views and the SQL editor use), so a total of 8,061.275 is 8,061.28
+in the report, the SQL editor and Excel alike.
+
 Definitions (all in the account currency, days are UTC calendar days of fills):
 - daily net PnL: `v_daily_pnl.net_pnl`, realised gross PnL of the day's closing fills less every
   commission paid that day. Business days without fills count as 0.
@@ -13,11 +18,12 @@ Definitions (all in the account currency, days are UTC calendar days of fills):
 - Sharpe: mean(period return) / std(period return, ddof=1) * sqrt(N), N = 252 (daily), 52
   (weekly) or 12 (monthly) periods a year; risk-free rate 0.
 - Sortino: mean(period return) / sqrt(mean(min(return, 0)^2)) * sqrt(N).
-- trades: closed round trips (`v_round_trips`, counted per exit day in `v_daily_trades`)
-  exiting in the horizon; win rate = share with
-  net PnL > 0; profit factor = sum of winning net PnL / |sum of losing net PnL|.
-- return on invested capital: net PnL in the horizon / peak capital deployed
-  (`v_return_on_capital.peak_capital`, all history).
+- per strategy and for the portfolio, over the horizon's days: net, gross and commission, round
+  trips (trades), win rate, average win and loss, profit factor, peak capital and return on
+  capital are `v_performance`, the one definition Excel and the SQL editor read too (as
+  v_strategy_stats and v_portfolio_stats); `strategy_stats` runs it over the horizon. Peak
+  capital counts what a strategy carried into the horizon; the portfolio's is the most the
+  strategies held together on any one day.
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ import numpy as np
 import pandas as pd
 
 from quantstrip import clock
-from quantstrip.analytics.connection import connect
+from quantstrip.analytics.connection import cursor, shared_ledger
+from quantstrip.analytics.strategy_stats import load_days, strategy_stats
+from quantstrip.db.units import MICROS, money, to_micros
 
 TRADING_DAYS = 252
 PERIODS_PER_YEAR = {"D": TRADING_DAYS, "W": 52, "M": 12}
@@ -71,13 +79,20 @@ def resolve_horizon(horizon: Horizon, today: date | None = None) -> tuple[date |
 
 
 def capital_for(strategy: str) -> float:
+    return capitals([strategy])[strategy]
+
+
+def capitals(strategies: list[str]) -> dict[str, float]:
+    """Each strategy's capital base, reading the settings once."""
     from quantstrip import settings
 
     try:
         default = float(settings.get("reporting.default_capital", DEFAULT_CAPITAL))
-        return float(settings.get(f"reporting.capital.{strategy}", default))
+        configured = settings.get("reporting.capital", {})
+        configured = configured if isinstance(configured, dict) else {}
+        return {name: float(configured.get(name, default)) for name in strategies}
     except Exception:
-        return DEFAULT_CAPITAL
+        return dict.fromkeys(strategies, DEFAULT_CAPITAL)
 
 
 def sharpe(returns: pd.Series, periods_per_year: int = TRADING_DAYS) -> float | None:
@@ -105,26 +120,75 @@ def period_sums(daily: pd.DataFrame, frequency: str) -> pd.DataFrame:
 
 
 def max_drawdown(equity: pd.Series) -> Drawdown:
-    if equity.empty:
+    """The deepest fall of an equity curve in currency units (read back as exact micros)."""
+    return max_drawdown_micros(pd.Series(np.rint(equity.to_numpy() * MICROS), index=equity.index))
+
+
+def max_drawdown_micros(equity_micros: pd.Series) -> Drawdown:
+    """The deepest fall of an equity curve given in integer micros (exact: no float sums)."""
+    if equity_micros.empty:
         return Drawdown(0.0, 0.0, None, None, None)
+    equity = equity_micros.astype("int64")
     peaks = equity.cummax()
     drawdown = equity - peaks
     trough = drawdown.idxmin()
-    depth = float(drawdown.loc[trough])
+    depth = int(drawdown.loc[trough])
     if depth == 0:
         return Drawdown(0.0, 0.0, None, None, None)
-    peak_value = float(peaks.loc[trough])
+    peak_value = int(peaks.loc[trough])
     peak = equity.loc[:trough][equity.loc[:trough] == peak_value].index[-1]
     after = equity.loc[trough:]
     recovered = after[after >= peak_value]
     recovery = recovered.index[0] if not recovered.empty else None
     return Drawdown(
-        round(-depth, 2),
+        float(money(-depth)),
         -depth / peak_value if peak_value else 0.0,
         _as_date(peak),
         _as_date(trough),
         _as_date(recovery) if recovery is not None else None,
     )
+
+
+def risk_table(
+    equity_micros: pd.DataFrame, periodic: pd.DataFrame, periods_per_year: int
+) -> pd.DataFrame:
+    """Sharpe, Sortino and maximum drawdown of every column at once (numpy, one pass each):
+    the same definitions as sharpe(), sortino() and max_drawdown_micros()."""
+    returns = periodic.to_numpy(dtype="float64")
+    count = len(returns)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = returns.mean(axis=0) if count else np.zeros(returns.shape[1])
+        std = returns.std(axis=0, ddof=1) if count > 1 else np.zeros(returns.shape[1])
+        downside = np.sqrt((np.minimum(returns, 0.0) ** 2).mean(axis=0)) if count else mean
+        scale = math.sqrt(periods_per_year)
+        sharpes = np.where((count > 1) & (std != 0), mean / std * scale, np.nan)
+        sortinos = np.where((count > 1) & (downside != 0), mean / downside * scale, np.nan)
+    values = equity_micros.to_numpy(dtype="int64")
+    dates = equity_micros.index
+    peaks = np.maximum.accumulate(values, axis=0) if len(values) else values
+    falls = values - peaks
+    rows = []
+    for j, name in enumerate(equity_micros.columns):
+        row: dict[str, object] = {"strategy": name, "sharpe": sharpes[j], "sortino": sortinos[j]}
+        trough = int(falls[:, j].argmin()) if len(values) else 0
+        depth = -int(falls[trough, j]) if len(values) else 0
+        if depth == 0:
+            row.update(max_drawdown=0.0, max_drawdown_pct=0.0, drawdown_peak=None)
+            row.update(drawdown_trough=None, drawdown_recovery=None)
+        else:
+            top = int(peaks[trough, j])
+            peak = int(np.flatnonzero(values[: trough + 1, j] == top)[-1])
+            back = np.flatnonzero(values[trough:, j] >= top)
+            row.update(
+                max_drawdown=float(money(depth)),
+                max_drawdown_pct=depth / top if top else 0.0,
+                drawdown_peak=_as_date(dates[peak]),
+                drawdown_trough=_as_date(dates[trough]),
+                drawdown_recovery=_as_date(dates[trough + int(back[0])]) if len(back) else None,
+            )
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("strategy")
+    return table.astype({"sharpe": object, "sortino": object}).where(table.notna(), None)
 
 
 def _as_date(value: object) -> date:
@@ -165,32 +229,31 @@ class PortfolioReport:
         return {name: to_svg(chart) for name, chart in self.charts().items()}
 
 
-def _load(conn, start: date | None, end: date | None, strategies: list[str] | None):
-    clauses, params = [], []
-    if start:
-        clauses.append("date >= ?")
-        params.append(start)
-    if end:
-        clauses.append("date <= ?")
-        params.append(end)
-    if strategies:
-        clauses.append(f"strategy IN ({', '.join('?' * len(strategies))})")
-        params.extend(strategies)
-    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    daily = conn.execute(
-        f"SELECT strategy, date, gross_pnl, commission, net_pnl, fills FROM v_daily_pnl{where}",
-        params,
+def _daily(conn, days: str, start: date | None):
+    """Each strategy's net PnL per day with fills, in exact integer micros (the REAL is within
+    half a micro of them below 2^32 units)."""
+    since = " AND date >= ?" if start else ""
+    return conn.execute(
+        "SELECT strategy, date, CAST(ROUND(net_pnl * 1e6) AS BIGINT) AS net_micros "
+        f"FROM {days} WHERE fills > 0{since}",
+        [start] if start else [],
     ).df()
-    # Round-trip counts come from the trigger-kept daily aggregate (v_daily_trades), which
-    # equals counting v_round_trips by exit date without touching a million round trips.
-    trips = conn.execute(
-        "SELECT strategy, SUM(trades) AS trades, SUM(wins) AS wins, SUM(losses) AS losses, "
-        "SUM(win_pnl) AS win_sum, SUM(loss_pnl) AS loss_sum "
-        f"FROM v_daily_trades{where} GROUP BY strategy",
-        params,
-    ).df()
-    roc = conn.execute("SELECT strategy, peak_capital FROM v_return_on_capital").df()
-    return daily, trips, roc
+
+
+STAT_COLUMNS = [
+    "net_pnl",
+    "gross_pnl",
+    "commission",
+    "trades",
+    "wins",
+    "losses",
+    "win_rate",
+    "avg_win",
+    "avg_loss",
+    "profit_factor",
+    "peak_capital",
+    "return_on_capital",
+]
 
 
 def portfolio_report(
@@ -203,9 +266,12 @@ def portfolio_report(
     if frequency not in ("D", "W", "M"):
         raise ValueError(f"frequency: expected D, W or M, got {frequency!r}")
     start, end = resolve_horizon(horizon, today)
-    conn = connect(db_path)
+    ledger = shared_ledger(db_path)
+    conn = cursor(db_path)
     try:
-        daily, trips, roc = _load(conn, start, end, strategies)
+        days = load_days(conn, end, strategies)
+        daily = _daily(conn, days, start)
+        figures = strategy_stats(conn, ledger.path, start, end, strategies, source=days)
     finally:
         conn.close()
     names = sorted(set(daily["strategy"])) if strategies is None else list(strategies)
@@ -216,60 +282,34 @@ def portfolio_report(
         last = pd.Timestamp(end or daily["date"].max())
         fill_days = pd.DatetimeIndex(pd.to_datetime(daily["date"]).unique())
         index = pd.bdate_range(first, last, name="date").union(fill_days)
-    pnl = (
+    # Daily net PnL in integer micros: the equity curve and drawdowns are exact integer sums.
+    pnl_micros = (
         daily.assign(date=pd.to_datetime(daily["date"]))
-        .pivot_table(index="date", columns="strategy", values="net_pnl", aggfunc="sum")
-        .reindex(index=index, columns=names)
-        .fillna(0.0)
+        .set_index(["date", "strategy"])["net_micros"]
+        .unstack("strategy", fill_value=0)
+        .reindex(index=index, columns=names, fill_value=0)
+        .astype("int64")
     )
-    capital = {name: capital_for(name) for name in names}
-    equity = pnl.cumsum() + pd.Series(capital)
-    equity[PORTFOLIO] = pnl.sum(axis=1).cumsum() + sum(capital.values())
-    returns = pnl / pd.Series(capital)
-    returns[PORTFOLIO] = pnl.sum(axis=1) / (sum(capital.values()) or 1.0)
-    drawdown = equity - equity.cummax()
+    capital = {
+        name: to_micros(base, f"reporting.capital.{name}") for name, base in capitals(names).items()
+    }
+    base = pd.Series(capital, dtype="int64")
+    equity_micros = pnl_micros.cumsum() + base
+    equity_micros[PORTFOLIO] = pnl_micros.sum(axis=1).cumsum() + sum(capital.values())
+    pnl = pnl_micros / MICROS
+    equity = equity_micros / MICROS
+    drawdown = (equity_micros - equity_micros.cummax()) / MICROS
+    returns = pnl_micros / base
+    returns[PORTFOLIO] = pnl_micros.sum(axis=1) / (sum(capital.values()) or 1)
     periodic, per_year = period_sums(returns, frequency), PERIODS_PER_YEAR[frequency]
-    peaks = dict(zip(roc["strategy"], roc["peak_capital"], strict=True))
-    # One grouped sum per table; the loop below only looks rows up.
     everyone = [*names, PORTFOLIO]
-    money_columns = ["net_pnl", "gross_pnl", "commission"]
-    money = daily.groupby("strategy")[money_columns].sum()
-    money.loc[PORTFOLIO] = daily[money_columns].sum()
-    money = money.reindex(everyone, fill_value=0.0)
-    count_columns = ["trades", "wins", "losses", "win_sum", "loss_sum"]
-    counts = trips.groupby("strategy")[count_columns].sum()
-    counts.loc[PORTFOLIO] = trips[count_columns].sum()
-    counts = counts.reindex(everyone, fill_value=0)
-    rows = []
-    for name in everyone:
-        in_scope, scope = money.loc[name], counts.loc[name]
-        count, wins, losses = (int(scope[c]) for c in ("trades", "wins", "losses"))
-        win_sum, loss_sum = float(scope["win_sum"]), float(scope["loss_sum"])
-        net = round(float(in_scope["net_pnl"]), 2)
-        peak_capital = (
-            sum(peaks.get(n, 0.0) for n in names) if name == PORTFOLIO else peaks.get(name, 0.0)
-        )
-        dd = max_drawdown(equity[name])
-        rows.append(
-            {
-                "strategy": name,
-                "net_pnl": net,
-                "gross_pnl": round(float(in_scope["gross_pnl"]), 2),
-                "commission": round(float(in_scope["commission"]), 2),
-                "sharpe": sharpe(periodic[name], per_year),
-                "sortino": sortino(periodic[name], per_year),
-                "max_drawdown": dd.depth,
-                "max_drawdown_pct": dd.depth_fraction,
-                "drawdown_peak": dd.peak,
-                "drawdown_trough": dd.trough,
-                "drawdown_recovery": dd.recovery,
-                "trades": count,
-                "win_rate": (wins / count) if count else None,
-                "avg_win": round(win_sum / wins, 2) if wins else None,
-                "avg_loss": round(loss_sum / losses, 2) if losses else None,
-                "profit_factor": (win_sum / -loss_sum) if losses and loss_sum else None,
-                "return_on_capital": (net / peak_capital) if peak_capital else None,
-            }
-        )
-    stats = pd.DataFrame(rows).set_index("strategy")
-    return PortfolioReport(start, end, frequency, stats, pnl, equity, drawdown, returns, trips)
+    figures = figures.reindex(everyone)[STAT_COLUMNS]
+    for column in ("net_pnl", "gross_pnl", "commission", "peak_capital"):
+        figures[column] = figures[column].fillna(0.0)
+    for column in ("trades", "wins", "losses"):
+        figures[column] = figures[column].fillna(0).astype("int64")
+    stats = figures.join(risk_table(equity_micros, periodic, per_year))
+    trade_counts = figures.loc[names, ["trades", "wins", "losses"]]
+    return PortfolioReport(
+        start, end, frequency, stats, pnl, equity, drawdown, returns, trade_counts
+    )

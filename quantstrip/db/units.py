@@ -2,25 +2,32 @@
 
 Floats from broker APIs are converted through their shortest decimal repr, so 101.23 becomes
 101230000 micros exactly; NaN and infinities are rejected with the field named.
+
+Rounding has one rule, `ROUNDING` (half up: ties away from zero, as SQL's ROUND and a
+bookkeeper do), and money is rounded to the cent in one place, `money()`. The SQL views round
+the same way in integer arithmetic (migration 0009), so the report, the SQL editor and Excel
+agree on every half cent.
 """
 
 from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from quantstrip import clock
 from quantstrip.errors import ValidationError
 
 MICROS = 1_000_000
+ROUNDING = ROUND_HALF_UP
 _QUANTUM = Decimal("0.000001")
+CENT = Decimal("0.01")
 
 Number = Decimal | int | float | str
 
 
 def to_micros(value: Number, field: str = "value") -> int:
-    """Convert a number to integer micros, rounding half-even at the sixth decimal."""
+    """Convert a number to integer micros, rounding half up at the sixth decimal."""
     if isinstance(value, bool):
         raise ValidationError(field, f"expected a number, got {value!r}")
     if isinstance(value, int):
@@ -35,7 +42,7 @@ def to_micros(value: Number, field: str = "value") -> int:
         raise ValidationError(field, f"not a number: {value!r}") from None
     if not dec.is_finite():
         raise ValidationError(field, f"must be a finite number, got {value!r}")
-    return int((dec * MICROS).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+    return int((dec * MICROS).quantize(Decimal(1), rounding=ROUNDING))
 
 
 def from_micros(micros: int | None) -> Decimal | None:
@@ -46,7 +53,7 @@ def from_micros(micros: int | None) -> Decimal | None:
 
 
 def mul_micros(*factors: int) -> int:
-    """Product of micros values, itself in micros, rounded half-even (exact integer arithmetic)."""
+    """Product of micros values, itself in micros, rounded half up (exact integer arithmetic)."""
     result = 1
     for factor in factors:
         result *= factor
@@ -55,16 +62,22 @@ def mul_micros(*factors: int) -> int:
 
 
 def div_round(numerator: int, denominator: int) -> int:
-    """Integer division rounded half-even, for splitting amounts without float error."""
+    """Integer division rounded half up (ties away from zero), for splitting amounts without
+    float error: a commission shared pro rata, a product of micros back to micros."""
     if denominator == 0:
         raise ZeroDivisionError("division by zero")
     if denominator < 0:
         numerator, denominator = -numerator, -denominator
-    quotient, remainder = divmod(numerator, denominator)
-    twice = 2 * remainder
-    if twice > denominator or (twice == denominator and quotient % 2 == 1):
+    quotient, remainder = divmod(abs(numerator), denominator)
+    if 2 * remainder >= denominator:
         quotient += 1
-    return quotient
+    return quotient if numerator >= 0 else -quotient
+
+
+def money(micros: int | Decimal) -> Decimal:
+    """An amount of integer micros (or an exact Decimal of micros, e.g. an average) as currency
+    rounded half up to the cent: the one place money is rounded for people to read."""
+    return (Decimal(micros) / MICROS).quantize(CENT, rounding=ROUNDING)
 
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"

@@ -5,12 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from quantstrip.db.handler import Database
-
-
-def _trunc_div(a: int, b: int) -> int:
-    """SQLite's integer division truncates toward zero (Python's // floors)."""
-    quotient = abs(a) // abs(b)
-    return quotient if (a >= 0) == (b > 0) else -quotient
+from quantstrip.db.units import div_round
 
 
 def reference_daily(conn: sqlite3.Connection) -> dict[tuple[int, str], tuple[int, int, int]]:
@@ -41,7 +36,7 @@ def reference_trips(conn: sqlite3.Connection) -> dict[tuple[int, str], tuple[int
         for execution in (opening, closing):
             fill_qty, fee = fills.get(execution, (1, None))
             if fee is not None:
-                net -= _trunc_div(fee * qty, fill_qty)
+                net -= div_round(fee * qty, fill_qty)  # pro rata, half up
         row = out.setdefault((strategy, exit_time[:10]), [0, 0, 0, 0, 0])
         row[0] += 1
         row[1] += net > 0
@@ -78,6 +73,19 @@ def reference_running(conn: sqlite3.Connection) -> list[tuple[int, int, int]]:
     return sorted(out)
 
 
+def reference_capital_days(conn: sqlite3.Connection) -> dict[tuple[int, str], tuple[int, int]]:
+    """Per strategy and day: net change of capital deployed, and its peak above the day's open."""
+    days: dict[tuple[int, str], list[int]] = {}
+    for strategy, when, delta in conn.execute(
+        "SELECT strategy_id, event_time, cost_basis_after_micros - cost_basis_before_micros "
+        "FROM position_events ORDER BY event_time, id"
+    ):
+        day = days.setdefault((strategy, when[:10]), [0, 0])
+        day[0] += delta
+        day[1] = max(day[1], day[0])
+    return {k: (v[0], v[1]) for k, v in days.items()}
+
+
 def assert_aggregates_match(db: Database) -> None:
     conn = db.conn
     daily = {
@@ -109,3 +117,11 @@ def assert_aggregates_match(db: Database) -> None:
         )
     ]
     assert stored == reference_running(conn)
+    capital_days = {
+        (r[0], r[1]): (r[2], r[3])
+        for r in conn.execute(
+            "SELECT strategy_id, day, delta_micros, excess_micros FROM agg_capital_days"
+        )
+    }
+    assert capital_days == reference_capital_days(conn)
+    assert not conn.execute("SELECT 1 FROM agg_capital_days WHERE stale <> 0").fetchall()
