@@ -169,6 +169,7 @@ def test_a_crash_loop_survives_a_daemon_restart(workspace: Path, daemon: DaemonH
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # five daemon starts and a backlog of runs on a loaded machine
 def test_each_slot_runs_exactly_once_across_five_daemon_kills(
     workspace: Path, daemon: DaemonHandle
 ) -> None:

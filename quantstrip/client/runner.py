@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
+from quantstrip import clock
 from quantstrip.client import heartbeat, services
 from quantstrip.client.base import ClientBase
 from quantstrip.db.units import utc_text
@@ -137,8 +138,16 @@ def _run(args: argparse.Namespace) -> int:
 
     beat_lock = threading.Lock()  # the main loop and job threads (job start and end) beat
 
+    reported: dict[str, object] = {}
+
     def write_beat(client: ClientBase) -> None:
         next_run = client.scheduler.next_run()
+        if next_run is not None and next_run <= clock.now():
+            # A job being fired right now (run-now sets it due): its schedule is unchanged, so
+            # the beat a job start writes keeps the next run last reported.
+            next_run = reported.get("next_run", next_run)  # type: ignore[assignment]
+        else:
+            reported["next_run"] = next_run
         with beat_lock:
             heartbeat.beat(
                 beat_file,
