@@ -4,6 +4,7 @@ client id in use, alerts when IB is down for long and when it is back, gap fills
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 from hypothesis import given, settings
@@ -48,16 +49,23 @@ def test_backoff_grows_from_one_second_to_five_minutes_with_jitter(attempt: int)
 
 
 def test_client_id_in_use_moves_to_the_next_client_id(tws: TwsServer, make_ib) -> None:
-    squatter_loop = asyncio.new_event_loop()
+    loop = asyncio.new_event_loop()  # another API client holds id 7, on its own loop thread
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
     squatter = IB()
-    squatter_loop.run_until_complete(squatter.connectAsync("127.0.0.1", tws.port, clientId=7))
+
+    async def squat() -> None:
+        await squatter.connectAsync("127.0.0.1", tws.port, clientId=7, timeout=5)
+
+    asyncio.run_coroutine_threadsafe(squat(), loop).result(20)
     try:
         broker, _ = make_ib(tws, client_id=7)
         assert broker.is_connected() and broker.client_id == 8
         assert tws.connected_client_ids() == [7, 8]
     finally:
-        squatter.disconnect()
-        squatter_loop.close()
+        loop.call_soon_threadsafe(squatter.disconnect)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
 
 
 def test_1101_resubscribes_and_reconciles(tws: TwsServer, make_ib) -> None:

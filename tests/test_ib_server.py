@@ -7,7 +7,10 @@ and account values in a base currency other than USD."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import inspect
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Stock
@@ -19,37 +22,43 @@ AAPL = Stock("AAPL", "SMART", "USD", conId=265598)
 
 
 class Client:
-    """One unmodified ib_async client, called synchronously; every client of a test shares the
-    test's event loop (ib_async looks its loop up per thread)."""
+    """One unmodified ib_async client on its own event loop thread, called synchronously (the
+    test's thread never runs a loop: an earlier test may have left one marked running)."""
 
     def __init__(self, port: int, client_id: int) -> None:
-        self.loop = asyncio.get_event_loop()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
         self.ib = IB()
         self.errors: list[tuple[int, int]] = []
         self.ib.errorEvent += lambda req, code, msg, contract: self.errors.append((req, code))
         self.port, self.client_id = port, client_id
 
-    def run(self, coroutine):
-        return self.loop.run_until_complete(coroutine)
+    def run(self, make: Callable[[], Any], timeout_s: float = 20.0) -> Any:
+        """Call `make()` on the loop thread and await what it returns, if anything."""
 
-    def connect(self) -> Client:
-        self.run(self.ib.connectAsync("127.0.0.1", self.port, clientId=self.client_id, timeout=5))
+        async def call() -> Any:
+            result = make()
+            return await result if inspect.isawaitable(result) else result
+
+        return asyncio.run_coroutine_threadsafe(call(), self.loop).result(timeout_s)
+
+    def connect(self, timeout: float = 5) -> Client:
+        self.run(
+            lambda: self.ib.connectAsync(
+                "127.0.0.1", self.port, clientId=self.client_id, timeout=timeout
+            )
+        )
         return self
 
-    def pump(self, seconds: float = 0.3) -> None:
-        self.run(asyncio.sleep(seconds))
+    def barrier(self) -> None:
+        """A round trip: every message TWS sent this client before it has been handled."""
+        self.run(self.ib.reqCurrentTimeAsync)
 
     def close(self) -> None:
-        self.ib.disconnect()
-
-
-@pytest.fixture(autouse=True)
-def event_loop_for_clients() -> Iterator[None]:
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    yield
-    loop.close()
-    asyncio.set_event_loop(None)
+        self.run(self.ib.disconnect)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
 
 
 @pytest.fixture
@@ -64,15 +73,14 @@ def test_other_clients_orders_and_fills_reach_only_the_master(master_tws: TwsSer
     bystander = Client(master_tws.port, 12).connect()
     master = Client(master_tws.port, 99).connect()
     try:
-        placer.ib.placeOrder(AAPL, MarketOrder("BUY", 5))
-        placer.pump()
-        master.pump()
-        bystander.pump()
+        placer.run(lambda: placer.ib.placeOrder(AAPL, MarketOrder("BUY", 5)))
+        wait_for(lambda: placer.ib.fills() and master.ib.fills(), "the fill at placer and master")
+        bystander.barrier()  # TWS wrote the fill to every recipient before the placer saw it
         assert len(placer.ib.fills()) == 1
         assert len(master.ib.fills()) == 1 and master.ib.fills()[0].execution.clientId == 11
         assert bystander.ib.fills() == [] and bystander.ib.trades() == []
-        assert len(bystander.run(bystander.ib.reqExecutionsAsync())) == 0
-        assert len(master.run(master.ib.reqExecutionsAsync())) == 1
+        assert len(bystander.run(bystander.ib.reqExecutionsAsync)) == 0
+        assert len(master.run(master.ib.reqExecutionsAsync)) == 1
     finally:
         for client in (placer, bystander, master):
             client.close()
@@ -83,15 +91,15 @@ def test_open_all_open_and_completed_orders_have_real_content(master_tws: TwsSer
     other = Client(master_tws.port, 12).connect()
     try:
         resting = LimitOrder("BUY", 3, 90.0, orderRef="rest-1", tif="GTC")
-        placer.ib.placeOrder(AAPL, resting)
-        placer.ib.placeOrder(AAPL, MarketOrder("BUY", 2, orderRef="done-1"))
-        placer.pump()
-        assert other.run(other.ib.reqOpenOrdersAsync()) == []
-        everyone = other.run(other.ib.reqAllOpenOrdersAsync())
+        placer.run(lambda: placer.ib.placeOrder(AAPL, resting))
+        placer.run(lambda: placer.ib.placeOrder(AAPL, MarketOrder("BUY", 2, orderRef="done-1")))
+        wait_for(lambda: placer.ib.fills(), "the market order filled")
+        assert other.run(other.ib.reqOpenOrdersAsync) == []
+        everyone = other.run(other.ib.reqAllOpenOrdersAsync)
         assert [(t.order.orderRef, t.order.clientId, t.order.tif) for t in everyone] == [
             ("rest-1", 11, "GTC")
         ]
-        done = other.run(other.ib.reqCompletedOrdersAsync(False))
+        done = other.run(lambda: other.ib.reqCompletedOrdersAsync(False))
         assert [(t.order.orderRef, t.orderStatus.status, t.order.filledQuantity) for t in done] == [
             ("done-1", "Filled", 2.0)
         ]
@@ -104,21 +112,21 @@ def test_order_errors_and_warnings_go_to_the_placing_client(tws: TwsServer) -> N
     client = Client(tws.port, 7).connect()
     try:
         tws.reject_next_order(201, "Order rejected - reason: insufficient margin")
-        rejected = client.ib.placeOrder(AAPL, LimitOrder("BUY", 1, 99.0))
+        rejected = client.run(lambda: client.ib.placeOrder(AAPL, LimitOrder("BUY", 1, 99.0)))
         tws.hard_to_borrow.add("GME")
         held = client.ib.placeOrder(
             Stock("GME", "SMART", "USD", conId=36285627), MarketOrder("SELL", 1)
         )
-        off_tick = client.ib.placeOrder(AAPL, LimitOrder("BUY", 1, 99.001))
-        client.pump()
+        off_tick = client.run(lambda: client.ib.placeOrder(AAPL, LimitOrder("BUY", 1, 99.001)))
+        client.barrier()
         assert (rejected.order.orderId, 201) in client.errors
         assert (held.order.orderId, 404) in client.errors
         assert (off_tick.order.orderId, 110) in client.errors
         # TWS sent no status for the rejected order; the held one stays PreSubmitted at TWS.
         assert tws.status_history(rejected.order.orderRef) == []
         assert tws.find(held.order.orderId, 7).status == "PreSubmitted"
-        client.ib.cancelOrder(LimitOrder("BUY", 1, 1.0, orderId=4242))
-        client.pump()
+        client.run(lambda: client.ib.cancelOrder(LimitOrder("BUY", 1, 1.0, orderId=4242)))
+        client.barrier()
         assert (4242, 10147) in client.errors
     finally:
         client.close()
@@ -129,7 +137,7 @@ def test_a_client_id_in_use_is_refused_with_326(tws: TwsServer) -> None:
     second = Client(tws.port, 7)
     try:
         with pytest.raises((TimeoutError, ConnectionError)):
-            second.run(second.ib.connectAsync("127.0.0.1", tws.port, clientId=7, timeout=2))
+            second.connect(timeout=2)
         assert (-1, 326) in second.errors
         assert tws.connected_client_ids() == [7]
     finally:
@@ -141,9 +149,9 @@ def test_connections_are_refused_while_tws_is_down(tws: TwsServer) -> None:
     client = Client(tws.port, 7).connect()
     try:
         tws.down_for(1.0)
-        wait_for(lambda: not client.ib.isConnected() or client.pump(0.05), "the drop")
+        wait_for(lambda: not client.ib.isConnected(), "the drop")
         with pytest.raises(ConnectionRefusedError):
-            client.run(client.ib.connectAsync("127.0.0.1", tws.port, clientId=7, timeout=2))
+            client.connect(timeout=2)
         wait_for(lambda: tws.server is not None, "TWS back")
         client.connect()
         assert client.ib.isConnected()
