@@ -27,6 +27,11 @@ from quantstrip.errors import ConflictError, ValidationError
 
 log = logging.getLogger(__name__)
 
+_KNOWN = (
+    "SELECT a.id, e.id, EXISTS (SELECT 1 FROM commissions c WHERE c.broker = a.broker "
+    "AND c.exec_id = ?1) FROM accounts a LEFT JOIN executions e ON e.broker = a.broker "
+    "AND e.account_id = a.id AND e.exec_id = ?1 WHERE a.broker = ?2 AND a.account_code = ?3"
+)
 _INSERT_EXECUTION = (
     "INSERT INTO executions (broker, account_id, exec_id, base_exec_id, correction_number, "
     "superseded_by, order_id, strategy_id, instrument_id, side, qty_micros, price_micros, "
@@ -92,7 +97,9 @@ class ExecutionLedger:
         ) -> None: ...
         def _flush(self, batch: PositionBatch) -> None: ...
 
-    def _validate_execution(self, fill: ExecutionInput) -> dict[str, Any]:
+    def _validate_execution(
+        self, fill: ExecutionInput, instruments: dict[int, Instrument] | None = None
+    ) -> dict[str, Any]:
         if not fill.broker:
             raise ValidationError("broker", "must not be empty")
         if not fill.exec_id or not isinstance(fill.exec_id, str):
@@ -102,7 +109,11 @@ class ExecutionLedger:
         side = normalise_side(fill.side)
         qty_m = positive_micros(fill.qty, "qty")
         px_m = price_micros(fill.price, "price")
-        instrument = self.instrument(fill.instrument_id)
+        instrument = (instruments or {}).get(fill.instrument_id) or self.instrument(
+            fill.instrument_id
+        )
+        if instruments is not None:
+            instruments[fill.instrument_id] = instrument
         notional_micros(qty_m, px_m, instrument.multiplier_micros)
         base = fill.base_exec_id or fill.exec_id
         correction = fill.correction_number if fill.base_exec_id else 0
@@ -133,7 +144,8 @@ class ExecutionLedger:
 
         Each position a batch touches is read once and written once; what the batch holds in
         memory lives only inside its transaction."""
-        checked = [self._validate_execution(f) for f in fills]
+        instruments: dict[int, Instrument] = {}  # read once per call (rows never change)
+        checked = [self._validate_execution(f, instruments) for f in fills]
         with transaction(self.conn):
             batch = PositionBatch()
             results = [
@@ -146,16 +158,27 @@ class ExecutionLedger:
     def _record_execution_locked(
         self, fill: ExecutionInput, c: dict[str, Any], batch: PositionBatch
     ) -> ExecutionResult:
-        account_id = self.ensure_account(fill.broker, fill.account)
-        existing = self.conn.execute(
-            "SELECT * FROM executions WHERE broker = ? AND account_id = ? AND exec_id = ?",
-            (fill.broker, account_id, fill.exec_id),
-        ).fetchone()
-        if existing:
-            stored = Execution.from_row(existing)
+        conn = self.conn
+        # One look-up for the account, a stored fill with this exec id, and a commission that
+        # arrived before its fill.
+        known = conn.execute(_KNOWN, (fill.exec_id, fill.broker, fill.account)).fetchone()
+        if known is None:
+            account_id = self.ensure_account(fill.broker, fill.account)
+            existing_id = None
+            early_commission = conn.execute(
+                "SELECT 1 FROM commissions WHERE broker = ? AND exec_id = ?",
+                (fill.broker, fill.exec_id),
+            ).fetchone()
+        else:
+            account_id, existing_id, early_commission = known
+        if existing_id is not None:
+            stored = self._execution(existing_id)
             _check_repeat(stored, fill, c)
             return ExecutionResult(stored, created=False)
-        strategy_id, method = self.strategy_and_method(fill.strategy)
+        strategy = batch.strategies.get(fill.strategy)
+        if strategy is None:
+            strategy = batch.strategies[fill.strategy] = self.strategy_and_method(fill.strategy)
+        strategy_id, method = strategy
         order_id = fill.order_id
         if order_id is None and fill.client_order_id:
             order = self.order_by_client_id(fill.client_order_id)
@@ -164,7 +187,7 @@ class ExecutionLedger:
         if c["base_exec_id"] != fill.exec_id:
             active = self.conn.execute(
                 "SELECT * FROM executions WHERE broker = ? AND account_id = ? "
-                "AND base_exec_id = ? AND superseded_by IS NULL",
+                "AND base_exec_id = ? AND base_exec_id <> exec_id AND superseded_by IS NULL",
                 (fill.broker, account_id, c["base_exec_id"]),
             ).fetchone()
             prior = Execution.from_row(active) if active else None
@@ -197,13 +220,14 @@ class ExecutionLedger:
             "exchange": fill.exchange or "",
             "recorded_at": now_text(),
         }
-        cursor = self.conn.execute(_INSERT_EXECUTION, tuple(row.values()))
+        cursor = conn.execute(_INSERT_EXECUTION, tuple(row.values()))
         execution = Execution.from_row({**row, "id": int(cursor.lastrowid or 0)})
-        self.conn.execute(
-            "UPDATE commissions SET execution_id = ? WHERE broker = ? AND exec_id = ? "
-            "AND execution_id IS NULL",
-            (execution.id, fill.broker, fill.exec_id),
-        )
+        if early_commission:
+            conn.execute(
+                "UPDATE commissions SET execution_id = ? WHERE broker = ? AND exec_id = ? "
+                "AND execution_id IS NULL",
+                (execution.id, fill.broker, fill.exec_id),
+            )
         multiplier = c["instrument"].multiplier_micros
         if late_version:
             return ExecutionResult(execution, created=True)

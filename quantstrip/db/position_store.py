@@ -29,6 +29,13 @@ from quantstrip.errors import ValidationError
 
 Key = tuple[int, int, int]  # strategy, account, instrument
 KEY_WHERE = "strategy_id = ? AND account_id = ? AND instrument_id = ?"
+_POSITION_AND_CAPITAL = (
+    "SELECT p.qty_micros, p.cost_basis_micros, p.realized_pnl_micros, p.method, "
+    "p.last_exec_time, c.capital_micros, c.peak_micros, c.last_event_time, c.stale "
+    "FROM (SELECT ?1 AS s, ?2 AS a, ?3 AS i, ?4 AS cs) AS k "
+    "LEFT JOIN positions p ON p.strategy_id = k.s AND p.account_id = k.a AND p.instrument_id = k.i "
+    "LEFT JOIN agg_strategy_capital c ON c.strategy_id = k.cs"
+)
 LOTS_PER_READ = 8
 LOT_COLUMNS = "id, execution_id, open_time, qty_micros, price_micros, cost_basis_micros"
 
@@ -56,6 +63,7 @@ class PositionBatch:
     only inside its transaction, so nothing in it can outlive a rollback."""
 
     positions: dict[Key, tuple[PositionState, str]] = field(default_factory=dict)
+    strategies: dict[str | int, tuple[int, str]] = field(default_factory=dict)  # id, method
     capital: dict[int, tuple[int, int | None, str]] = field(default_factory=dict)
     stale_capital: dict[int, str] = field(default_factory=dict)  # strategy -> recompute from
 
@@ -70,21 +78,23 @@ class PositionStore:
         self, execution: Execution, method: str, multiplier: int, batch: PositionBatch
     ) -> None:
         """Apply a new active execution to its position (inside the caller's transaction)."""
-        conn = self.conn
         key = (execution.strategy_id, execution.account_id, execution.instrument_id)
+        strategy_id = execution.strategy_id
         cached = batch.positions.get(key)
         if cached is None:
-            row = conn.execute(
-                "SELECT qty_micros, cost_basis_micros, realized_pnl_micros, method, "
-                f"last_exec_time FROM positions WHERE {KEY_WHERE}",
-                key,
-            ).fetchone()
-            state = PositionState(method if row is None else row[3], multiplier)
+            # The position and its strategy's running capital, in one look-up.
+            row = self.conn.execute(_POSITION_AND_CAPITAL, (*key, strategy_id)).fetchone()
+            state = PositionState(method if row[0] is None else row[3], multiplier)
             last_time = ""
-            if row is not None:
+            if row[0] is not None:
                 state.qty_micros, state.cost_basis_micros, state.realized_pnl_micros = row[:3]
                 state.book = LotBook(more=self._lot_reader(key))
                 last_time = row[4]
+            if strategy_id not in batch.capital and strategy_id not in batch.stale_capital:
+                if row[8]:  # left stale (by an older writer): recompute it all
+                    batch.stale_capital[strategy_id] = ""
+                elif row[7] is not None:
+                    batch.capital[strategy_id] = (row[5], row[6], row[7])
         else:
             state, last_time = cached
         if last_time > execution.exec_time:
@@ -93,7 +103,6 @@ class PositionStore:
             self._flush_position(key, batch)
             self._replay(key, (execution.exec_time, execution.id), state.method, multiplier, batch)
             return
-        strategy_id = execution.strategy_id
         capital = self._capital_before(strategy_id, execution.exec_time, batch)
         event, closures = state.apply(_fill(execution, multiplier))
         step = self._write_event(execution, key, state.method, event, closures, capital)
