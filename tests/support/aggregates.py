@@ -58,6 +58,12 @@ def reference_peaks(conn: sqlite3.Connection) -> dict[int, int]:
     return peaks
 
 
+def _cents_half_up(micros: int) -> int:
+    """Micros rounded half up (away from zero) to the cent, as the views show money."""
+    cents = (abs(micros) + 5_000) // 10_000 * 10_000
+    return cents if micros >= 0 else -cents
+
+
 def reference_running(conn: sqlite3.Connection) -> list[tuple[int, int, int]]:
     """Each position event's running capital and peak of its strategy (v_capital_running)."""
     running: dict[int, int] = {}
@@ -105,11 +111,15 @@ def assert_aggregates_match(db: Database) -> None:
         )
     }
     assert trips == reference_trips(conn)
-    peaks = {
+    reference = reference_peaks(conn)
+    kept = dict(conn.execute("SELECT strategy_id, peak_micros FROM agg_strategy_capital"))
+    assert {k: kept[k] for k in reference} == reference
+    assert all(v in (0, None) for k, v in kept.items() if k not in reference)
+    shown = {
         k: round(v * 1e6)
         for k, v in conn.execute("SELECT strategy_id, peak_capital FROM v_return_on_capital")
     }
-    assert peaks == reference_peaks(conn)
+    assert shown == {k: _cents_half_up(v) for k, v in reference.items()}
     stored = [
         tuple(r)
         for r in conn.execute(
