@@ -8,8 +8,9 @@ what a fill changes:
 - a late fill (older than the position's newest) or a correction undoes the position's fills
   after the insertion point (FIFO: exactly, from their closures; average cost: back to the last
   time the position was flat), then applies the fills from there in time order;
-- each strategy's running deployed capital is carried on its position events; an in-order fill
-  adds one step, a late one recomputes only the events after it.
+- each strategy's deployed capital is kept per day by triggers (migration 0010); a late fill or a
+  replay leaves the strategy marked stale, and the end of the transaction refreshes its stale
+  days and the strategy's totals from them (`_settle_capital`).
 Everything happens inside the caller's transaction, so a crash never leaves an execution without
 its position consequences.
 """
@@ -29,12 +30,9 @@ from quantstrip.errors import ValidationError
 
 Key = tuple[int, int, int]  # strategy, account, instrument
 KEY_WHERE = "strategy_id = ? AND account_id = ? AND instrument_id = ?"
-_POSITION_AND_CAPITAL = (
-    "SELECT p.qty_micros, p.cost_basis_micros, p.realized_pnl_micros, p.method, "
-    "p.last_exec_time, c.capital_micros, c.peak_micros, c.last_event_time, c.stale "
-    "FROM (SELECT ?1 AS s, ?2 AS a, ?3 AS i, ?4 AS cs) AS k "
-    "LEFT JOIN positions p ON p.strategy_id = k.s AND p.account_id = k.a AND p.instrument_id = k.i "
-    "LEFT JOIN agg_strategy_capital c ON c.strategy_id = k.cs"
+_POSITION = (
+    "SELECT qty_micros, cost_basis_micros, realized_pnl_micros, method, last_exec_time "
+    f"FROM positions WHERE {KEY_WHERE}"
 )
 LOTS_PER_READ = 8
 LOT_COLUMNS = "id, execution_id, open_time, qty_micros, price_micros, cost_basis_micros"
@@ -64,8 +62,7 @@ class PositionBatch:
 
     positions: dict[Key, tuple[PositionState, str]] = field(default_factory=dict)
     strategies: dict[str | int, tuple[int, str]] = field(default_factory=dict)  # id, method
-    capital: dict[int, tuple[int, int | None, str]] = field(default_factory=dict)
-    stale_capital: dict[int, str] = field(default_factory=dict)  # strategy -> recompute from
+    touched: set[int] = field(default_factory=set)  # strategies whose capital may be stale
 
 
 class PositionStore:
@@ -79,22 +76,16 @@ class PositionStore:
     ) -> None:
         """Apply a new active execution to its position (inside the caller's transaction)."""
         key = (execution.strategy_id, execution.account_id, execution.instrument_id)
-        strategy_id = execution.strategy_id
+        batch.touched.add(execution.strategy_id)
         cached = batch.positions.get(key)
         if cached is None:
-            # The position and its strategy's running capital, in one look-up.
-            row = self.conn.execute(_POSITION_AND_CAPITAL, (*key, strategy_id)).fetchone()
-            state = PositionState(method if row[0] is None else row[3], multiplier)
+            row = self.conn.execute(_POSITION, key).fetchone()
+            state = PositionState(method if row is None else row[3], multiplier)
             last_time = ""
-            if row[0] is not None:
+            if row is not None:
                 state.qty_micros, state.cost_basis_micros, state.realized_pnl_micros = row[:3]
                 state.book = LotBook(more=self._lot_reader(key))
                 last_time = row[4]
-            if strategy_id not in batch.capital and strategy_id not in batch.stale_capital:
-                if row[8]:  # left stale (by an older writer): recompute it all
-                    batch.stale_capital[strategy_id] = ""
-                elif row[7] is not None:
-                    batch.capital[strategy_id] = (row[5], row[6], row[7])
         else:
             state, last_time = cached
         if last_time > execution.exec_time:
@@ -103,15 +94,9 @@ class PositionStore:
             self._flush_position(key, batch)
             self._replay(key, (execution.exec_time, execution.id), state.method, multiplier, batch)
             return
-        capital = self._capital_before(strategy_id, execution.exec_time, batch)
         event, closures = state.apply(_fill(execution, multiplier))
-        step = self._write_event(execution, key, state.method, event, closures, capital)
+        self._write_event(execution, key, state.method, event, closures)
         batch.positions[key] = (state, execution.exec_time)
-        if step[0] is None:
-            since = batch.stale_capital.get(strategy_id, execution.exec_time)
-            batch.stale_capital[strategy_id] = min(since, execution.exec_time)
-        else:
-            batch.capital[strategy_id] = (step[0], step[1], execution.exec_time)
 
     def _supersede(
         self, prior: Execution, execution: Execution, method: str, mult: int, batch: PositionBatch
@@ -139,13 +124,12 @@ class PositionStore:
             self._write_position(key, state, last_time)
 
     def _flush(self, batch: PositionBatch) -> None:
-        """Write what the batch holds: positions, then the capital left to recompute."""
+        """Write what the batch holds: positions, then the capital a late fill left stale."""
         for key in list(batch.positions):
             self._flush_position(key, batch)
-        for strategy_id, since in batch.stale_capital.items():
-            self._recompute_capital(strategy_id, since)
-        batch.stale_capital.clear()
-        batch.capital.clear()
+        for strategy_id in sorted(batch.touched):
+            self._settle_capital(strategy_id)
+        batch.touched.clear()
 
     # ---- replay after an insertion point ------------------------------------------------------
     def _replay(
@@ -196,7 +180,7 @@ class PositionStore:
         for record in redo:
             execution = Execution.from_row(record)
             event, closures = state.apply(_fill(execution, multiplier))
-            self._write_event(execution, key, method, event, closures, None)  # capital: later
+            self._write_event(execution, key, method, event, closures)
             last_time = execution.exec_time
         self._write_lots(key, state.book)
         if last_time is None:
@@ -207,9 +191,7 @@ class PositionStore:
             ).fetchone()[0]
             last_time = previous or point[0]
         self._write_position(key, state, last_time)
-        since = batch.stale_capital.get(key[0], point[0])
-        batch.stale_capital[key[0]] = min(since, point[0])
-        batch.capital.pop(key[0], None)
+        batch.touched.add(key[0])
 
     def _events_from(self, key: Key, point: tuple[str, int]) -> list[sqlite3.Row]:
         """Position events at or after `point`, newest first, with their fills."""
@@ -308,19 +290,15 @@ class PositionStore:
         method: str,
         event: PositionEvent,
         closures: list[Closure],
-        capital: tuple[int, int | None] | None,
-    ) -> tuple[int | None, int | None]:
-        """Insert the event (with its running capital, if known) and its closures; returns the
-        running (capital, peak) after it."""
+    ) -> None:
+        """Insert the position event and its closures (the aggregates follow by trigger)."""
         if abs(event.cost_basis_after_micros) > MAX_MICROS:
             raise ValidationError("qty", "the position's cost basis is too large for the ledger")
-        step = self._step(capital, event)
         self.conn.execute(
             "INSERT INTO position_events (execution_id, strategy_id, account_id, instrument_id, "
             "qty_before_micros, qty_after_micros, avg_cost_before_micros, avg_cost_after_micros, "
             "cost_basis_before_micros, cost_basis_after_micros, realized_pnl_gross_micros, method, "
-            "event_time, capital_after_micros, peak_after_micros) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "event_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 execution.id,
                 *key,
@@ -333,7 +311,6 @@ class PositionStore:
                 event.realized_pnl_gross_micros,
                 method,
                 execution.exec_time,
-                *step,
             ),
         )
         if closures:
@@ -358,7 +335,6 @@ class PositionStore:
                     for c in closures
                 ],
             )
-        return step
 
     def _write_lots(self, key: Key, book: LotBook) -> None:
         inserted, updated, deleted = book.changes()
@@ -421,74 +397,34 @@ class PositionStore:
             ),
         )
 
-    # ---- running capital -------------------------------------------------------------------
-    def _capital_before(
-        self, strategy_id: int, event_time: str, batch: PositionBatch
-    ) -> tuple[int, int | None] | None:
-        """(capital, peak) before a new event of the strategy at `event_time` if it is the
-        strategy's newest; None when it is late (the events after it need recomputing)."""
-        if strategy_id in batch.stale_capital:
-            return None
-        known = batch.capital.get(strategy_id)
-        if known is None:
-            row = self.conn.execute(
-                "SELECT capital_micros, peak_micros, last_event_time, stale "
-                "FROM agg_strategy_capital WHERE strategy_id = ?",
-                (strategy_id,),
-            ).fetchone()
-            if row is None:  # the strategy's first event
-                return 0, None
-            if row[3]:
-                return None
-            known = (row[0], row[1], row[2])
-        if known[2] > event_time:
-            return None
-        return known[0], known[1]
-
-    @staticmethod
-    def _step(
-        capital: tuple[int, int | None] | None, event: PositionEvent
-    ) -> tuple[int | None, int | None]:
-        if capital is None:
-            return None, None
-        running = capital[0] + event.cost_basis_after_micros - event.cost_basis_before_micros
-        peak = running if capital[1] is None else max(capital[1], running)
-        return running, peak
-
-    def _recompute_capital(self, strategy_id: int, since: str) -> None:
-        """Recompute the running capital of the strategy's events from `since` (event time) on,
-        from the values of the event just before, and refresh its aggregate row."""
-        base = self.conn.execute(
-            "SELECT capital_after_micros, peak_after_micros FROM position_events "
-            "WHERE strategy_id = ? AND event_time < ? ORDER BY event_time DESC, id DESC LIMIT 1",
-            (strategy_id, since),
-        ).fetchone()
-        capital, peak = (base[0], base[1]) if base else (0, None)
-        self.conn.execute(
-            "UPDATE position_events SET capital_after_micros = ? + w.running, "
-            "peak_after_micros = CASE WHEN ? IS NULL THEN ? + w.peak "
-            "ELSE MAX(?, ? + w.peak) END "
-            "FROM (SELECT id, running, MAX(running) OVER (ORDER BY event_time, id) AS peak "
-            "      FROM (SELECT id, event_time, SUM(cost_basis_after_micros "
-            "                   - cost_basis_before_micros) OVER (ORDER BY event_time, id) "
-            "                   AS running "
-            "            FROM position_events WHERE strategy_id = ? AND event_time >= ?)) AS w "
-            "WHERE position_events.id = w.id",
-            (capital, peak, capital, peak, capital, strategy_id, since),
-        )
-        last = self.conn.execute(
-            "SELECT capital_after_micros, peak_after_micros, event_time, id FROM position_events "
-            "WHERE strategy_id = ? ORDER BY event_time DESC, id DESC LIMIT 1",
+    # ---- capital ----------------------------------------------------------------------------
+    def _settle_capital(self, strategy_id: int) -> None:
+        """If a late fill or a replay left the strategy's capital stale, refresh it: clearing
+        the flag refreshes its stale days (trigger of migration 0010, from those days' events
+        only), and the strategy's totals follow from its days."""
+        conn = self.conn
+        cleared = conn.execute(
+            "UPDATE agg_strategy_capital SET stale = 0 WHERE strategy_id = ? AND stale <> 0",
+            (strategy_id,),
+        ).rowcount
+        if not cleared:
+            return
+        last = conn.execute(
+            "SELECT event_time, id FROM position_events WHERE strategy_id = ? "
+            "ORDER BY event_time DESC, id DESC LIMIT 1",
             (strategy_id,),
         ).fetchone()
-        values = tuple(last) if last else (0, None, "", 0)
-        self.conn.execute(
-            "INSERT INTO agg_strategy_capital (strategy_id, capital_micros, peak_micros, "
-            "last_event_time, last_event_id, stale) VALUES (?, ?, ?, ?, ?, 0) "
-            "ON CONFLICT (strategy_id) DO UPDATE SET capital_micros = excluded.capital_micros, "
-            "peak_micros = excluded.peak_micros, last_event_time = excluded.last_event_time, "
-            "last_event_id = excluded.last_event_id, stale = 0",
-            (strategy_id, *values),
+        conn.execute(
+            "UPDATE agg_strategy_capital SET capital_micros = t.capital, peak_micros = t.peak, "
+            "last_event_time = ?, last_event_id = ? "
+            "FROM (SELECT COALESCE(SUM(delta_micros), 0) AS capital, "
+            "             MAX(opening + excess_micros) AS peak "
+            "      FROM (SELECT delta_micros, excess_micros, "
+            "                   COALESCE(SUM(delta_micros) OVER (ORDER BY day ROWS BETWEEN "
+            "                            UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS opening "
+            "            FROM agg_capital_days WHERE strategy_id = ?)) AS t "
+            "WHERE strategy_id = ?",
+            (*(last or ("", 0)), strategy_id, strategy_id),
         )
 
     # ---- full rebuild and reads -----------------------------------------------------------------
@@ -508,6 +444,11 @@ class PositionStore:
                 position = (strategy_id, account_id, instrument_id)
                 self._replay(position, ("", 0), method, multiplier, batch)
             self._flush(batch)
+            # Strategies whose executions are all superseded keep no capital.
+            self.conn.execute(
+                "UPDATE agg_strategy_capital SET capital_micros = 0, peak_micros = NULL, "
+                "stale = 0 WHERE strategy_id NOT IN (SELECT strategy_id FROM position_events)"
+            )
 
     def positions(
         self, *, strategy: str | int | None = None, include_flat: bool = False

@@ -217,8 +217,6 @@ class PositionEventRecord(Record):
     realized_pnl_gross_micros: int
     method: str
     event_time: str
-    capital_after_micros: int | None  # the strategy's running deployed capital after it
-    peak_after_micros: int | None  # and its peak so far
 
 
 @dataclass(frozen=True)

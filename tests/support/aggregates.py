@@ -64,21 +64,6 @@ def _cents_half_up(micros: int) -> int:
     return cents if micros >= 0 else -cents
 
 
-def reference_running(conn: sqlite3.Connection) -> list[tuple[int, int, int]]:
-    """Each position event's running capital and peak of its strategy (v_capital_running)."""
-    running: dict[int, int] = {}
-    peaks: dict[int, int] = {}
-    out = []
-    for event_id, strategy, delta in conn.execute(
-        "SELECT id, strategy_id, cost_basis_after_micros - cost_basis_before_micros "
-        "FROM position_events ORDER BY event_time, id"
-    ):
-        running[strategy] = running.get(strategy, 0) + delta
-        peaks[strategy] = max(peaks.get(strategy, running[strategy]), running[strategy])
-        out.append((event_id, running[strategy], peaks[strategy]))
-    return sorted(out)
-
-
 def reference_capital_days(conn: sqlite3.Connection) -> dict[tuple[int, str], tuple[int, int]]:
     """Per strategy and day: net change of capital deployed, and its peak above the day's open."""
     days: dict[tuple[int, str], list[int]] = {}
@@ -120,13 +105,6 @@ def assert_aggregates_match(db: Database) -> None:
         for k, v in conn.execute("SELECT strategy_id, peak_capital FROM v_return_on_capital")
     }
     assert shown == {k: _cents_half_up(v) for k, v in reference.items()}
-    stored = [
-        tuple(r)
-        for r in conn.execute(
-            "SELECT id, capital_after_micros, peak_after_micros FROM position_events ORDER BY id"
-        )
-    ]
-    assert stored == reference_running(conn)
     capital_days = {
         (r[0], r[1]): (r[2], r[3])
         for r in conn.execute(
