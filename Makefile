@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+BENCH_STAMP := $(VENV)/.installed-bench
 export QUANTSTRIP_HOME ?= $(CURDIR)/var
 
 # pytest-xdist workers: `make test PYTEST_WORKERS=4` runs the suite on four workers (most test
@@ -28,6 +29,10 @@ $(STAMP): pyproject.toml | $(PY)
 
 $(TEST_STAMP): pyproject.toml $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
 	touch $@
 
 install: $(STAMP)
@@ -64,7 +69,8 @@ format:
 	$(VENV)/bin/ruff format quantstrip tests bench clients
 	$(VENV)/bin/ruff check --fix quantstrip tests bench clients
 
-bench: install
+# Benchmarks need Playwright (bench extra) and Debian's chromium (system-deps), like the tests.
+bench: $(BENCH_STAMP) system-deps
 	for f in bench/*.py; do $(PY) $$f || exit 1; done
 
 clean:

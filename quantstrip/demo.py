@@ -112,7 +112,9 @@ def build_demo(db_path: str | Path, *, seed: int = 7, years: int = 2, end: date 
     days = business_days(end or clock.today() - timedelta(days=1), 252 * years)
     bars = generate_bars(SYMBOLS, days, seed)
     specs = {s: InstrumentSpec(s, primary_exchange="ARCA") for s in SYMBOLS}
-    broker = SimBroker(account="DEMO", seed=seed, starting_cash=1_000_000, slippage_bps=1)
+    broker = SimBroker(
+        account="DEMO", seed=seed, starting_cash=1_000_000, slippage_bps=1, session="demo"
+    )
     broker.risk = None  # replaying history, not trading: the operator's controls do not apply
     book = DemoBook()
     with Database(db_path) as db:

@@ -298,3 +298,35 @@ def test_demo_is_deterministic_and_if_empty_is_idempotent(workspace: Path, tmp_p
     db_path = workspace / "var" / "quantstrip.db"
     count = sqlite3.connect(db_path).execute("SELECT COUNT(*) FROM executions").fetchone()[0]
     assert str(count) in out2
+
+
+def test_two_sim_brokers_recording_into_one_database_keep_every_order_and_fill(
+    tmp_path: Path,
+) -> None:
+    """Two simulation clients share var/simulation.db, and a restarted client starts a new
+    SimBroker with the same seed: their perm ids and exec ids used to repeat ("SIM1",
+    "SIM0000.000000001"), so the second broker's orders were refused by the unique perm id and
+    its fills were filed under the first broker's orders and strategy."""
+    spec = InstrumentSpec("AAPL")
+    with Database(tmp_path / "sim.db") as db:
+        for strategy in ("first", "second"):
+            sim = SimBroker(account="SIM-SHARED", seed=0)
+            sim.subscribe(Recorder(db))
+            sim.on_quote("AAPL", "100", T0)
+            sim.submit(OrderRequest(spec, "BUY", 10, strategy=strategy))
+            sim.on_quote("AAPL", "101", T0 + timedelta(minutes=1))
+        orders = db.query(
+            "SELECT s.name, o.status FROM orders o JOIN strategies s "
+            "ON s.id = o.strategy_id ORDER BY o.id"
+        )
+        fills = db.query(
+            "SELECT s.name FROM executions e JOIN strategies s "
+            "ON s.id = e.strategy_id ORDER BY e.id"
+        )
+        held = db.query(
+            "SELECT s.name, p.qty_micros FROM positions p JOIN strategies s "
+            "ON s.id = p.strategy_id ORDER BY s.name"
+        )
+    assert [tuple(r) for r in orders] == [("first", "Filled"), ("second", "Filled")]
+    assert [r[0] for r in fills] == ["first", "second"]
+    assert [tuple(r) for r in held] == [("first", 10_000_000), ("second", 10_000_000)]

@@ -17,7 +17,7 @@ from quantstrip import settings
 from quantstrip.brokers import InstrumentSpec, OrderRefused, OrderRequest, Recorder
 from quantstrip.brokers.events import BracketRequest
 from quantstrip.brokers.risk import controls, operator
-from quantstrip.brokers.risk.guard import wait_for_alerts
+from quantstrip.brokers.risk.guard import reset_order_counts, wait_for_alerts
 from quantstrip.brokers.risk.rules import OrderFacts, Rule, TradingState, check, is_exit
 from quantstrip.brokers.sim import SimBroker
 from quantstrip.db.handler import Database
@@ -33,6 +33,7 @@ def book(workspace: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-u
     monkeypatch.setenv("QUANTSTRIP_KEYRING", "0")
     monkeypatch.delenv("QUANTSTRIP_CLIENT", raising=False)
     settings._reset_for_tests()
+    reset_order_counts()
     db = Database(workspace / "var" / "quantstrip.db")
     broker = SimBroker(account="SIM-A")
     broker.subscribe(Recorder(db, client_name="alpha"))

@@ -60,6 +60,7 @@ from quantstrip.brokers.events import (
     decimal,
     utc,
 )
+from quantstrip.brokers.marks import MarkEvent
 from quantstrip.errors import ConfigError, NotFoundError
 
 log = logging.getLogger(__name__)
@@ -311,6 +312,22 @@ class AlpacaBroker(Broker):
             "NetLiquidation": decimal(account.equity, "equity"),
             "TotalCashValue": decimal(account.cash, "cash"),
         }
+
+    def latest_price(self, instrument: InstrumentSpec) -> MarkEvent | None:
+        """Alpaca's last trade for the symbol (market-data API), as a mark; None when it has
+        none for the symbol. An HTTP or authentication error is raised."""
+        from alpaca.data.requests import StockLatestTradeRequest
+
+        client = StockHistoricalDataClient(self._key, self._secret, url_override=self.data_url)
+        trades = client.get_stock_latest_trade(
+            StockLatestTradeRequest(symbol_or_symbols=instrument.symbol)
+        )
+        trade = trades.get(instrument.symbol) if isinstance(trades, dict) else None
+        if trade is None or not trade.price:
+            return None
+        return MarkEvent(
+            self.name, instrument, decimal(trade.price, "price"), utc(trade.timestamp), "alpaca"
+        )
 
     def historical_bars(
         self,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -88,10 +89,16 @@ class SimBroker(Broker):
         slippage_bps: Decimal | int | str = 0,
         max_volume_fraction: Decimal | str | None = None,
         max_fill_qty: Decimal | int | None = None,
+        session: str | None = None,
     ) -> None:
         super().__init__()
         self.account = account
         self.seed = seed
+        # Part of every perm id and exec id: two SimBrokers recording into one database (two
+        # simulation clients, or one client restarted) must never reuse each other's ids, or the
+        # recorder takes a fill for a replay of another's and files it under the wrong order.
+        # Fixed only to rebuild an identical database (the demo).
+        self.session = session or uuid.uuid4().hex[:8]
         self.random = random.Random(seed)
         self.cash = decimal(starting_cash, "starting_cash")
         self.commission = commission or FixedTierCommission()
@@ -133,7 +140,11 @@ class SimBroker(Broker):
         self.instruments[request.instrument.symbol] = request.instrument
         self.emit(
             OrderPlacedEvent(
-                self.name, self.account, request, broker_order_id=str(seq), perm_id=f"SIM{seq}"
+                self.name,
+                self.account,
+                request,
+                broker_order_id=str(seq),
+                perm_id=f"SIM{self.session}-{seq}",
             )
         )
         self._status(order)
@@ -278,7 +289,7 @@ class SimBroker(Broker):
     def _fill(self, order: SimOrder, qty: Decimal, price: Decimal, time: datetime) -> None:
         request = order.request
         instrument = request.instrument
-        exec_id = f"SIM{self.seed:04d}.{next(self._exec_seq):09d}"
+        exec_id = f"SIM{self.seed:04d}-{self.session}.{next(self._exec_seq):09d}"
         order.avg_price = (order.avg_price * order.filled + price * qty) / (order.filled + qty)
         order.filled += qty
         order.status = "Filled" if order.remaining == 0 else "PartiallyFilled"
@@ -297,7 +308,7 @@ class SimBroker(Broker):
                 time=time,
                 client_order_id=request.client_order_id,
                 broker_order_id=order.broker_order_id,
-                perm_id=f"SIM{order.seq}",
+                perm_id=f"SIM{self.session}-{order.seq}",
                 strategy=request.strategy,
                 exchange="SIM",
             )
@@ -355,7 +366,7 @@ class SimBroker(Broker):
                 avg_fill_price=order.avg_price or None,
                 client_order_id=order.request.client_order_id,
                 broker_order_id=order.broker_order_id,
-                perm_id=f"SIM{order.seq}",
+                perm_id=f"SIM{self.session}-{order.seq}",
                 message=message,
                 time=self.clock or clock.local_now(),
             )

@@ -58,6 +58,9 @@ class ClientBase:
         self.job_timeout_s: float | None = float(timeout) if timeout else None
         self.jobs_run = 0
         self.jobs_failed = 0
+        # The last job to finish: (name, succeeded, epoch end); the monitor shows a client whose
+        # last job failed as failing, not as a green "running".
+        self.last_job: tuple[str, bool, float] | None = None
         # thread id -> (job name, monotonic start, epoch start) of every job running now
         self._running: dict[int, tuple[str, float, float]] = {}
         self._running_lock = threading.Lock()
@@ -84,11 +87,15 @@ class ClientBase:
                 self._running[key] = (job_name, clock.monotonic(), clock.epoch())
             self._beat_now()  # the daemon times the job from its start, not from the next beat
             try:
-                return func(*args, **kwargs)
+                result = func(*args, **kwargs)
             except Exception as exc:
                 self.jobs_failed += 1
+                self.last_job = (job_name, False, clock.epoch())
                 self._job_failed(job_name, exc, traceback.format_exc())
                 return None
+            else:
+                self.last_job = (job_name, True, clock.epoch())
+                return result
             finally:
                 self.jobs_run += 1
                 with self._running_lock:

@@ -40,6 +40,8 @@ class Beat:
     display_name: str | None = None  # the client's own `self.display_name`
     # The job running longest now: [name, seconds running, epoch start], or None.
     longest_job: list[Any] | None = None
+    # The last job to finish: [name, succeeded, epoch end], or None before any.
+    last_job: list[Any] | None = None
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

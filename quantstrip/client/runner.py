@@ -156,6 +156,7 @@ def _run(args: argparse.Namespace) -> int:
                 jobs_failed=client.jobs_failed,
                 display_name=client.display_name,
                 longest_job=list(job) if (job := client.longest_running_job()) else None,
+                last_job=list(client.last_job) if client.last_job else None,
             )
 
     try:

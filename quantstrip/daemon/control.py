@@ -63,6 +63,7 @@ class ClientStatus:
     mode: str | None = None
     schedule: str | None = None
     missed_policy: str | None = None  # notebooks: skip | run_once | run_all (catch-up)
+    last_job: list[Any] | None = None  # modules: [name, succeeded, epoch end] of the last job
     daemon_running: bool = True
 
     @classmethod

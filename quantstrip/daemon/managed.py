@@ -38,6 +38,7 @@ class Managed:
     last_heartbeat: float | None = None
     next_run: str | None = None
     reported_name: str | None = None  # display_name the running client reported
+    last_job: list[Any] | None = None  # [name, succeeded, epoch end] from the last beat
     warned_jobs: set[tuple[int, str, float]] = field(default_factory=set)  # long jobs reported
     # notebook clients
     trigger: Any = None

@@ -51,6 +51,7 @@ def status(m: Managed) -> ClientStatus:
         mode=cfg.mode if cfg else None,
         schedule=cfg.schedule if cfg else None,
         missed_policy=str(cfg.missed.policy) if cfg and cfg.kind == ClientKind.NOTEBOOK else None,
+        last_job=m.last_job if m.proc is not None else None,
     )
 
 

@@ -95,6 +95,7 @@ class ModuleClients:
         m.killed = False
         m.next_restart_at = None
         m.last_heartbeat = None
+        m.last_job = None
 
     def adopt(self, m: Managed) -> bool:
         """Take over the process a previous daemon started for this client, if its files are
@@ -172,6 +173,7 @@ class ModuleClients:
             m.last_heartbeat = beat.time
             m.next_run = beat.next_run
             m.reported_name = beat.display_name
+            m.last_job = beat.last_job
             self._check_long_job(m, beat)
             if self._check_time_limit(m, beat):
                 return

@@ -13,6 +13,7 @@ from __future__ import annotations
 PAGES = {
     "monitor": "Client monitor",
     "blotter": "Blotter and positions",
+    "clients": "Manage clients",
     "sql_editor": "SQL editor",
     "portfolio": "Portfolio report",
     "research": "Research",

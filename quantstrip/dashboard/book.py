@@ -22,7 +22,6 @@ import pandas as pd
 
 from quantstrip import clock
 from quantstrip.brokers.marks import age_s, max_age_s
-from quantstrip.db.connection import connect
 from quantstrip.db.units import utc_text
 from quantstrip.paths import workspace
 
@@ -41,15 +40,15 @@ def books() -> dict[str, Path]:
 
 @contextmanager
 def reading(book: str = "production") -> Iterator[sqlite3.Connection | None]:
+    """A read-only connection (`common.read_ledger`: mode=ro and a reads-only authorizer)."""
+    from quantstrip.dashboard.common import read_ledger
+
     path = books().get(book)
     if path is None or not path.exists():
         yield None
         return
-    conn = connect(path, read_only=True)
-    try:
+    with read_ledger(None if path == workspace().database else path) as conn:
         yield conn
-    finally:
-        conn.close()
 
 
 def day_zone() -> str:

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from quantstrip import clock
 from quantstrip.db.units import parse_utc
+from quantstrip.paths import workspace
 
 
 class Mode(StrEnum):
@@ -94,17 +95,23 @@ def money(value: float | None) -> str:
 
 
 def workspace_modes() -> dict[Mode, list[str]]:
-    """Enabled clients by mode, from the registry (the daemon's source of truth)."""
-    from quantstrip.daemon.registry import ClientConfig, load_registry
+    """Enabled clients by mode, read straight from clients/*/client.toml (every page shows the
+    badge: no validation here, which the monitor and the daemon do; an unreadable file counts as
+    nothing trading)."""
+    import tomllib
 
     modes: dict[Mode, list[str]] = {mode: [] for mode in Mode}
-    try:
-        registry = load_registry()
-    except Exception:
+    folder = workspace().clients
+    if not folder.is_dir():
         return modes
-    for name, config in sorted(registry.items()):
-        if isinstance(config, ClientConfig) and config.enabled:
-            modes[Mode(config.mode)].append(name)
+    for path in sorted(folder.glob("*/client.toml")):
+        try:
+            data = tomllib.loads(path.read_text())
+            mode = Mode(data.get("mode", "simulation"))
+        except (OSError, ValueError, tomllib.TOMLDecodeError):
+            continue
+        if data.get("enabled", True) is True:
+            modes[mode].append(path.parent.name)
     return modes
 
 

@@ -1,4 +1,6 @@
-"""Live log view: per-client tail that follows new lines, with level filter and search."""
+"""Live log view: per-client tail that follows new lines, with level filter and search. Times in
+the operator's zone; the follow refresh ticks in the browser (`ticker`), so a closed tab's
+kernel is culled."""
 
 from __future__ import annotations
 
@@ -7,7 +9,9 @@ import html
 import ipywidgets as w
 
 from quantstrip import logger
-from quantstrip.dashboard.common import Refresher, header
+from quantstrip.dashboard.common import header
+from quantstrip.dashboard.display import format_time
+from quantstrip.dashboard.ticker import BrowserTicker
 
 LEVEL_COLOURS = {"ERROR": "#a40000", "CRITICAL": "#a40000", "WARNING": "#9a6700"}
 
@@ -17,7 +21,7 @@ def render(records: list[logger.LogRecord]) -> str:
     for r in records:
         colour = LEVEL_COLOURS.get(r.level, "#222")
         lines.append(
-            f'<div style="color:{colour}">{r.time:%Y-%m-%d %H:%M:%S} {r.level} '
+            f'<div style="color:{colour}">{format_time(r.time)} {r.level} '
             f"{html.escape(r.module)}: {html.escape(r.message)}</div>"
         )
     style = "font-family:monospace;white-space:pre-wrap"
@@ -25,7 +29,7 @@ def render(records: list[logger.LogRecord]) -> str:
 
 
 class LogsPage(w.VBox):
-    def __init__(self, refresh_s: float = 2.0) -> None:
+    def __init__(self, refresh_ms: int = 2000) -> None:
         clients = logger.clients() or ["daemon"]
         self.client = w.Dropdown(options=clients, description="Client")
         self.level = w.Dropdown(
@@ -36,11 +40,17 @@ class LogsPage(w.VBox):
         self.view = w.HTML()
         for control in (self.client, self.level, self.search):
             control.observe(lambda _: self.refresh(), names="value")
+        self.ticker = BrowserTicker(self._tick, refresh_ms)
         super().__init__(
-            [header("Logs"), w.HBox([self.client, self.level, self.search, self.follow]), self.view]
+            [
+                header("Logs"),
+                w.HBox([self.client, self.level, self.search, self.follow]),
+                self.view,
+                self.ticker.widget,
+            ]
         )
         self.refresh()
-        self.refresher = Refresher(self._tick, refresh_s).start()
+        self.ticker.start()
 
     def _tick(self) -> None:
         if self.follow.value:

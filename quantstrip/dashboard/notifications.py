@@ -8,6 +8,7 @@ import ipywidgets as w
 
 from quantstrip.dashboard import roles
 from quantstrip.dashboard.common import error_html, header, read_ledger
+from quantstrip.dashboard.display import format_time
 
 STATUSES = ["all", "sent", "failed", "queued", "batched"]
 
@@ -54,8 +55,9 @@ class NotificationsPage(w.VBox):
             colour = {"sent": "#0a6b0a", "failed": "#a40000"}.get(str(row["status"]), "#555")
             text = (
                 f'<span class="qs-notification" data-id="{row["id"]}">#{row["id"]} '
-                f"{str(row['created_at'])[:19]} <b>{html.escape(str(row['kind']))}</b> "
-                f"{html.escape(str(row['subject']))} → {html.escape(str(row['recipients']))} "
+                f"{format_time(str(row['created_at']))} <b>{html.escape(str(row['kind']))}</b> "
+                f"{html.escape(str(row['subject']))} → "
+                f"{html.escape(str(row['recipients']) or '(no recipient)')} "
                 f'<span style="color:{colour}">{row["status"]}</span> '
                 f"(attempts {row['attempts']})</span>"
             )
@@ -65,18 +67,26 @@ class NotificationsPage(w.VBox):
             if row["status"] == "failed" and not roles.is_viewer():
                 button = w.Button(description="Resend", layout=w.Layout(width="90px"))
                 button.add_class(f"qs-resend-{row['id']}")
-                button.on_click(lambda _b, nid=row["id"]: self.resend(int(nid)))
+                button.on_click(
+                    lambda _b, nid=row["id"], to=row["recipients"]: self.resend(int(nid), str(to))
+                )
                 items.append(button)
             children.append(w.HBox(items))
         self.list.children = children
 
-    def resend(self, notification_id: int) -> None:
+    def resend(self, notification_id: int, recipients: str = "") -> None:
         from quantstrip import email_manager
 
+        if not recipients.strip(" ,"):
+            self.message.value = error_html(
+                f"#{notification_id} has no recipient: nothing to resend to. Set "
+                "email.recipients (default, or for its client) in the settings, then send again."
+            )
+            return
         try:
             roles.require_operator("resending a message")
             result = email_manager.resend(notification_id)
-            self.message.value = f"resend #{notification_id}: {result.status}"
+            self.message.value = html.escape(f"resend #{notification_id}: {result.status}")
         except Exception as exc:
             self.message.value = error_html(f"resend failed: {exc}")
         self.refresh()

@@ -1,4 +1,5 @@
-"""Settings manager: edit the TOML with validation on save; secrets masked, replaceable."""
+"""Settings manager: edit the TOML with validation on save; secrets masked, replaceable and
+deletable (after a confirmation)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import ipywidgets as w
 
 from quantstrip import settings
 from quantstrip.dashboard.common import error_html, header
+from quantstrip.dashboard.risk_panel import ConfirmBar
+
+# The dashboard's own login token: deleting it from the page would lock this session out.
+PROTECTED_SECRETS = frozenset({"dashboard.token"})
 
 
 class SettingsPage(w.VBox):
@@ -21,6 +26,8 @@ class SettingsPage(w.VBox):
         self.status = w.HTML()
         self.status.add_class("qs-settings-status")
         self.secrets = w.HTML()
+        self.secret_rows = w.VBox()
+        self.confirm = ConfirmBar()
         self.secret_name = w.Text(description="Secret", placeholder="smtp.primary.password")
         self.secret_value = w.Password(description="New value")
         self.secret_button = w.Button(description="Replace secret")
@@ -39,6 +46,8 @@ class SettingsPage(w.VBox):
                 self.status,
                 w.HTML("<h3>Secrets</h3><p>Stored encrypted; values are never shown.</p>"),
                 self.secrets,
+                self.secret_rows,
+                self.confirm,
                 w.HBox([self.secret_name, self.secret_value, self.secret_button]),
             ]
         )
@@ -48,6 +57,40 @@ class SettingsPage(w.VBox):
         names = settings.secret_names()
         rows = "".join(f"<li><code>{html.escape(n)}</code> = ********</li>" for n in names)
         self.secrets.value = f"<ul class='qs-secrets'>{rows}</ul>" if names else "<i>none</i>"
+        buttons = []
+        for name in names:
+            if name in PROTECTED_SECRETS:
+                continue
+            button = w.Button(description=f"Delete {name}", layout=w.Layout(width="auto"))
+            button.add_class(f"qs-secret-delete-{name.replace('.', '-')}")
+            button.on_click(lambda _b, n=name: self.ask_delete(n))
+            buttons.append(button)
+        self.secret_rows.children = buttons
+
+    def ask_delete(self, name: str) -> None:
+        self.confirm.ask(
+            f"Delete secret {name}? Whatever uses it (an SMTP account, a broker login) stops "
+            "working until it is set again.",
+            lambda: self.delete_secret(name),
+            css="qs-confirm-secret",
+        )
+
+    def delete_secret(self, name: str) -> None:
+        from quantstrip.secrets import Vault
+
+        if name in PROTECTED_SECRETS:
+            self.status.value = error_html(f"{name} is this dashboard's login token: not deleted")
+            return
+        try:
+            deleted = Vault().delete(name)
+            self.status.value = (
+                f'<span class="qs-ok">secret {html.escape(name)} deleted</span>'
+                if deleted
+                else error_html(f"no secret named {name}")
+            )
+        except Exception as exc:
+            self.status.value = error_html(f"delete failed: {exc}")
+        self.show_secrets()
 
     def save(self) -> None:
         try:

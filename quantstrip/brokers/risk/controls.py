@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,17 +38,31 @@ def database_path() -> Path:
     return workspace().database
 
 
+_readers = threading.local()
+
+
 @contextmanager
 def _reader(path: Path | None = None) -> Iterator[sqlite3.Connection | None]:
+    """A read-only connection of this thread to the workspace database, kept open: the guard
+    reads the operator's state before every order, which must cost microseconds."""
     path = path or database_path()
     if not path.exists():
         yield None
         return
-    conn = connect(path, read_only=True)
-    try:
-        yield conn
-    finally:
-        conn.close()
+    cached: dict[Path, tuple[tuple[int, int], sqlite3.Connection]] = (
+        getattr(_readers, "by_path", None) or {}
+    )
+    _readers.by_path = cached
+    entry = cached.get(path)
+    # Reopened after a fork (a connection is never shared across processes) or when the file
+    # was replaced (a rebuilt workspace).
+    identity = (os.getpid(), path.stat().st_ino)
+    if entry is None or entry[0] != identity:
+        if entry is not None and entry[0][0] == os.getpid():
+            entry[1].close()
+        entry = (identity, connect(path, read_only=True))
+        cached[path] = entry
+    yield entry[1]
 
 
 @contextmanager

@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from quantstrip.brokers.events import BracketRequest, OrderRequest, utc
+from quantstrip.brokers.events import BracketRequest, InstrumentSpec, OrderRequest, utc
 from quantstrip.brokers.marks import is_stale, latest_stored
 from quantstrip.brokers.risk import controls, exposure
 from quantstrip.brokers.risk.rules import (
@@ -31,6 +31,7 @@ from quantstrip.brokers.risk.rules import (
     OrderFacts,
     OrderRefused,
     Rule,
+    ScopeState,
     TradingState,
     check,
     effective_limits,
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 _recent: dict[str, deque[datetime]] = defaultdict(deque)
 _recent_lock = threading.Lock()
 RATE_WINDOW = timedelta(minutes=1)
+NO_LIMITS = RiskLimits()
 
 
 def risk_settings() -> RiskSettings:
@@ -165,7 +167,10 @@ class RiskGuard:
         client = self.client_of(request)
         settings = risk_settings()
         limits = effective_limits(settings.limits, settings.clients.get(client or ""))
-        facts = self.facts(request, client, limits, settings)
+        states = controls.states(client)
+        if not states and limits == NO_LIMITS:
+            return  # nothing to check: no ledger reads on the order path
+        facts = self.facts(request, client, limits, settings, states)
         refusal = check(facts, limits)
         if refusal is not None:
             self._refused(refusal, request)
@@ -177,6 +182,7 @@ class RiskGuard:
         client: str | None,
         limits: RiskLimits,
         settings: RiskSettings,
+        states: tuple[ScopeState, ...] = (),
     ) -> OrderFacts:
         broker = self.broker
         now = utc(broker.market_time())
@@ -189,7 +195,7 @@ class RiskGuard:
             "side": request.side,
             "qty": request.qty,
             "multiplier": request.instrument.multiplier,
-            "states": controls.states(client),
+            "states": states,
             "orders_last_minute": self._orders_last_minute(client, now),
         }
         ledger = broker.ledger()
@@ -269,7 +275,7 @@ class RiskGuard:
             return request.limit_price, "limit price"
         if request.order_type == "STP":
             return request.stop_price, "stop price"
-        quote = self.broker.latest_price(request.instrument)
+        quote = self._quote(request.instrument)
         if quote is not None and not is_stale(quote.time, now, settings.marks.max_age_s):
             return quote.price, f"{quote.source} price at {quote.time:%Y-%m-%d %H:%M:%S} UTC"
         if conn is not None and instrument is not None:
@@ -279,6 +285,17 @@ class RiskGuard:
             if stored is not None:
                 return None, f"the last mark ({stored.time:%Y-%m-%d %H:%M} UTC) is stale"
         return None, "no fresh mark for a market order"
+
+    def _quote(self, instrument: InstrumentSpec) -> Any:
+        """The broker's latest price, or None when it has none or asking failed (logged: the
+        stored marks are the fallback, and without a fresh one the order is refused)."""
+        try:
+            return self.broker.latest_price(instrument)
+        except Exception:
+            log.warning(
+                "no price from %s for %s", self.broker.name, instrument.symbol, exc_info=True
+            )
+            return None
 
     def _fresh_price(
         self,
@@ -290,7 +307,7 @@ class RiskGuard:
         if conn is None:
             return None
         limit = settings.marks.max_age_s
-        quote = self.broker.latest_price(exposure.spec_for(conn, instrument_id, self.broker.name))
+        quote = self._quote(exposure.spec_for(conn, instrument_id, self.broker.name))
         if quote is not None and not is_stale(quote.time, now, limit):
             return quote.price
         stored = latest_stored(conn, instrument_id)
@@ -300,16 +317,19 @@ class RiskGuard:
 
     # ---- order rate -----------------------------------------------------------------------------
     def _orders_last_minute(self, client: str | None, now: datetime) -> int:
+        """Orders of the client placed within the minute before `now` (the broker's clock: a
+        backtest counts in simulated time, and a clock set back does not count the future)."""
         with _recent_lock:
-            times = _recent[client or ""]
-            while times and (now - times[0] >= RATE_WINDOW or times[0] > now):
-                times.popleft()
-            return len(times)
+            return sum(1 for t in _recent[client or ""] if now - RATE_WINDOW < t <= now)
 
     def _count(self, request: OrderRequest) -> None:
         client = self.client_of(request)
+        now = utc(self.broker.market_time())
         with _recent_lock:
-            _recent[client or ""].append(utc(self.broker.market_time()))
+            times = _recent[client or ""]
+            times.append(now)
+            while times and (now - times[0] >= RATE_WINDOW or times[0] > now):
+                times.popleft()  # keep one window, not every order
 
     # ---- refusals -------------------------------------------------------------------------------
     def _refused(self, refusal: OrderRefused, request: OrderRequest) -> None:
@@ -367,6 +387,12 @@ class RiskGuard:
         with _alerts_lock:
             _alerts.append(alert)
         alert.start()
+
+
+def reset_order_counts() -> None:
+    """Forget the orders counted for the rate limit (tests reuse client names in one process)."""
+    with _recent_lock:
+        _recent.clear()
 
 
 _alerts: list[threading.Thread] = []
