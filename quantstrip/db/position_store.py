@@ -147,20 +147,16 @@ class PositionStore:
         ).fetchone()
         if row is not None:
             state.qty_micros, state.cost_basis_micros, state.realized_pnl_micros = row
-        lots = self.conn.execute(
-            f"SELECT {LOT_COLUMNS} FROM position_lots WHERE {KEY_WHERE} "
-            "ORDER BY open_time, execution_id",
-            key,
-        ).fetchall()
-        state.book = LotBook([_lot(r) for r in lots])
         if method != "fifo":
             point = self._last_flat_point(key, point)
         undone = self._events_from(key, point)
         if method == "fifo":
-            self._undo(state, undone)
-        else:  # average cost: the position was flat just before `point`
-            while state.book.first() is not None:
-                state.book.pop_first()
+            self._undo(key, state, undone)
+        else:  # average cost: the position was flat just before `point` (one pooled lot at most)
+            lots = self.conn.execute(
+                f"SELECT {LOT_COLUMNS} FROM position_lots WHERE {KEY_WHERE}", key
+            ).fetchall()
+            state.book = LotBook(removed=[_lot(r) for r in lots])
             state.qty_micros = state.cost_basis_micros = 0
             state.realized_pnl_micros -= sum(e["realized_pnl_gross_micros"] for e in undone)
         ids = [e["execution_id"] for e in undone]
@@ -173,7 +169,7 @@ class PositionStore:
             self.conn.execute(f"DELETE FROM position_events WHERE execution_id IN ({marks})", part)
         redo = self.conn.execute(
             f"SELECT * FROM executions WHERE {KEY_WHERE} AND superseded_by IS NULL "
-            "AND (exec_time > ? OR (exec_time = ? AND id >= ?)) ORDER BY exec_time, id",
+            "AND exec_time >= ? AND NOT (exec_time = ? AND id < ?) ORDER BY exec_time, id",
             (*key, point[0], point[0], point[1]),
         ).fetchall()
         last_time = None
@@ -201,14 +197,19 @@ class PositionStore:
             "pe.cost_basis_after_micros, pe.realized_pnl_gross_micros, e.side, e.qty_micros, "
             "e.price_micros FROM position_events pe JOIN executions e ON e.id = pe.execution_id "
             "WHERE pe.strategy_id = ? AND pe.account_id = ? AND pe.instrument_id = ? "
-            "AND (pe.event_time > ? OR (pe.event_time = ? AND pe.execution_id >= ?)) "
+            "AND pe.event_time >= ? AND NOT (pe.event_time = ? AND pe.execution_id < ?) "
             "ORDER BY pe.event_time DESC, pe.execution_id DESC",
             (*key, point[0], point[0], point[1]),
         ).fetchall()
 
-    def _undo(self, state: PositionState, events: list[sqlite3.Row]) -> None:
-        """Undo FIFO fills, newest first, back to the state before the oldest of them."""
+    def _undo(self, key: Key, state: PositionState, events: list[sqlite3.Row]) -> None:
+        """Undo FIFO fills, newest first, back to the state before the oldest of them.
+
+        Only the lots these fills touched are read: those they opened (the newest) and those
+        their closures took from (the oldest); the lots in between are read later, lazily, if
+        the fills applied again reach them."""
         if not events:
+            state.book = LotBook(more=self._lot_reader(key))
             return
         ids = [e["execution_id"] for e in events]
         closures: dict[int, list[Closure]] = {i: [] for i in ids}
@@ -226,6 +227,20 @@ class PositionStore:
                 closures[r[0]].append(Closure(*r[1:]))
                 openers.add(r[1])
         prices = self._prices(openers)
+        touched = sorted(openers | set(ids))
+        lots: list[Lot] = []
+        for chunk in range(0, len(touched), 500):
+            part = touched[chunk : chunk + 500]
+            lots += [
+                _lot(r)
+                for r in self.conn.execute(
+                    f"SELECT {LOT_COLUMNS} FROM position_lots WHERE {KEY_WHERE} "
+                    f"AND execution_id IN ({', '.join('?' * len(part))})",
+                    (*key, *part),
+                )
+            ]
+        lots.sort(key=lambda lot: (lot.open_time, lot.execution_id or 0))
+        state.book = LotBook(lots)
         for e in events:
             fill = Fill(
                 e["execution_id"],
@@ -237,6 +252,16 @@ class PositionStore:
             )
             event = PositionEvent(*(e[name] for name in PositionEvent.__dataclass_fields__))
             state.undo_fifo(fill, closures[e["execution_id"]], prices, event)
+        # The lots left are the oldest; the stored ones after them follow lazily, without those
+        # the undo took back.
+        front = state.book.in_memory()
+        removed = state.book.removed
+        state.book = LotBook(
+            front,
+            self._lot_reader(key),
+            skip={lot.execution_id for lot in removed},
+            removed=removed,
+        )
 
     def _prices(self, execution_ids: set[int]) -> dict[int, int]:
         ids = sorted(execution_ids)
@@ -257,7 +282,7 @@ class PositionStore:
         row = self.conn.execute(
             "SELECT event_time, execution_id FROM position_events "
             f"WHERE {KEY_WHERE} AND qty_after_micros = 0 "
-            "AND (event_time < ? OR (event_time = ? AND execution_id < ?)) "
+            "AND event_time <= ? AND NOT (event_time = ? AND execution_id >= ?) "
             "ORDER BY event_time DESC, execution_id DESC LIMIT 1",
             (*key, point[0], point[0], point[1]),
         ).fetchone()

@@ -73,18 +73,25 @@ class LotBook:
         self,
         loaded: Iterable[Lot] = (),
         more: Callable[[Lot | None], list[Lot]] | None = None,
+        *,
+        skip: set[int | None] | None = None,
+        removed: list[Lot] | None = None,
     ) -> None:
+        """`loaded`: the first lots, in order; `more(after)`: the stored lots after `after`
+        (None: from the start), a few at a time; `skip`: opening executions of stored lots
+        that are not part of the book any more (taken back by an undo)."""
         self._front: deque[Lot] = deque(loaded)
-        self._more = more  # next stored lots after the given one (None: from the start)
+        self._more = more
+        self._skip = skip or set()
         self._last_read: Lot | None = self._front[-1] if self._front else None
         self._new: deque[Lot] = deque()
-        self.removed: list[Lot] = []
+        self.removed: list[Lot] = removed or []
 
     def first(self) -> Lot | None:
-        if not self._front and self._more is not None:
+        while not self._front and self._more is not None:
             batch = self._more(self._last_read)
             if batch:
-                self._front.extend(batch)
+                self._front.extend(lot for lot in batch if lot.execution_id not in self._skip)
                 self._last_read = batch[-1]
             else:
                 self._more = None
