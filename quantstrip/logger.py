@@ -163,6 +163,17 @@ def get(client: str) -> logging.Logger:
     with _lock:
         if _configured.get("process") == client:
             return logger
+        # A handler opened for another workspace (the process moved to another data directory)
+        # is replaced: the stream is the client's log in the current workspace.
+        path = str(log_path(client).absolute())
+        for stale in [
+            h
+            for h in logger.handlers
+            if getattr(h, "quantstrip_client", None) == client
+            and getattr(h, "baseFilename", path) != path
+        ]:
+            logger.removeHandler(stale)
+            stale.close()
         if not any(getattr(h, "quantstrip_client", None) == client for h in logger.handlers):
             if not _secret_values:
                 refresh_redaction()

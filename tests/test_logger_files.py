@@ -148,3 +148,21 @@ def test_a_secret_stored_by_another_process_is_redacted(client_log, monkeypatch)
     flush(client_log)
     text = logger.log_path("alpha").read_text()
     assert "other-Process-Secret" not in text and "leaked? ********" in text
+
+
+def test_a_client_stream_follows_the_process_to_another_workspace(
+    client_log, workspace: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """A process that moves to another data directory logs into that workspace's file, not into
+    the file opened for the first one (seen as a flex test's warning landing in an earlier
+    test's workspace)."""
+    client_log.info("in the first workspace")
+    flush(client_log)
+    first = logger.log_path("alpha")
+    monkeypatch.setenv("QUANTSTRIP_HOME", str(tmp_path / "other" / "var"))
+    moved = logger.get("alpha")
+    moved.info("in the second workspace")
+    flush(moved)
+    assert logger.log_path("alpha") != first
+    assert [r.message for r in logger.tail("alpha")] == ["in the second workspace"]
+    assert "in the second workspace" not in first.read_text()
