@@ -144,8 +144,12 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
         index.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(dashboard: Dashboard):  # type: ignore[no-untyped-def]
+    """Chromium for one test module. Not for the session: while Playwright's sync API is started
+    it marks its event loop as running on this thread between calls, so every later test that
+    runs an asyncio loop here (ib_async clients) failed with 'This event loop is already
+    running'. Stopping it at the end of the module leaves the thread as it found it."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
