@@ -52,7 +52,7 @@ class ClientSpec:
     name: str
     source: Path | None = None  # notebook or module to copy in (None: keep the current one)
     schedule: str | None = None  # plain words ("every day at 16:30") or cron ("30 9 * * 1-5")
-    tz: str = "UTC"
+    tz: str | None = None
     calendar: str | None = None
     class_name: str | None = None
     mode: str = "simulation"
@@ -137,7 +137,8 @@ def _document(spec: ClientSpec, kind: str, entry: str, origin: str) -> tomlkit.T
         doc["display_name"] = spec.display_name
     if spec.schedule:
         doc["schedule"] = spec.schedule
-    doc["tz"] = spec.tz
+    if spec.tz:
+        doc["tz"] = spec.tz
     if spec.calendar:
         doc["calendar"] = spec.calendar.upper()
     if spec.time_limit_s is not None:

@@ -21,7 +21,7 @@ def promote(
     source: Path,
     name: str,
     schedule: str | None = None,
-    tz: str = "UTC",
+    tz: str | None = None,
     calendar: str | None = None,
     class_name: str | None = None,
     mode: str = "simulation",

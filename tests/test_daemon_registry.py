@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import nbformat
 import pytest
@@ -158,3 +160,46 @@ def test_daemon_settings_supply_defaults_a_client_toml_leaves_out(workspace: Pat
         assert load_client(explicit).heartbeat.timeout_s == 3
     finally:
         settings._reset_for_tests()
+
+
+# Monday 14 June 2027, 12:00 UTC (08:00 in New York): a session day of XNYS.
+MONDAY_NOON_UTC = datetime(2027, 6, 14, 12, 0, tzinfo=UTC)
+
+
+def test_a_calendar_client_without_tz_counts_its_times_on_the_exchange_clock(
+    workspace: Path,
+) -> None:
+    """calendar = "XNYS" and no tz: "every day at 16:00" is 16:00 in New York (the close), not
+    16:00 UTC (noon in New York, in the middle of the session)."""
+    make_entry(workspace, "close", "close.ipynb")
+    path = write_client_toml(
+        "close", kind="notebook", entry="close.ipynb", schedule="every day at 16:00",
+        calendar="XNYS",
+    )  # fmt: skip
+    config = load_client(path)
+    assert config.tz is None
+    fire = config.trigger().get_next_fire_time(None, MONDAY_NOON_UTC)
+    assert fire == datetime(2027, 6, 14, 16, 0, tzinfo=ZoneInfo("America/New_York"))
+    # A zone given in the file still wins over the exchange's.
+    path = write_client_toml(
+        "close", kind="notebook", entry="close.ipynb", schedule="every day at 16:00",
+        calendar="XNYS", tz="Europe/London",
+    )  # fmt: skip
+    fire = load_client(path).trigger().get_next_fire_time(None, MONDAY_NOON_UTC)
+    assert fire == datetime(2027, 6, 14, 16, 0, tzinfo=ZoneInfo("Europe/London"))
+    # Without a calendar or a zone, times are UTC.
+    path = write_client_toml(
+        "close", kind="notebook", entry="close.ipynb", schedule="every day at 16:00"
+    )
+    fire = load_client(path).trigger().get_next_fire_time(None, MONDAY_NOON_UTC)
+    assert fire == datetime(2027, 6, 14, 16, 0, tzinfo=UTC)
+
+
+def test_promote_with_a_calendar_and_no_zone_keeps_the_exchange_clock(workspace: Path) -> None:
+    research = workspace / "notebooks" / "close.ipynb"
+    research.parent.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(), research)
+    config = load_client(promote(research, "close", schedule="every day at 16:00", calendar="XNYS"))
+    assert config.tz is None
+    fire = config.trigger().get_next_fire_time(None, MONDAY_NOON_UTC)
+    assert fire == datetime(2027, 6, 14, 16, 0, tzinfo=ZoneInfo("America/New_York"))

@@ -43,7 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     promote.add_argument("source", type=Path, help="notebook (.ipynb) or module (.py)")
     promote.add_argument("--name", required=True)
     promote.add_argument("--schedule", help='e.g. "every day at 16:00" or "30 9 * * 1-5"')
-    promote.add_argument("--tz", default="UTC")
+    promote.add_argument(
+        "--tz", help="the schedule's time zone (default: the calendar's exchange zone, else UTC)"
+    )
     promote.add_argument("--calendar", help="exchange code, e.g. XNYS: run on sessions only")
     promote.add_argument("--class", dest="class_name", help="ClientBase subclass (modules)")
     promote.add_argument("--mode", default="simulation", choices=["simulation", "paper", "live"])

@@ -62,7 +62,7 @@ class ModuleClients:
             QUANTSTRIP_MODE=cfg.mode,
             QUANTSTRIP_HOME=str(self.ws.home),
             QUANTSTRIP_WORKSPACE=str(self.ws.root),
-            QUANTSTRIP_CLIENT_TZ=cfg.tz,
+            QUANTSTRIP_CLIENT_TZ=cfg.tz or "UTC",
             QUANTSTRIP_CLIENT_PARAMETERS=json.dumps(cfg.parameters, default=str),
             QUANTSTRIP_CLIENT_RECIPIENTS=json.dumps(cfg.recipients),
         )

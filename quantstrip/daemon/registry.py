@@ -12,7 +12,7 @@ entry = "strategy.py:MyStrategy"  # module: file[:Class]; notebook: file.ipynb
 enabled = true
 mode = "simulation"             # simulation | paper | live
 schedule = "every day at 16:00" # notebooks: cron string or phrase
-tz = "America/New_York"
+tz = "America/New_York"        # optional: UTC, or the calendar's exchange zone when one is set
 calendar = "XNYS"               # optional: run only on sessions of this exchange
 time_limit_s = 600              # notebook: whole run (default 3600); module: one job (the
                                 # daemon stops the client at the limit, event job_time_limit;
@@ -90,7 +90,8 @@ class ClientConfig(_Strict):
     display_name: str | None = None
     mode: Literal["simulation", "paper", "live"] = "simulation"
     schedule: str | None = None
-    tz: str = "UTC"
+    # None: the calendar's exchange zone if a calendar is set, else UTC (parse_schedule).
+    tz: str | None = None
     calendar: str | None = None
     time_limit_s: float | None = Field(None, gt=0)
     # Module clients: a job running longer than this is reported once (event and alert) and left
@@ -109,10 +110,11 @@ class ClientConfig(_Strict):
 
     @field_validator("tz")
     @classmethod
-    def _known_zone(cls, value: str) -> str:
+    def _known_zone(cls, value: str | None) -> str | None:
         from quantstrip.client.schedule import zone
 
-        zone(value)
+        if value is not None:
+            zone(value)
         return value
 
     @model_validator(mode="before")
@@ -138,15 +140,11 @@ class ClientConfig(_Strict):
         return self
 
     def trigger(self) -> Any:
-        from quantstrip.client.calendar import SessionTrigger
         from quantstrip.client.schedule import parse_schedule
 
         if self.schedule is None:
             return None
-        trigger = parse_schedule(self.schedule, self.tz)
-        if self.calendar and not isinstance(trigger, SessionTrigger):
-            trigger = SessionTrigger(trigger, self.calendar)
-        return trigger
+        return parse_schedule(self.schedule, self.tz, calendar=self.calendar)
 
     @property
     def entry_file(self) -> Path:

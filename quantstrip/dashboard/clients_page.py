@@ -73,7 +73,11 @@ class ClientsPage(w.VBox):
             description="Schedule", placeholder="every day at 16:30  or  30 9 * * 1-5"
         )
         self.schedule.add_class("qs-client-schedule")
-        self.tz = _text(description="Time zone", value="UTC")
+        self.tz = _text(
+            description="Time zone",
+            value="",
+            placeholder="blank: the calendar's exchange zone, else UTC",
+        )
         self.calendar = _text(description="Calendar", placeholder="e.g. XNYS: sessions only")
         self.mode = w.Dropdown(description="Mode", options=MODES, style=style)
         self.mode.add_class("qs-client-mode-choice")
@@ -155,7 +159,7 @@ class ClientsPage(w.VBox):
                 *self.limits.values(),
             ):
                 box.value = ""
-            self.tz.value, self.mode.value, self.missed.value = "UTC", "simulation", "skip"
+            self.tz.value, self.mode.value, self.missed.value = "", "simulation", "skip"
             self.paused.value = False
             return
         spec = client_admin.describe(self.choice.value)
@@ -164,7 +168,7 @@ class ClientsPage(w.VBox):
         self.display_name.value = spec.display_name or ""
         self.class_name.value = spec.class_name or ""
         self.schedule.value = spec.schedule or ""
-        self.tz.value = spec.tz
+        self.tz.value = spec.tz or ""
         self.calendar.value = spec.calendar or ""
         self.mode.value = spec.mode
         self.parameters.value = tomlkit.dumps(spec.parameters) if spec.parameters else ""
@@ -193,7 +197,7 @@ class ClientsPage(w.VBox):
             name=self.name.value.strip() if new else self.choice.value,
             source=Path(source) if source else None,
             schedule=self.schedule.value.strip() or None,
-            tz=self.tz.value.strip() or "UTC",
+            tz=self.tz.value.strip() or None,
             calendar=self.calendar.value.strip() or None,
             class_name=self.class_name.value.strip() or None,
             mode=self.mode.value,
