@@ -25,7 +25,7 @@ import tomlkit
 from quantstrip import clock
 from quantstrip.daemon.registry import CLIENT_FILE, NAME_PATTERN, ClientConfig, load_client
 from quantstrip.errors import ConfigError, NotFoundError, ValidationError
-from quantstrip.paths import workspace
+from quantstrip.paths import PRIVATE_DIR_MODE, make_tree_private, workspace
 
 PARAMETERS_CELL = """# Parameters: the daemon injects the values of each run after this cell.
 client_name = "research"
@@ -257,7 +257,8 @@ def delete(name: str) -> Path:
     ws = workspace()
     folder = _toml(name).parent
     archive = ws.home / "archive" / f"{name}-{clock.stamp()}"
-    archive.mkdir(parents=True)
+    archive.mkdir(mode=PRIVATE_DIR_MODE, parents=True)
+    os.chmod(archive.parent, PRIVATE_DIR_MODE)  # var/archive, made by this process's umask
     folder.rename(archive / "client")
     runs = ws.runs / name
     if runs.exists():
@@ -268,6 +269,7 @@ def delete(name: str) -> Path:
             tomlkit.dumps({"risk": {"clients": {name: limits}}})
         )
         set_limits(name, {})
+    make_tree_private(archive)
     return archive
 
 

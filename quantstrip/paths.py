@@ -158,3 +158,13 @@ def make_private(ws: Workspace) -> list[Path]:
         os.chmod(path, mode & ~(stat.S_IRWXG | stat.S_IRWXO))
         changed.append(path)
     return changed
+
+
+def make_tree_private(root: Path) -> None:
+    """Make `root` and everything under it private to the owner (folders 0700, files 0600), for
+    things moved into the data directory from elsewhere (a deleted client's folder keeps the
+    modes it had beside the code). Symbolic links are left alone: chmod would follow them out."""
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink():
+            continue
+        os.chmod(path, PRIVATE_DIR_MODE if path.is_dir() else PRIVATE_FILE_MODE)

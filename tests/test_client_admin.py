@@ -3,6 +3,8 @@ promote that leaves nothing behind when it fails."""
 
 from __future__ import annotations
 
+import os
+import stat
 import tomllib
 from pathlib import Path
 
@@ -126,3 +128,40 @@ def test_a_module_client_gets_its_class_and_bad_input_names_the_field(
     with pytest.raises(ConfigError, match="already exists"):
         client_admin.create(ClientSpec(name="sig", source=research / "signal.py"))
     assert leftovers(workspace) == []
+
+
+def test_a_deleted_client_is_archived_private_to_its_owner(workspace: Path, research: Path) -> None:
+    """The client's folder lives with the code (shared modes, 0644 here); once archived under the
+    data directory it holds the strategy and its runs like the rest of var/: 0600 files, 0700
+    folders, whatever umask the deleting process has."""
+    previous = os.umask(0o022)
+    try:
+        client_admin.create(
+            ClientSpec(
+                name="nightly",
+                source=research / "idea.ipynb",
+                schedule="every day at 16:00",
+                limits={"max_position": 500},
+            )
+        )
+        folder = workspace / "clients" / "nightly"
+        (folder / "data").mkdir()
+        (folder / "data" / "state.json").write_text("{}")
+        os.chmod(folder / "idea.ipynb", 0o644)
+        runs = workspace / "var" / "runs" / "nightly"
+        runs.mkdir(parents=True)
+        (runs / "run1.ipynb").write_text("{}")
+        archive = client_admin.delete("nightly")
+    finally:
+        os.umask(previous)
+    assert (archive / "client" / "idea.ipynb").exists()
+    assert (archive / "runs" / "run1.ipynb").exists()
+    assert (archive / "risk_limits.toml").exists()
+    tree = [archive.parent, archive, *archive.rglob("*")]
+    modes = {
+        str(path.relative_to(workspace)): oct(stat.S_IMODE(path.stat().st_mode)) for path in tree
+    }
+    expected = {
+        str(path.relative_to(workspace)): oct(0o700 if path.is_dir() else 0o600) for path in tree
+    }
+    assert modes == expected
