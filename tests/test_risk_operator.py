@@ -4,6 +4,7 @@ stops the client, and the state survives the client's restart."""
 
 from __future__ import annotations
 
+import gc
 import re
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 from support.daemon import DaemonHandle, wait_until, write_module_client
 
+from quantstrip.brokers.risk import controls, watcher
+from quantstrip.brokers.sim import SimBroker
 from quantstrip.db.handler import Database
 
 TRADER = """
@@ -132,3 +135,35 @@ def test_halt_cancels_orders_and_stops_the_client(workspace: Path, daemon: Daemo
     assert book(workspace) == (100.0, 0)  # orders cancelled, the position kept
     resumed = cli(workspace, "resume", "trader")
     assert "trading active" in resumed.stdout
+
+
+def test_a_client_answers_the_operator_only_in_the_workspace_its_broker_was_made_in(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process whose workspace changes after it made a guarded broker (an example client run
+    in a test, a notebook) must not claim to be a guarded client in the new workspace: there the
+    operator's flatten waited 30 s on it and reported 'no answer' (CI: 'daily_signal (pid N): no
+    answer within 30 s', the pytest process's own watcher in the next test's workspace). Its
+    watcher ends, and leaves the list of guarded processes, when its last guard is gone."""
+    monkeypatch.setenv("QUANTSTRIP_KEYRING", "0")
+    monkeypatch.setenv("QUANTSTRIP_CLIENT", "mover")
+    first = controls.database_path()
+    broker = SimBroker(account="SIM-M")
+    listener = watcher.start()
+    other = tmp_path / "other"
+    monkeypatch.setenv("QUANTSTRIP_WORKSPACE", str(other))
+    monkeypatch.setenv("QUANTSTRIP_HOME", str(other / "var"))
+    from quantstrip.paths import init_workspace
+
+    init_workspace()
+    second = controls.database_path()
+    assert second != first
+    controls.request_action(controls.ALL, "cancel_orders", requested_by="test", path=second)
+    listener.tick()
+    assert [g.client for g in controls.live_guards(path=first)] == ["mover"]
+    assert controls.live_guards(path=second) == []
+    assert controls.results(1, path=second) == []
+    del broker
+    gc.collect()
+    wait_until(lambda: not listener.is_alive(), 30, "the watcher to end with its last guard")
+    assert controls.live_guards(path=first) == []

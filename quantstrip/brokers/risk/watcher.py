@@ -6,6 +6,12 @@ reads `risk_actions` for new ones in its scope and has each live guard carry the
 one result per action; every few seconds it records that the process is alive (`risk_guards`);
 every `risk.marks.interval_s` it refreshes the marks of what the client holds.
 
+A watcher belongs to the workspace database its guards were created in, and speaks only for
+them: it reads actions from and reports presence to that file, whatever the process's workspace
+is later, and it ends (removing its presence) when its last guard is gone. Otherwise a process
+that moved to another workspace (a test run, a notebook) claimed to be a guarded client there,
+and the operator's flatten waited on a process that would never answer it.
+
 Actions requested before the process started are not replayed: a client restarted next week
 must not flatten again because of last week's request.
 """
@@ -17,6 +23,7 @@ import logging
 import os
 import threading
 import weakref
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from quantstrip import clock
@@ -30,56 +37,81 @@ log = logging.getLogger(__name__)
 POLL_S = 1.0
 PRESENCE_EVERY_S = 5.0
 
-_guards: weakref.WeakSet[RiskGuard] = weakref.WeakSet()
+# Each guard of this process, with the workspace database it was created in.
+_guards: weakref.WeakKeyDictionary[RiskGuard, Path] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
-_thread: Watcher | None = None
+_watchers: dict[Path, Watcher] = {}
 
 
 def register(guard: RiskGuard) -> None:
-    _guards.add(guard)
+    with _lock:
+        _guards[guard] = controls.database_path()
     if os.environ.get("QUANTSTRIP_CLIENT"):
         start()
 
 
-def guards() -> list[RiskGuard]:
-    return list(_guards)
+def guards(path: Path | None = None) -> list[RiskGuard]:
+    """This process's guards (those of one workspace database when `path` is given)."""
+    with _lock:
+        return [g for g, p in list(_guards.items()) if path is None or p == path]
 
 
 def start() -> Watcher:
-    global _thread
+    """The watcher of the current workspace's database, started if it is not running."""
+    path = controls.database_path()
     with _lock:
-        if _thread is None or not _thread.is_alive() or _thread.pid != os.getpid():
-            _thread = Watcher()
-            _thread.start()
-        return _thread
+        current = _watchers.get(path)
+        if current is None or not current.is_alive() or current.pid != os.getpid():
+            current = Watcher(path)
+            _watchers[path] = current
+            current.start()
+        return current
+
+
+def running() -> list[Watcher]:
+    with _lock:
+        return [w for w in _watchers.values() if w.is_alive() and w.pid == os.getpid()]
 
 
 class Watcher(threading.Thread):
-    def __init__(self) -> None:
+    def __init__(self, path: Path) -> None:
         super().__init__(name="risk-watcher", daemon=True)
         self.pid = os.getpid()
+        self.path = path
         self.client = os.environ.get("QUANTSTRIP_CLIENT") or ""
         self.mode = os.environ.get("QUANTSTRIP_MODE", "simulation")
         self.stop_event = threading.Event()
-        self.last_action = controls.last_action_id()
+        self.last_action = controls.last_action_id(path)
         self._presence_due = 0.0
         self._marks_due = clock.monotonic()
         atexit.register(self.close)
 
     def run(self) -> None:
         while not self.stop_event.wait(POLL_S):
+            if self._orphaned():
+                self.close()
+                return
             try:
                 self.tick()
             except Exception:  # one bad poll must not end the watcher: the next one retries
                 log.exception("risk watcher poll failed")
 
+    def _orphaned(self) -> bool:
+        """No guard of this watcher's database is left: end it (a new guard starts another)."""
+        with _lock:
+            if any(p == self.path for p in _guards.values()):
+                return False
+            if _watchers.get(self.path) is self:
+                del _watchers[self.path]
+            return True
+
     def tick(self) -> None:
         now = clock.monotonic()
         if now >= self._presence_due:
-            brokers = ",".join(sorted({g.broker.name for g in guards()}))
-            controls.seen(self.client, self.mode, brokers)
+            brokers = ",".join(sorted({g.broker.name for g in guards(self.path)}))
+            controls.seen(self.client, self.mode, brokers, path=self.path)
             self._presence_due = now + PRESENCE_EVERY_S
-        for action in controls.actions_after(self.last_action):
+        for action in controls.actions_after(self.last_action, path=self.path):
             self.last_action = action.id
             if action.scope in (controls.ALL, self.client):
                 self.carry_out(action)
@@ -92,7 +124,7 @@ class Watcher(threading.Thread):
         from quantstrip.brokers.risk.actions import ACTIONS
 
         lines, failed = [], False
-        for guard in guards():
+        for guard in guards(self.path):
             try:
                 lines.append(ACTIONS[action.action](guard))
             except Exception as exc:
@@ -100,13 +132,15 @@ class Watcher(threading.Thread):
                 lines.append(f"{guard.broker.name}: {type(exc).__name__}: {exc}")
                 log.exception("%s failed on %s", action.action, guard.broker.name)
         detail = "; ".join(lines) or "no broker in this process"
-        controls.report_result(action.id, self.client, "failed" if failed else "done", detail)
+        controls.report_result(
+            action.id, self.client, "failed" if failed else "done", detail, path=self.path
+        )
         log.warning("operator %s (%s): %s", action.action, action.reason or "no reason", detail)
 
     def refresh_marks(self) -> None:
         from quantstrip.brokers.risk.actions import refresh_marks
 
-        for guard in guards():
+        for guard in guards(self.path):
             try:
                 refresh_marks(guard)
             except Exception:
@@ -115,7 +149,7 @@ class Watcher(threading.Thread):
     def close(self) -> None:
         self.stop_event.set()
         try:
-            controls.gone()
+            controls.gone(path=self.path)
         except Exception:
             log.debug("could not remove this process from risk_guards", exc_info=True)
 
