@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from quantstrip.brokers.events import from_record, register_record_type, to_record
+from quantstrip.brokers.event_records import from_record, register_record_type, to_record
 from quantstrip.brokers.marks import MarkEvent
 from quantstrip.db.units import now_text
 from quantstrip.files import exclusive, write_atomic

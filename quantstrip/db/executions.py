@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from quantstrip.db.connection import transaction
-from quantstrip.db.position_store import PositionBatch
+from quantstrip.db.position_rows import PositionBatch
 from quantstrip.db.records import Commission, Execution, Instrument, Order
 from quantstrip.db.units import Number, from_micros, now_text, utc_text
 from quantstrip.db.validate import (

@@ -5,7 +5,8 @@ The facade is composed of parts with one job each, so clients keep one flat API
   reference.py       accounts, strategies, instruments
   orders.py          orders and their status history
   executions.py      fills and commissions (idempotency, corrections)
-  position_store.py  positions, lots, position events, capital aggregates
+  position_store.py  positions from fills (position_rows.py: the rows; position_replay.py: a
+                     late fill or a correction; positions.py: the arithmetic)
   journal.py         strategy events, client events, account snapshots
   cash.py            cash events (dividends, tax, interest, fees, transfers)
 and this module adds the connection and generic CRUD over the platform tables. Writes are short
