@@ -137,4 +137,6 @@ def _details(status: ClientStatus, now: datetime) -> list[str]:
     if status.pid:
         out.append(f"pid {status.pid}")
     out.append(f"restarts {status.restart_count}")
+    if status.missed_policy:  # what happens to slots missed while the daemon was down
+        out.append(f"missed runs: {status.missed_policy}")
     return out
