@@ -114,6 +114,22 @@ def test_other_oversized_amounts_are_refused_naming_the_field(db, call, field: s
     assert error.value.field == field
 
 
+def test_a_realised_pnl_beyond_the_ledger_is_refused_even_when_it_is_ibs_unset_value(db) -> None:
+    # IB's "no value" (UNSET_DOUBLE) is the IB adapter's to map to None (brokers/ib/wire.py);
+    # the DB layer knows no broker, so reaching it raw is an oversized number like any other,
+    # refused naming the field (it used to be stored as 'no realised PnL' without a word).
+    fill(db, "X1", "BUY", 10, "100", "2025-01-02T15:00:00Z")
+    for unset in (1.7976931348623157e308, -1.7976931348623157e308, 1e301):
+        with pytest.raises(ValidationError) as error:
+            db.record_commission(
+                broker="ib", exec_id="X1", commission="1.00", broker_realized_pnl=unset
+            )
+        assert error.value.field == "broker_realized_pnl"
+    assert db.query("SELECT COUNT(*) FROM commissions")[0][0] == 0
+    stored = db.record_commission(broker="ib", exec_id="X1", commission="1.00")
+    assert stored.broker_realized_pnl_micros is None
+
+
 def test_a_fill_of_ten_billion_notional_is_stored_exactly(db) -> None:
     es = db.ensure_instrument("ES", sec_type="FUT", exchange="CME", multiplier=50)
     fill(db, "1", "BUY", 40_000, "5000.25", "2025-01-02T15:00:00Z", instrument=es)

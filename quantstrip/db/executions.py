@@ -20,6 +20,7 @@ from quantstrip.db.validate import (
     micros,
     normalise_side,
     notional_micros,
+    optional_micros,
     positive_micros,
     price_micros,
 )
@@ -267,11 +268,8 @@ class ExecutionLedger:
         if not exec_id:
             raise ValidationError("exec_id", "must not be empty")
         commission_m = micros(commission, "commission")
-        pnl_m = None
-        # IB sends 1.7976931348623157e308 (UNSET_DOUBLE) when it has no realised PnL.
-        unset = isinstance(broker_realized_pnl, float) and abs(broker_realized_pnl) > 1e300
-        if broker_realized_pnl is not None and not unset:
-            pnl_m = micros(broker_realized_pnl, "broker_realized_pnl")
+        # A broker's own "no value" sentinel is its adapter's to map to None (brokers/).
+        pnl_m = optional_micros(broker_realized_pnl, "broker_realized_pnl")
         currency = currency or "USD"
         with transaction(self.conn):
             row = self.conn.execute(
