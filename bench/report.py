@@ -33,6 +33,7 @@ from quantstrip.analytics.connection import reset
 from quantstrip.analytics.metrics import max_drawdown, sharpe
 from quantstrip.db.connection import transaction
 from quantstrip.db.handler import Database
+from quantstrip.db.units import money, to_micros
 
 STRATEGIES = 50
 NOW = "2026-01-01 00:00:00.000000"
@@ -154,7 +155,7 @@ def generate(path: Path, executions: int) -> None:
     with Database(path) as db:  # the writer's capital refresh, as after any replay
         for strategy_id in range(1, STRATEGIES + 1):
             with transaction(db.conn):
-                db._recompute_capital(strategy_id, "")
+                db._settle_capital(strategy_id)
     conn = sqlite3.connect(path)
     stale = conn.execute(
         "SELECT (SELECT COUNT(*) FROM agg_strategy_capital WHERE stale <> 0) "
@@ -196,7 +197,7 @@ def pandas_baseline(path: Path) -> pd.DataFrame:
         equity = pnl[name].cumsum() + 100_000
         row = sums.loc[name]
         rows[name] = {
-            "net_pnl": round(row.net_pnl, 2),
+            "net_pnl": float(money(to_micros(float(row.net_pnl)))),  # half up, as the report
             "sharpe": sharpe(pnl[name] / 100_000),
             "max_drawdown": max_drawdown(equity).depth,
             "trades": row.trades,
@@ -228,7 +229,7 @@ def run(folder: Path, executions: int, repeat: int) -> tuple[float, float]:
     base = median_time(pandas_baseline, path, repeat)
     check = pandas_baseline(path)
     for name in check.index:
-        assert abs(report.stats.loc[name].net_pnl - check.loc[name].net_pnl) <= 0.005 + 1e-9
+        assert abs(report.stats.loc[name].net_pnl - check.loc[name].net_pnl) <= 0.005 + 1e-9, name
         assert report.stats.loc[name].trades == check.loc[name].trades
     print(
         f"  portfolio report: median {duck:.3f} s of {repeat} (first call, opening the engine: "
