@@ -36,6 +36,8 @@ VIEWS = (
     "v_strategy_days",
     "v_strategy_stats",
     "v_portfolio_stats",
+    "v_pnl_by_currency",
+    "v_round_trips_base",
 )
 
 

@@ -28,6 +28,7 @@ DATE_COLUMNS = {
     "v_commissions": "date",
     "v_position_history": "date",
     "v_strategy_days": "date",
+    "v_pnl_by_currency": "date",
 }
 MONEY_COLUMNS = {
     "v_executions": ["qty", "price", "notional", "commission"],

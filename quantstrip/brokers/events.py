@@ -300,7 +300,7 @@ class ExecutionEvent:
     base_exec_id: str | None = None
     correction_number: int = 0
     # The broker's rate from the fill's currency to the account's base currency, when it says
-    # (IB Flex fxRateToBase); carried for currency reporting, not stored by the recorder yet.
+    # (IB Flex fxRateToBase); stored with the fill for reporting in base (migration 0013).
     fx_rate_to_base: Decimal | None = None
 
 

@@ -17,6 +17,12 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from quantstrip.brokers.conversions import (
+    conversion_time,
+    is_conversion,
+    record_conversion,
+    record_conversion_fee,
+)
 from quantstrip.brokers.event_journal import EventJournal
 from quantstrip.brokers.events import (
     AccountValueEvent,
@@ -124,8 +130,13 @@ class Recorder:
 
     def handle(self, event: BrokerEvent) -> object:
         if isinstance(event, ExecutionEvent):
+            if is_conversion(event):  # cash between currencies, never a position
+                return record_conversion(self.db, event)
             return self._execution(event)
         if isinstance(event, CommissionEvent):
+            conversion = conversion_time(self.db, event.broker, event.exec_id)
+            if conversion is not None:
+                return record_conversion_fee(self.db, event, *conversion)
             return self.db.record_commission(
                 broker=event.broker,
                 exec_id=event.exec_id,
@@ -314,5 +325,6 @@ class Recorder:
                 exchange=event.exchange,
                 base_exec_id=event.base_exec_id,
                 correction_number=event.correction_number,
+                fx_rate_to_base=event.fx_rate_to_base,
             )
         )

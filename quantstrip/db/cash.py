@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from quantstrip.db.connection import transaction
 from quantstrip.db.records import CashEventRecord
 from quantstrip.db.units import Number, now_text, to_micros, utc_text
-from quantstrip.db.validate import optional_micros
+from quantstrip.db.validate import currency_code, optional_micros
 from quantstrip.errors import ValidationError
 
 CASH_KINDS = frozenset(
@@ -21,6 +21,7 @@ CASH_KINDS = frozenset(
         "commission_adjustment",
         "deposit",
         "withdrawal",
+        "fx_conversion",  # one leg of a currency conversion (migration 0013)
         "other",
     }
 )
@@ -54,8 +55,7 @@ class CashLedger:
             raise ValidationError("broker_txn_id", "must not be empty")
         if kind not in CASH_KINDS:
             raise ValidationError("kind", f"must be one of {sorted(CASH_KINDS)}, got {kind!r}")
-        if not currency:
-            raise ValidationError("currency", "must not be empty")
+        currency = currency_code(currency)
         amount_m = to_micros(amount, "amount")
         rate_m = optional_micros(fx_rate_to_base, "fx_rate_to_base")
         if rate_m is not None and rate_m <= 0:

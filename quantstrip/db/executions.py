@@ -17,6 +17,8 @@ from quantstrip.db.position_rows import PositionBatch
 from quantstrip.db.records import Commission, Execution, Instrument, Order
 from quantstrip.db.units import Number, from_micros, now_text, utc_text
 from quantstrip.db.validate import (
+    currency_code,
+    fx_rate_nanos,
     micros,
     normalise_side,
     notional_micros,
@@ -36,8 +38,8 @@ _KNOWN = (
 _INSERT_EXECUTION = (
     "INSERT INTO executions (broker, account_id, exec_id, base_exec_id, correction_number, "
     "superseded_by, order_id, strategy_id, instrument_id, side, qty_micros, price_micros, "
-    "exec_time, liquidity, exchange, recorded_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "exec_time, liquidity, exchange, recorded_at, currency, fx_rate_to_base_nanos) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -64,6 +66,11 @@ class ExecutionInput:
     correction_number: int | None = None
     liquidity: str = ""
     exchange: str = ""
+    # The fill's currency (None: the instrument's, which it must equal; stored either way) and
+    # the broker's rate from it to the account's base currency, when the broker gives one (IB
+    # Flex fxRateToBase; else the fx_rates table applies, never a guess).
+    currency: str | None = None
+    fx_rate_to_base: Number | None = None
 
 
 @dataclass(frozen=True)
@@ -120,7 +127,16 @@ class ExecutionLedger:
         correction = fill.correction_number if fill.base_exec_id else 0
         if isinstance(correction, bool) or not isinstance(correction, int | None):
             raise ValidationError("correction_number", f"expected an integer, got {correction!r}")
+        currency = instrument.currency if fill.currency is None else currency_code(fill.currency)
+        if currency != instrument.currency:
+            raise ValidationError(
+                "currency",
+                f"the fill is in {currency} but instrument {instrument.id} ({instrument.symbol}) "
+                f"trades in {instrument.currency}",
+            )
         return {
+            "currency": currency,
+            "fx_rate_to_base_nanos": fx_rate_nanos(fill.fx_rate_to_base),
             "side": side,
             "qty_micros": qty_m,
             "price_micros": px_m,
@@ -175,7 +191,7 @@ class ExecutionLedger:
         if existing_id is not None:
             stored = self._execution(existing_id)
             _check_repeat(stored, fill, c)
-            return ExecutionResult(stored, created=False)
+            return ExecutionResult(self._learn_rate(stored, c), created=False)
         strategy = batch.strategies.get(fill.strategy)
         if strategy is None:
             strategy = batch.strategies[fill.strategy] = self.strategy_and_method(fill.strategy)
@@ -220,6 +236,8 @@ class ExecutionLedger:
             "liquidity": fill.liquidity or "",
             "exchange": fill.exchange or "",
             "recorded_at": now_text(),
+            "currency": c["currency"],
+            "fx_rate_to_base_nanos": c["fx_rate_to_base_nanos"],
         }
         cursor = conn.execute(_INSERT_EXECUTION, tuple(row.values()))
         execution = Execution.from_row({**row, "id": int(cursor.lastrowid or 0)})
@@ -240,6 +258,25 @@ class ExecutionLedger:
             return ExecutionResult(execution, created=True, superseded=self._execution(prior.id))
         self._apply_fill(execution, method, multiplier, batch)
         return ExecutionResult(execution, created=True)
+
+    def _learn_rate(self, stored: Execution, c: dict[str, Any]) -> Execution:
+        """A repeat that brings the FX rate the first report lacked (the live fill, then the
+        Flex statement) completes the stored fill; a different rate is a conflict."""
+        rate = c["fx_rate_to_base_nanos"]
+        if rate is None or rate == stored.fx_rate_to_base_nanos:
+            return stored
+        if stored.fx_rate_to_base_nanos is not None:
+            message = (
+                f"{stored.broker} exec id {stored.exec_id} is stored with an FX rate to base of "
+                f"{stored.fx_rate_to_base_nanos / 1e9}; the broker now sends {rate / 1e9}: refused "
+                "(the stored rate stands)"
+            )
+            log.error("conflict: %s", message)
+            raise ConflictError(message)
+        self.conn.execute(
+            "UPDATE executions SET fx_rate_to_base_nanos = ? WHERE id = ?", (rate, stored.id)
+        )
+        return self._execution(stored.id)
 
     def _execution(self, execution_id: int) -> Execution:
         row = self.conn.execute("SELECT * FROM executions WHERE id = ?", (execution_id,)).fetchone()
@@ -270,7 +307,7 @@ class ExecutionLedger:
         commission_m = micros(commission, "commission")
         # A broker's own "no value" sentinel is its adapter's to map to None (brokers/).
         pnl_m = optional_micros(broker_realized_pnl, "broker_realized_pnl")
-        currency = currency or "USD"
+        currency = currency_code(currency or "USD")
         with transaction(self.conn):
             row = self.conn.execute(
                 "SELECT * FROM commissions WHERE broker = ? AND exec_id = ?", (broker, exec_id)

@@ -9,6 +9,7 @@ The facade is composed of parts with one job each, so clients keep one flat API
                      late fill or a correction; positions.py: the arithmetic)
   journal.py         strategy events, client events, account snapshots
   cash.py            cash events (dividends, tax, interest, fees, transfers)
+  fx.py              FX rates to base for fills the broker gave none
 and this module adds the connection and generic CRUD over the platform tables. Writes are short
 `BEGIN IMMEDIATE` transactions (`db/connection.py`).
 """
@@ -25,6 +26,7 @@ from typing import Any
 from quantstrip.db.cash import CashLedger
 from quantstrip.db.connection import BUSY_TIMEOUT_MS, ThreadConnections, transaction
 from quantstrip.db.executions import ExecutionInput, ExecutionLedger, ExecutionResult
+from quantstrip.db.fx import FxRates
 from quantstrip.db.journal import Journal
 from quantstrip.db.migrate import migrate
 from quantstrip.db.orders import OrderBook
@@ -56,7 +58,9 @@ class Page:
     offset: int
 
 
-class Database(ReferenceData, OrderBook, ExecutionLedger, PositionStore, Journal, CashLedger):
+class Database(
+    ReferenceData, OrderBook, ExecutionLedger, PositionStore, Journal, CashLedger, FxRates
+):
     """One lifecycle database, usable from any number of threads of one process.
 
     Each thread works on its own connection (`conn` is the calling thread's), so each thread's

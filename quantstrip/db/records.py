@@ -156,6 +156,8 @@ class Execution(Record):
     liquidity: str
     exchange: str
     recorded_at: str
+    currency: str | None = None  # its instrument's (NULL only in rows older than 0013)
+    fx_rate_to_base_nanos: int | None = None  # the broker's rate with the fill, if it gave one
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ since given to another row (a fill filed under the wrong strategy or account).
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from typing import Any
 
@@ -14,13 +15,15 @@ from quantstrip.db.connection import transaction
 from quantstrip.db.positions import METHODS
 from quantstrip.db.records import Account, Instrument, Strategy
 from quantstrip.db.units import Number, now_text
-from quantstrip.db.validate import micros, positive_micros
-from quantstrip.errors import NotFoundError, ValidationError
+from quantstrip.db.validate import currency_code, micros, positive_micros
+from quantstrip.errors import ConflictError, NotFoundError, ValidationError
 
 _INSTRUMENT_BY_KEY = (
     "SELECT id FROM instruments WHERE symbol = ? AND sec_type = ? AND exchange = ? "
     "AND currency = ? AND expiry = ? AND strike_micros = ? AND option_right = ?"
 )
+
+log = logging.getLogger(__name__)
 
 
 class ReferenceData:
@@ -35,6 +38,7 @@ class ReferenceData:
         if not account_code:
             raise ValidationError("account", "must not be empty")
         key = (broker, account_code)
+        base = currency_code(extra.get("base_currency", "USD"), "base_currency")
         found = self.conn.execute(
             "SELECT id FROM accounts WHERE broker = ? AND account_code = ?", key
         ).fetchone()
@@ -48,7 +52,7 @@ class ReferenceData:
                     broker,
                     account_code,
                     extra.get("name"),
-                    extra.get("base_currency", "USD"),
+                    base,
                     now_text(),
                 ),
             )
@@ -56,6 +60,37 @@ class ReferenceData:
                 "SELECT id FROM accounts WHERE broker = ? AND account_code = ?", key
             ).fetchone()
         return int(row[0])
+
+    def set_base_currency(self, broker: str, account_code: str, currency: str) -> None:
+        """The account's base currency (every base figure converts to it), as the broker states
+        it (IB: the Flex statement's AccountInformation currency).
+
+        The rates stored with fills are to the base currency of their day: once a fill carries
+        one, changing the base is refused (`ConflictError`) rather than silently mixing rates to
+        two currencies."""
+        code = currency_code(currency, "base_currency")
+        account_id = self.ensure_account(broker, account_code, base_currency=code)
+        with transaction(self.conn):
+            stored = self.conn.execute(
+                "SELECT base_currency FROM accounts WHERE id = ?", (account_id,)
+            ).fetchone()[0]
+            if stored == code:
+                return
+            rated = self.conn.execute(
+                "SELECT COUNT(*) FROM executions WHERE account_id = ? "
+                "AND fx_rate_to_base_nanos IS NOT NULL",
+                (account_id,),
+            ).fetchone()[0]
+            if rated:
+                message = (
+                    f"{broker} account {account_code} has base currency {stored} and {rated} "
+                    f"fill(s) stored with a rate to {stored}; changing it to {code} is refused"
+                )
+                log.error("conflict: %s", message)
+                raise ConflictError(message)
+            self.conn.execute(
+                "UPDATE accounts SET base_currency = ? WHERE id = ?", (code, account_id)
+            )
 
     def ensure_strategy(
         self, name: str, *, position_method: str = "fifo", description: str = ""
@@ -128,6 +163,7 @@ class ReferenceData:
             raise ValidationError("symbol", "must be a non-empty string")
         mult = positive_micros(multiplier, "multiplier")
         strike_m = micros(strike, "strike")
+        currency = currency_code(currency)
         key = (symbol, sec_type, exchange, currency, expiry, strike_m, option_right)
         linked = broker and broker_contract_id not in (None, "")
         if linked:

@@ -28,10 +28,23 @@ Number = Decimal | int | float | str
 
 def to_micros(value: Number, field: str = "value") -> int:
     """Convert a number to integer micros, rounding half up at the sixth decimal."""
+    return to_scaled(value, MICROS, field)
+
+
+NANOS = 1_000_000_000  # FX rates: a micro is too coarse for weak currencies (JPY/USD 0.0066725)
+
+
+def to_nanos(value: Number, field: str = "value") -> int:
+    """Convert a number (an FX rate) to integer nanos, rounding half up at the ninth decimal."""
+    return to_scaled(value, NANOS, field)
+
+
+def to_scaled(value: Number, scale: int, field: str = "value") -> int:
+    """`value` times `scale` as an exact integer, rounded half up; floats through their repr."""
     if isinstance(value, bool):
         raise ValidationError(field, f"expected a number, got {value!r}")
     if isinstance(value, int):
-        return value * MICROS
+        return value * scale
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             raise ValidationError(field, f"must be a finite number, got {value!r}")
@@ -42,7 +55,7 @@ def to_micros(value: Number, field: str = "value") -> int:
         raise ValidationError(field, f"not a number: {value!r}") from None
     if not dec.is_finite():
         raise ValidationError(field, f"must be a finite number, got {value!r}")
-    return int((dec * MICROS).quantize(Decimal(1), rounding=ROUNDING))
+    return int((dec * scale).quantize(Decimal(1), rounding=ROUNDING))
 
 
 def from_micros(micros: int | None) -> Decimal | None:

@@ -5,10 +5,14 @@ Checks run before a transaction opens, so bad input is refused without touching 
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 from decimal import InvalidOperation
 
-from quantstrip.db.units import MICROS, Number, mul_micros, to_micros
+from babel.numbers import list_currencies
+
+from quantstrip.db.units import MICROS, Number, mul_micros, to_micros, to_nanos
 from quantstrip.errors import ValidationError
 
 SIDES = {"BUY": "BUY", "BOT": "BUY", "B": "BUY", "SELL": "SELL", "SLD": "SELL", "S": "SELL"}
@@ -32,6 +36,41 @@ def micros(value: Number, field: str) -> int:
             field, f"{value!r} is too large for the ledger (at most {MAX_UNITS:,} in magnitude)"
         )
     return result
+
+
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+@functools.cache
+def _known_currencies() -> frozenset[str]:
+    """ISO 4217 codes as CLDR knows them (Babel's data), including IB's offshore CNH."""
+    return frozenset(list_currencies())
+
+
+def currency_code(value: object, field: str = "currency") -> str:
+    """A known ISO 4217 code, upper case: a typo ('EUE') is refused, never stored as a currency
+    no rate will ever match."""
+    code = value.strip().upper() if isinstance(value, str) else value
+    if not isinstance(code, str) or not _CURRENCY.match(code):
+        raise ValidationError(field, f"expected a three-letter currency code, got {value!r}")
+    if code not in _known_currencies():
+        raise ValidationError(field, f"unknown currency code {value!r} (not in ISO 4217)")
+    return code
+
+
+def fx_rate_nanos(value: Number | None, field: str = "fx_rate_to_base") -> int | None:
+    """An FX rate (base units per unit of a currency) as integer nanos; it must be positive."""
+    if value is None:
+        return None
+    try:
+        rate = to_nanos(value, field)
+    except (InvalidOperation, OverflowError):
+        raise ValidationError(field, f"{value!r} is too large") from None
+    if rate <= 0:
+        raise ValidationError(field, f"must be a positive rate (nine decimals), got {value!r}")
+    if rate > MAX_MICROS:
+        raise ValidationError(field, f"{value!r} is too large for a rate")
+    return rate
 
 
 def optional_micros(value: Number | None, field: str) -> int | None:

@@ -142,9 +142,24 @@ def _compare_fills(db: Database, statement: FlexStatement, result: Reconciliatio
             (BROKER, account.id, _iso(statement.from_date), _iso(statement.to_date, end=True)),
         )
     ours = {r["exec_id"]: r for r in rows}
+    # Currency conversions are stored as cash movements (two legs), not as fills.
+    conversions = set()
+    if account is not None:
+        conversions = {
+            r["broker_txn_id"].rsplit(":", 1)[0]
+            for r in db.query(
+                "SELECT broker_txn_id FROM cash_events WHERE broker = ? AND account_id = ? "
+                "AND kind = 'fx_conversion'",
+                (BROKER, account.id),
+            )
+        }
     theirs = {t.exec_id: t for t in statement.trades}
     busted = {original.exec_id for original, _ in statement.cancelled if original.exec_id}
     for exec_id, trade in theirs.items():
+        if trade.sec_type == "CASH":
+            if exec_id not in conversions:
+                result.missing_in_db.append(trade)
+            continue
         row = ours.get(exec_id)
         if row is None:
             result.missing_in_db.append(trade)
@@ -231,10 +246,18 @@ def reconcile(
     (fills attributed to their order's strategy when the order reference is one of ours, else
     to `strategy`)."""
     result = Reconciliation(statement.account)
+    if import_missing and statement.base_currency:
+        db.set_base_currency(BROKER, statement.account, statement.base_currency)
     _compare_fills(db, statement, result)
     _compare_cash(db, statement, result)
     if import_missing:
         recorder = Recorder(db)
+        # Fills recorded live (same content) get the statement's FX rate to base.
+        skip = {t.exec_id for t in result.missing_in_db} | {e for e, _ in result.mismatched}
+        for trade in statement.trades:
+            known = trade.exec_id not in skip and trade.sec_type != "CASH"
+            if known and trade.fx_rate_to_base is not None:
+                recorder.handle(_fill_event(trade, strategy))
         for trade in result.missing_in_db:
             _import_fill(recorder, trade, strategy)
             result.imported.append(trade.exec_id)
@@ -256,26 +279,28 @@ def reconcile_all(
     return [reconcile(db, s, import_missing=import_missing, strategy=strategy) for s in statements]
 
 
-def _import_fill(recorder: Recorder, trade: FlexTrade, strategy: str) -> None:
+def _fill_event(trade: FlexTrade, strategy: str) -> ExecutionEvent:
     group, version = split_exec_id(trade.exec_id)  # a correction supersedes its earlier version
-    recorder.handle(
-        ExecutionEvent(
-            BROKER,
-            trade.account,
-            trade.exec_id,
-            _spec(trade),
-            trade.side,
-            trade.qty,
-            trade.price,
-            trade.time,
-            client_order_id=trade.order_reference or None,
-            strategy=None if strategy == UNATTRIBUTED else strategy,
-            exchange=trade.exchange,
-            base_exec_id=group,
-            correction_number=version,
-            fx_rate_to_base=trade.fx_rate_to_base,
-        )
+    return ExecutionEvent(
+        BROKER,
+        trade.account,
+        trade.exec_id,
+        _spec(trade),
+        trade.side,
+        trade.qty,
+        trade.price,
+        trade.time,
+        client_order_id=trade.order_reference or None,
+        strategy=None if strategy == UNATTRIBUTED else strategy,
+        exchange=trade.exchange,
+        base_exec_id=group,
+        correction_number=version,
+        fx_rate_to_base=trade.fx_rate_to_base,
     )
+
+
+def _import_fill(recorder: Recorder, trade: FlexTrade, strategy: str) -> None:
+    recorder.handle(_fill_event(trade, strategy))
     recorder.handle(
         CommissionEvent(BROKER, trade.exec_id, trade.commission, trade.commission_currency)
     )
