@@ -184,22 +184,26 @@ def test_each_slot_runs_exactly_once_across_five_daemon_kills(
     wait_until(lambda: succeeded(daemon, "every4"), 90, "the first run")
     for _ in range(5):
         count = len(daemon.runs("every4"))
-        wait_until(lambda c=count: len(daemon.runs("every4")) > c, 60, "a new slot claimed")
+        wait_until(lambda c=count: len(daemon.runs("every4")) > c, 90, "a new slot claimed")
         daemon.kill()  # often in the middle of a run, which a new daemon adopts
         # Down for longer than a period, so across at least one slot boundary whatever the
         # clock says: that slot is caught up (policy run_all).
         time.sleep(period + 0.5)
         daemon.start()
 
-    last = len(daemon.runs("every4"))
-
-    def settled() -> list[dict] | None:
-        runs = daemon.runs("every4")
-        done = len(runs) >= last + 2 and all(r["status"] != "running" for r in runs)
-        return runs if done else None
-
-    runs = wait_until(settled, 120, "the backlog to be run and no run in progress")
+    # Two more slots run after the last start, then the daemon is stopped gracefully. With
+    # run_all and a run taking about a period (a kernel start on a loaded machine), the backlog
+    # of the downtimes runs one slot at a time and a run is nearly always in progress: waiting
+    # for none to be running waited for a gap of milliseconds between two runs, and timed out
+    # under load. A graceful stop interrupts the run in progress; that run is the latest claimed
+    # slot (slots are claimed oldest first, one at a time), so it is the only one that may not
+    # have succeeded, and only as interrupted by the stop, never by a kill.
+    before = max(r["id"] for r in daemon.runs("every4"))
+    wait_until(
+        lambda: len(succeeded(daemon, "every4", before)) >= 2, 120, "two runs after the last start"
+    )
     assert daemon.stop() == 0
+    runs = daemon.runs("every4")
     # A daemon killed between claiming a slot and starting its run: the next one takes the
     # claim back (the row stays, without its slot, naming it) and runs the slot itself.
     taken_back = [r for r in runs if r["scheduled_for"] is None]
@@ -208,12 +212,19 @@ def test_each_slot_runs_exactly_once_across_five_daemon_kills(
     )
     runs = [r for r in runs if r["scheduled_for"] is not None]
     claimed = [r["scheduled_for"] for r in runs]
-    assert all(r["status"] == "success" for r in runs), [(r["id"], r["status"]) for r in runs]
     assert len(claimed) == len(set(claimed))
+    latest = max(runs, key=lambda r: r["scheduled_for"])
+    unfinished = [r for r in runs if r["status"] != "success"]
+    assert unfinished in ([], [latest]), [(r["id"], r["status"], r["error"]) for r in unfinished]
+    assert all(r["status"] == "interrupted" and r["error"] == "daemon stopped" for r in unfinished)
     # Every slot from the first to the last ran: none skipped while the daemon was down.
     times = sorted(datetime.fromisoformat(s) for s in claimed)
     gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(times)}
     assert gaps == {period}, sorted(gaps)
-    # ...and each executed exactly once.
-    assert sorted(slots(workspace, "every4")) == sorted(claimed)
+    # ...and each executed exactly once (the one the stop interrupted at most once).
+    written = slots(workspace, "every4")
+    done = [r["scheduled_for"] for r in runs if r["status"] == "success"]
+    cut = {r["scheduled_for"] for r in unfinished}
+    assert sorted(s for s in written if s not in cut) == sorted(done)
+    assert all(written.count(s) <= 1 for s in cut)
     assert daemon.events("every4", "missed_run")
