@@ -361,3 +361,39 @@ def test_a_live_conversion_is_cash_whichever_of_fill_and_commission_comes_first(
     nothing = "SELECT (SELECT COUNT(*) FROM commissions) + (SELECT COUNT(*) FROM executions) "
     nothing += "+ (SELECT COUNT(*) FROM instruments) + (SELECT COUNT(*) FROM positions)"
     assert conn.execute(nothing).fetchone()[0] == 0
+
+
+def test_a_fill_of_ten_billion_converts_exactly_in_both_engines(tmp_path: Path) -> None:
+    path = tmp_path / "big.db"
+    with Database(path) as db:
+        db.ensure_strategy("s")
+        db.set_base_currency("ib", "A", "CHF")
+        sap = db.ensure_instrument("SAP", currency="EUR")
+        for exec_id, side, price in (("1", "BUY", "10000"), ("2", "SELL", "10000.5")):
+            db.record_execution(
+                ExecutionInput(
+                    "ib",
+                    "A",
+                    exec_id,
+                    "s",
+                    sap,
+                    side,
+                    1_000_000,  # 10^10 EUR of notional
+                    price,
+                    f"2025-03-0{exec_id}T15:00:00Z",
+                    fx_rate_to_base="0.940123457",
+                )
+            )
+    for engine in (sqlite3.connect(path), connect(path)):
+        trip = engine.execute("SELECT net_pnl, net_pnl_base FROM v_round_trips_base").fetchall()
+        assert [tuple(Decimal(repr(v)) for v in row) for row in trip] == [
+            (Decimal("500000.0"), Decimal("470061.7285"))
+        ]
+        day = engine.execute(
+            "SELECT SUM(gross_pnl_base), SUM(fills_without_rate) FROM v_pnl_by_currency"
+        ).fetchone()
+        assert Decimal(repr(day[0])) == Decimal("470061.7285") and day[1] == 0
+        notional = engine.execute(
+            "SELECT SUM(base_micros) FROM v_base_amounts WHERE kind = 'notional'"
+        ).fetchone()[0]
+        assert notional == 9_401_234_570_000_000 + 9_401_704_631_728_500  # micros, exact
