@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import tomlkit
 
 from quantstrip import clock
@@ -70,6 +69,10 @@ def ensure_parameters_cell(path: Path) -> bool:
 
     papermill injects the run's parameters right after that cell; without it they would land at
     the top, before the author's defaults, and be overwritten by them."""
+    # Imported here: nbformat brings jsonschema (and its IRI grammar), seconds of a dashboard
+    # kernel's start under load, and the clients page needs it only when a notebook is added.
+    import nbformat
+
     nb = nbformat.read(path, as_version=4)
     if any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells):
         return False
