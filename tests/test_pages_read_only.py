@@ -10,12 +10,28 @@ import sqlite3
 from datetime import date
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from quantstrip.db.handler import Database
 from quantstrip.demo import build_demo
 
-CLIENTS = ("ticker", "momentum", "pairs")
+CLIENTS = {"ticker": "module", "momentum": "module", "pairs": "notebook"}
+
+
+def register(root: Path, name: str, kind: str) -> None:
+    """A client of the registry (clients/<name>/client.toml): with the daemon down the monitor
+    lists these, with their last state recorded in the ledger."""
+    folder = root / "clients" / name
+    folder.mkdir(parents=True)
+    if kind == "module":
+        (folder / f"{name}.py").write_text("from quantstrip import ClientBase\n")
+        (folder / "client.toml").write_text(f'kind = "module"\nentry = "{name}.py"\n')
+    else:
+        nbformat.write(nbformat.v4.new_notebook(), folder / f"{name}.ipynb")
+        (folder / "client.toml").write_text(
+            f'kind = "notebook"\nentry = "{name}.ipynb"\nschedule = "every day at 16:00"\n'
+        )
 
 
 class Opens:
@@ -40,11 +56,12 @@ def opens(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Opens:
     ledger = workspace / "var" / "quantstrip.db"
     build_demo(ledger, seed=4, years=1, end=date(2025, 6, 30))
     with Database(ledger) as db:
-        for name in CLIENTS:
+        for name, kind in CLIENTS.items():
+            register(workspace, name, kind)
             db.conn.execute(
                 "INSERT INTO clients (name, kind, entry, state, updated_at) "
-                "VALUES (?, 'module', 'x.py', 'stopped', '2025-06-30T00:00:00Z')",
-                (name,),
+                "VALUES (?, ?, 'x', 'stopped', '2025-06-30T00:00:00Z')",
+                (name, kind),
             )
             db.record_client_event(name, "started", "pid 1")
     watched = Opens()
@@ -80,12 +97,12 @@ def test_refreshing_every_page_opens_no_writable_connection_and_never_migrates(
     opens.calls.clear()
 
     home.page()
-    page = monitor.MonitorPage(refresh_s=3600)
+    page = monitor.MonitorPage()
     try:
         page.refresh()
         assert page.rows, "the monitor shows the recorded client"
     finally:
-        page.refresher.stop()
+        page.ticker.stop()
     notes = notifications.NotificationsPage()
     notes.refresh()
     blotter.page().refresh()
@@ -119,7 +136,7 @@ def test_a_page_connection_refuses_writes_in_the_engine(workspace: Path) -> None
 def test_one_connection_serves_a_whole_monitor_refresh(opens: Opens) -> None:
     from quantstrip.dashboard import monitor
 
-    page = monitor.MonitorPage(refresh_s=3600)
+    page = monitor.MonitorPage()
     try:
         opens.calls.clear()
         page.refresh()
@@ -129,4 +146,4 @@ def test_one_connection_serves_a_whole_monitor_refresh(opens: Opens) -> None:
         assert len(page.rows) == len(CLIENTS)
         assert len(ledger_opens) <= 2, ledger_opens
     finally:
-        page.refresher.stop()
+        page.ticker.stop()

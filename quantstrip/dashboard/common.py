@@ -8,8 +8,7 @@ import contextlib
 import contextvars
 import html
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import ipywidgets as w
@@ -102,29 +101,6 @@ class SortableTable(w.VBox):
             frame = frame.sort_values(self.sort_by.value, ascending=not self.descending.value)
         self.body.value = table_html(frame)
         self.download.value = csv_link(frame, self.filename) if not frame.empty else ""
-
-
-class Refresher:
-    """Calls `callback` every `seconds` from a daemon thread until the kernel ends."""
-
-    def __init__(self, callback: Callable[[], None], seconds: float) -> None:
-        self.callback = callback
-        self.seconds = seconds
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> Refresher:
-        self.thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.seconds):
-            # A failed refresh must not kill the page; the next one retries.
-            with contextlib.suppress(Exception):
-                self.callback()
-
-    def stop(self) -> None:
-        self._stop.set()
 
 
 # SQLite authorizer codes a page's reads need; anything else (a write, ATTACH, a pragma that

@@ -231,6 +231,10 @@ class MonitorPage(w.VBox):
         return offline_statuses(), False
 
     def refresh(self) -> None:
+        with read_ledger():  # one read-only connection serves the whole refresh
+            self._refresh()
+
+    def _refresh(self) -> None:
         try:
             statuses, daemon_up = self.statuses()
         except Exception as exc:  # one failed refresh must not break the page: the next retries

@@ -32,11 +32,11 @@ class BrowserTicker:
         self.widget = w.Play(interval=interval_ms, min=0, max=10**9, step=1, repeat=True)
         self.widget.layout.display = "none"
         self.widget.add_class("qs-ticker")
-        self.ticked = threading.Event()
+        self._settled = threading.Event()  # the browser ticks, or the ticker stopped
         self.widget.observe(self._tick, names="value")
 
     def _tick(self, _: object) -> None:
-        self.ticked.set()
+        self._settled.set()
         with contextlib.suppress(Exception):  # a failed refresh must not stop the ticks
             self.callback()
 
@@ -44,9 +44,15 @@ class BrowserTicker:
         threading.Thread(target=self._kick, name="ticker-start", daemon=True).start()
         return self
 
+    def stop(self) -> None:
+        """No more ticks: the browser's ticker stops and the kernel stops nudging it."""
+        self._settled.set()
+        self.widget.unobserve(self._tick, names="value")
+        self.widget.playing = False
+
     def _kick(self) -> None:
         deadline = clock.monotonic() + KICK_FOR_S
-        while not self.ticked.is_set() and clock.monotonic() < deadline:
+        while not self._settled.is_set() and clock.monotonic() < deadline:
             self.widget.playing = False
             self.widget.playing = True
-            self.ticked.wait(KICK_EVERY_S)
+            self._settled.wait(KICK_EVERY_S)
