@@ -12,7 +12,12 @@ import pytest
 
 from quantstrip.analytics.connection import connect
 from quantstrip.brokers.event_journal import EventJournal
-from quantstrip.brokers.events import CommissionEvent, ExecutionEvent, InstrumentSpec
+from quantstrip.brokers.events import (
+    AccountValueEvent,
+    CommissionEvent,
+    ExecutionEvent,
+    InstrumentSpec,
+)
 from quantstrip.brokers.ib_flex import parse_statement
 from quantstrip.brokers.ib_flex.reconcile import reconcile
 from quantstrip.brokers.recorder import Recorder
@@ -397,3 +402,42 @@ def test_a_fill_of_ten_billion_converts_exactly_in_both_engines(tmp_path: Path) 
             "SELECT SUM(base_micros) FROM v_base_amounts WHERE kind = 'notional'"
         ).fetchone()[0]
         assert notional == 9_401_234_570_000_000 + 9_401_704_631_728_500  # micros, exact
+
+
+def test_a_live_accounts_base_currency_is_the_one_its_values_come_in(tmp_path: Path) -> None:
+    path = tmp_path / "values.db"
+    alerts: list[str] = []
+    with Database(path) as db:
+        recorder = Recorder(
+            db, journal=EventJournal(tmp_path / "journal.jsonl"), alert=alerts.append
+        )
+        try:
+            snapshot = AccountValueEvent("ib", "U2", Decimal("1000"), Decimal("10"), "CHF")
+            recorder.handle(snapshot)
+            assert db.account("ib", "U2").base_currency == "CHF"
+            recorder.handle(AccountValueEvent("ib", "U2", None, None, "BASE"))  # IB: unknown
+            assert db.account("ib", "U2").base_currency == "CHF"
+            sap = db.ensure_instrument("SAP", currency="EUR")
+            db.ensure_strategy("s")
+            db.record_execution(
+                ExecutionInput(
+                    "ib",
+                    "U2",
+                    "1",
+                    "s",
+                    sap,
+                    "BUY",
+                    1,
+                    "1",
+                    "2025-03-03T15:00:00Z",
+                    fx_rate_to_base="0.94",
+                )
+            )
+            for _ in range(2):  # contradicts the rate its fill carries: alerted once, kept
+                recorder.handle(AccountValueEvent("ib", "U2", Decimal("1"), None, "USD"))
+            assert db.account("ib", "U2").base_currency == "CHF"
+            assert len(alerts) == 1 and "refused" in alerts[0]
+            snapshots = db.conn.execute("SELECT COUNT(*) FROM account_snapshots").fetchone()[0]
+            assert snapshots == 4  # every snapshot stored
+        finally:
+            recorder.close()

@@ -41,6 +41,8 @@ from quantstrip.brokers.marks import MarkEvent, store_mark
 from quantstrip.brokers.replay import JournaledDelivery, alert_in_background
 from quantstrip.db.handler import Database, ExecutionInput, ExecutionResult
 from quantstrip.db.records import Order
+from quantstrip.db.validate import currency_code
+from quantstrip.errors import ConflictError, ValidationError
 from quantstrip.paths import workspace
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,7 @@ class Recorder:
         self.client_name = client_name
         self.on_error = on_error
         self.broker_positions: dict[tuple[str, str, str], PositionEvent] = {}
+        self._base_conflicts: set[tuple[str, str, str]] = set()  # alerted once each
         self.journal = journal or EventJournal(journal_path(client_name, db))
         self.alert = alert or (
             lambda message: alert_in_background(client_name or "recorder", message)
@@ -122,6 +125,27 @@ class Recorder:
         log.error(message)
         self.alert(message)
         return self._unattributed()
+
+    def _learn_base_currency(self, event: AccountValueEvent) -> None:
+        """The currency a broker states an account's net liquidation in is the account's base
+        (IB sends it in the base; 'BASE' or '' when it does not know: nothing changes), so a
+        live account's base figures need not wait for a statement. A base that contradicts
+        the rates its fills already carry is alerted once and left as it is; the snapshot is
+        still stored."""
+        try:
+            code = currency_code(event.currency)
+        except ValidationError:
+            return
+        account = self.db.account(event.broker, event.account)
+        if account is not None and account.base_currency == code:
+            return
+        try:
+            self.db.set_base_currency(event.broker, event.account, code)
+        except ConflictError as exc:
+            key = (event.broker, event.account, code)
+            if key not in self._base_conflicts:
+                self._base_conflicts.add(key)
+                self.alert(str(exc))
 
     def _unattributed(self) -> str:
         """The strategy of fills of unknown origin, created explicitly when first needed."""
@@ -166,6 +190,7 @@ class Recorder:
                 description=event.description,
             )[0]
         if isinstance(event, AccountValueEvent):
+            self._learn_base_currency(event)
             return self.db.record_account_snapshot(
                 broker=event.broker,
                 account=event.account,
