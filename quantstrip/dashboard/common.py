@@ -10,11 +10,14 @@ import html
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ipywidgets as w
-import pandas as pd
 
 from quantstrip.paths import workspace
+
+if TYPE_CHECKING:  # pandas is imported by the pages that show frames, not by every page
+    import pandas as pd
 
 STYLE = """
 <style>
@@ -78,6 +81,8 @@ class SortableTable(w.VBox):
     """A results table with a sort column and direction, and a CSV export link."""
 
     def __init__(self, frame: pd.DataFrame | None = None, filename: str = "result.csv") -> None:
+        import pandas as pd
+
         self.filename = filename
         self.frame = frame if frame is not None else pd.DataFrame()
         self.sort_by = w.Dropdown(description="Sort by", options=["(none)"])
