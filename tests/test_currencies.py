@@ -49,8 +49,10 @@ def ledger(tmp_path: Path) -> Path:
         db.ensure_strategy(STRATEGY)
         result = reconcile(db, statement, import_missing=True, strategy=STRATEGY)
         assert len(result.imported) == 8 and not result.mismatched
+        assert result.imported_cash == ["IBFLEX-809"]  # the AutoFX conversion, as cash
         again = reconcile(db, statement, import_missing=True, strategy=STRATEGY)
         assert again.missing_in_db == [] and again.imported == []  # conversions included
+        assert again.imported_cash == [] and again.cash_differences == []
     return path
 
 
@@ -103,12 +105,14 @@ def test_a_currency_conversion_is_cash_not_a_position(ledger: Path) -> None:
     symbols = {row[0] for row in conn.execute("SELECT symbol FROM instruments")}
     assert symbols == {"NESN", "SAP", "AAPL"}  # no EUR.CHF instrument, position or PnL
     legs = conn.execute(
-        "SELECT kind, currency, amount FROM v_cash_events ORDER BY kind, currency"
+        "SELECT broker_txn_id, kind, amount FROM v_cash_events ORDER BY broker_txn_id"
     ).fetchall()
     assert legs == [
-        ("fee", "CHF", -2.0),
-        ("fx_conversion", "CHF", -9402.0),
-        ("fx_conversion", "EUR", 10000.0),
+        ("0001f4e8.6000a004.01.01:CHF", "fx_conversion", -9402.0),
+        ("0001f4e8.6000a004.01.01:EUR", "fx_conversion", 10000.0),
+        ("0001f4e8.6000a004.01.01:commission", "fee", -2.0),
+        ("IBFLEX-809:CHF", "fx_conversion", 44.25),  # AutoFX: no exec id, no commission
+        ("IBFLEX-809:USD", "fx_conversion", -50.0),
     ]
     assert (
         conn.execute("SELECT COUNT(*) FROM commissions WHERE execution_id IS NULL").fetchone()[0]

@@ -9,17 +9,19 @@ Compared, per account statement:
 - cash per currency: the statement's starting cash plus its trades' net cash plus its cash
   transactions must give its ending cash (a check that nothing in it was misread or left out).
 The import (`import_missing=True`) writes through the Recorder, like every other broker event:
-executions with their commission, and cash events; each is stored once.
+executions with their commission, and cash events; each is stored once. Currency conversions
+(CASH trades, AutoFX ones under `IBFLEX-<tradeID>`) are stored as cash, never as positions.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 
 from quantstrip import clock
+from quantstrip.brokers.conversions import conversion_time
 from quantstrip.brokers.events import (
     CashEvent,
     CommissionEvent,
@@ -27,7 +29,12 @@ from quantstrip.brokers.events import (
     InstrumentSpec,
 )
 from quantstrip.brokers.ib.ids import split_exec_id
-from quantstrip.brokers.ib_flex.statement import FlexCashTransaction, FlexStatement, FlexTrade
+from quantstrip.brokers.ib_flex.statement import (
+    SYNTHETIC_PREFIX,
+    FlexCashTransaction,
+    FlexStatement,
+    FlexTrade,
+)
 from quantstrip.brokers.recorder import UNATTRIBUTED, Recorder
 from quantstrip.db.handler import Database
 from quantstrip.paths import workspace
@@ -264,6 +271,7 @@ def reconcile(
         for cash in result.missing_cash:
             recorder.handle(_cash_event(cash))
             result.imported_cash.append(cash.txn_id)
+        result.imported_cash += _import_autofx(db, recorder, statement, strategy)
     _compare_positions(db, statement, result)
     return result
 
@@ -297,6 +305,28 @@ def _fill_event(trade: FlexTrade, strategy: str) -> ExecutionEvent:
         correction_number=version,
         fx_rate_to_base=trade.fx_rate_to_base,
     )
+
+
+def _import_autofx(
+    db: Database, recorder: Recorder, statement: FlexStatement, strategy: str
+) -> list[str]:
+    """AutoFX conversions (IB books them without an exec id) are cash like any conversion:
+    stored under their trade id (`IBFLEX-<tradeID>`), once. Returns the ids stored now."""
+    stored = []
+    for trade, _ in statement.skipped:
+        if trade.sec_type != "CASH" or not trade.trade_id:
+            continue
+        entry = replace(trade, exec_id=f"{SYNTHETIC_PREFIX}{trade.trade_id}")
+        if conversion_time(db, BROKER, entry.exec_id) is None:
+            recorder.handle(_fill_event(entry, strategy))
+            if entry.commission:
+                recorder.handle(
+                    CommissionEvent(
+                        BROKER, entry.exec_id, entry.commission, entry.commission_currency
+                    )
+                )
+            stored.append(entry.exec_id)
+    return stored
 
 
 def _import_fill(recorder: Recorder, trade: FlexTrade, strategy: str) -> None:

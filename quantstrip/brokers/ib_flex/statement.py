@@ -4,7 +4,8 @@
 - Trades: EXECUTION rows. A cancelled trade comes back as a row marked `BUY (Ca.)`/`SELL (Ca.)`
   (or notes `Ca`) reversing the original; the pair nets out (`cancelled`), a cancellation whose
   original is in an earlier statement is kept apart (`cancellations`). A row without ibExecID is
-  an AutoFX conversion (skipped, its cash counted) or a book entry such as an option's
+  an AutoFX conversion (skipped as a fill, its cash counted; the reconciliation stores it
+  as cash) or a book entry such as an option's
   assignment or expiry (kept, under the stable id `IBFLEX-<tradeID>`). A trade without buySell
   is an error naming the row: guessing a side would book it backwards.
 - Open positions keyed by conid: the SUMMARY row is the position; LOT rows are its tax lots
