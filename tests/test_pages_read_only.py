@@ -35,20 +35,31 @@ def register(root: Path, name: str, kind: str) -> None:
 
 
 class Opens:
-    """Every sqlite3 connection opened, and whether it was read-only."""
+    """Every sqlite3 connection opened to this workspace's databases, whether it was read-only,
+    and the migrations run on them.
 
-    def __init__(self) -> None:
+    Only this workspace's files are watched: threads other tests leave in this process write to
+    their own workspaces (an example client run in-process keeps its risk watcher, which records
+    its presence, migrating first, every 5 s in its test's database). Matched by file name, those
+    made this test fail or pass by the order the suite ran in."""
+
+    def __init__(self, workspace: Path) -> None:
+        home = workspace / "var"
+        self.files = {(home / "quantstrip.db").resolve(), (home / "simulation.db").resolve()}
         self.calls: list[tuple[str, bool]] = []
         self.migrations = 0
 
-    def writable(self, ledger: Path) -> list[str]:
-        return [
-            target
-            for target, read_only in self.calls
-            if not read_only
-            and Path(target.split("?")[0].removeprefix("file:")).name
-            in {ledger.name, "simulation.db"}
-        ]
+    def ours(self, target: str) -> bool:
+        return Path(target.split("?")[0].removeprefix("file:")).resolve() in self.files
+
+    def writable(self) -> list[str]:
+        return [target for target, read_only in self.calls if not read_only]
+
+
+def _database_file(target: object) -> str:
+    if isinstance(target, sqlite3.Connection):
+        return next(row[2] for row in target.execute("PRAGMA database_list") if row[1] == "main")
+    return str(target)
 
 
 @pytest.fixture
@@ -64,20 +75,22 @@ def opens(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Opens:
                 (name, kind),
             )
             db.record_client_event(name, "started", "pid 1")
-    watched = Opens()
+    watched = Opens(workspace)
     real_connect = sqlite3.connect
     migrate_module = importlib.import_module("quantstrip.db.migrate")
     real_migrate = migrate_module.migrate
 
     def connect(database, *args, **kwargs):  # type: ignore[no-untyped-def]
         target = str(database)
-        read_only = bool(kwargs.get("uri")) and "mode=ro" in target
-        watched.calls.append((target, read_only))
+        if watched.ours(target):
+            read_only = bool(kwargs.get("uri")) and "mode=ro" in target
+            watched.calls.append((target, read_only))
         return real_connect(database, *args, **kwargs)
 
-    def migrate(*args, **kwargs):  # type: ignore[no-untyped-def]
-        watched.migrations += 1
-        return real_migrate(*args, **kwargs)
+    def migrate(target, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if watched.ours(_database_file(target)):
+            watched.migrations += 1
+        return real_migrate(target, *args, **kwargs)
 
     monkeypatch.setattr(sqlite3, "connect", connect)
     monkeypatch.setattr(migrate_module, "migrate", migrate)
@@ -108,7 +121,7 @@ def test_refreshing_every_page_opens_no_writable_connection_and_never_migrates(
     blotter.page().refresh()
 
     assert opens.calls, "the pages read the ledger"
-    assert opens.writable(ledger) == []
+    assert opens.writable() == []
     assert opens.migrations == 0
     assert sqlite3.connect(ledger).execute("PRAGMA user_version").fetchone()[0] == version
 
@@ -140,7 +153,7 @@ def test_one_connection_serves_a_whole_monitor_refresh(opens: Opens) -> None:
     try:
         opens.calls.clear()
         page.refresh()
-        ledger_opens = [c for c in opens.calls if "quantstrip.db" in c[0]]
+        ledger_opens = [c for c in opens.calls if c[0].split("?")[0].endswith("quantstrip.db")]
         # The clients' list, and one connection for every client's runs and events (it was
         # two write connections per client).
         assert len(page.rows) == len(CLIENTS)
