@@ -14,14 +14,14 @@ import threading
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-
-import duckdb
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from quantstrip.analytics import sql_guard
-from quantstrip.analytics.connection import shared_ledger
 from quantstrip.analytics.sql_guard import QueryError, ReadOnlyQueryError
 from quantstrip.paths import workspace
+
+if TYPE_CHECKING:  # DuckDB and pandas load with the first query, not with the query library
+    import pandas as pd
 
 __all__ = [
     "QueryError",
@@ -79,11 +79,15 @@ class QueryHandle:
     """A query on its own cursor of the shared engine, that another thread can `interrupt()`."""
 
     def __init__(self, db_path: Path | None = None) -> None:
+        from quantstrip.analytics.connection import shared_ledger
+
         self.ledger = shared_ledger(db_path)
         self.cursor = self.ledger.cursor()
         self._lock = threading.Lock()
 
     def run(self, sql: str, limit: int | None = None) -> pd.DataFrame:
+        import duckdb
+
         try:
             statement = sql_guard.check(self.cursor, self.ledger, sql)
             relation = self.cursor.sql(statement)

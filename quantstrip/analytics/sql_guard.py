@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
-
-from quantstrip.analytics.connection import Ledger
 from quantstrip.errors import QuantstripError
+
+if TYPE_CHECKING:  # duckdb is imported when a query is checked (the SQL editor opens without it)
+    import duckdb
+
+    from quantstrip.analytics.connection import Ledger
 
 DYNAMIC_SQL = frozenset({"QUERY", "QUERY_TABLE"})
 # Table functions that only generate rows or list the catalog: allowed in a read.
@@ -59,6 +61,8 @@ class QueryError(QuantstripError):
 
 def single_select(sql: str) -> str:
     """Gate 1: the text of the one SELECT statement in `sql`."""
+    import duckdb
+
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
@@ -110,6 +114,8 @@ def _plan_nodes(cur: duckdb.DuckDBPyConnection, statement: str) -> Iterator[dict
 def check(cur: duckdb.DuckDBPyConnection, ledger: Ledger, sql: str) -> str:
     """The one SELECT in `sql`, once all three gates agree it only reads the ledger; else
     ReadOnlyQueryError naming what was refused."""
+    import duckdb
+
     statement = single_select(sql)
     named = _table_functions_in_tree(cur, statement)
     for name in sorted(named & (ledger.extension_functions | DYNAMIC_SQL)):

@@ -53,7 +53,7 @@ def header(title: str, mode: object = None) -> w.VBox:
     return w.VBox([nav(), w.HTML(f"<h2>{html.escape(title)} {badge}</h2>")])
 
 
-def table_html(frame: pd.DataFrame, max_rows: int = 500) -> str:
+def table_html(frame: pd.DataFrame | None, max_rows: int = 500) -> str:
     if frame is None or frame.empty:
         return "<p><i>No rows.</i></p>"
     shown = frame.head(max_rows)
@@ -81,18 +81,17 @@ class SortableTable(w.VBox):
     """A results table with a sort column and direction, and a CSV export link."""
 
     def __init__(self, frame: pd.DataFrame | None = None, filename: str = "result.csv") -> None:
-        import pandas as pd
-
         self.filename = filename
-        self.frame = frame if frame is not None else pd.DataFrame()
+        self.frame = frame  # None until the first results (pandas loads with them)
         self.sort_by = w.Dropdown(description="Sort by", options=["(none)"])
         self.descending = w.Checkbox(description="descending", value=False)
-        self.body = w.HTML()
+        self.body = w.HTML(table_html(None))
         self.download = w.HTML()
         self.sort_by.observe(lambda _: self.render(), names="value")
         self.descending.observe(lambda _: self.render(), names="value")
         super().__init__([w.HBox([self.sort_by, self.descending]), self.download, self.body])
-        self.set(self.frame)
+        if frame is not None:
+            self.set(frame)
 
     def set(self, frame: pd.DataFrame) -> None:
         self.frame = frame
@@ -102,6 +101,8 @@ class SortableTable(w.VBox):
 
     def render(self) -> None:
         frame = self.frame
+        if frame is None:
+            return
         if self.sort_by.value and self.sort_by.value != "(none)" and not frame.empty:
             frame = frame.sort_values(self.sort_by.value, ascending=not self.descending.value)
         self.body.value = table_html(frame)
