@@ -89,6 +89,17 @@ def test_summary_leaves_stale_marks_out_of_the_sums_and_counts_the_day(ledger: D
     assert summary.open_orders == 1
     assert summary.fills_today == 3  # all after midnight in New York
     assert summary.refused_today == 1
+    # The blotter's line (from its frames) and the home page's (counted from rows) agree.
+    with time_machine.travel(NOW, tick=False), book.reading() as conn:
+        since = book.day_start(NOW)
+        blotter = book.summarise(
+            book.open_orders(conn, NOW),
+            book.executions_today(conn, since),
+            book.positions(conn, NOW),
+            book.refused_today(conn, since),
+            book.rejected_today(conn, since),
+        )
+    assert blotter == summary
     # A later trading day starts empty; with a longer staleness limit MSFT counts again.
     with time_machine.travel(NOW + timedelta(days=1), tick=False):
         later = book.summary()

@@ -10,20 +10,23 @@ silently.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
-
-import pandas as pd
 
 from quantstrip import clock
 from quantstrip.brokers.marks import age_s, max_age_s
 from quantstrip.db.units import utc_text
 from quantstrip.paths import workspace
+
+if TYPE_CHECKING:  # the home page's summary needs no frames: pandas loads with the blotter
+    import pandas as pd
 
 OPEN_STATUSES = ("PendingSubmit", "PreSubmitted", "Submitted", "PartiallyFilled", "ApiPending")
 REJECTED_STATUSES = ("Rejected", "Inactive")
@@ -64,9 +67,15 @@ def day_start(now: datetime | None = None, zone: str | None = None) -> datetime:
 
 
 def _frame(conn: sqlite3.Connection, sql: str, params: tuple = ()) -> pd.DataFrame:
+    import pandas as pd
+
     cursor = conn.execute(sql, params)
     columns = [c[0] for c in cursor.description]
     return pd.DataFrame([tuple(r) for r in cursor.fetchall()], columns=columns)
+
+
+def _count(conn: sqlite3.Connection, sql: str, params: tuple = ()) -> int:
+    return int(conn.execute(f"SELECT COUNT(*) FROM ({sql})", params).fetchone()[0])
 
 
 def _in(values: tuple[str, ...]) -> str:
@@ -147,17 +156,36 @@ def executions_today(conn: sqlite3.Connection, since: datetime) -> pd.DataFrame:
     return _frame(conn, EXECUTIONS_SQL, (utc_text(since),))
 
 
+def _positions(
+    conn: sqlite3.Connection, now: datetime | None, limit_s: float | None
+) -> tuple[list[str], list[dict[str, Any]]]:
+    cursor = conn.execute(POSITIONS_SQL)
+    columns = [c[0] for c in cursor.description]
+    rows = [dict(zip(columns, r, strict=True)) for r in cursor.fetchall()]
+    now = now or clock.now()
+    limit_s = max_age_s() if limit_s is None else limit_s
+    for row in rows:
+        age = None if row["mark_time"] is None else age_s(row["mark_time"], now)
+        row["mark_age_s"] = age
+        row["fresh"] = age is not None and age <= limit_s
+    return [*columns, "mark_age_s", "fresh"], rows
+
+
+def position_rows(
+    conn: sqlite3.Connection, now: datetime | None = None, limit_s: float | None = None
+) -> list[dict[str, Any]]:
+    """Open positions with their mark, value and unrealised PnL, and whether the mark is fresh."""
+    return _positions(conn, now, limit_s)[1]
+
+
 def positions(
     conn: sqlite3.Connection, now: datetime | None = None, limit_s: float | None = None
 ) -> pd.DataFrame:
-    """Open positions with their mark, value and unrealised PnL, and whether the mark is fresh."""
-    frame = _frame(conn, POSITIONS_SQL)
-    now = now or clock.now()
-    limit_s = max_age_s() if limit_s is None else limit_s
-    ages = [None if t is None else age_s(t, now) for t in frame["mark_time"]]
-    frame["mark_age_s"] = ages
-    frame["fresh"] = [a is not None and a <= limit_s for a in ages]
-    return frame
+    """`position_rows` as a frame (the blotter's tables)."""
+    import pandas as pd
+
+    columns, rows = _positions(conn, now, limit_s)
+    return pd.DataFrame(rows, columns=columns)
 
 
 @dataclass(frozen=True)
@@ -173,6 +201,29 @@ class Summary:
     rejected_today: int
 
 
+def _total(rows: list[dict[str, Any]], column: str) -> float:
+    """The sum of a column over rows, a missing value counting as nothing."""
+    values = (r[column] for r in rows)
+    return float(sum(v for v in values if v is not None and not math.isnan(v)))
+
+
+def _summary(
+    orders: int, fills: int, held: list[dict[str, Any]], refused: int, rejected: int
+) -> Summary:
+    fresh = [r for r in held if r["fresh"]]
+    return Summary(
+        open_orders=orders,
+        fills_today=fills,
+        positions=len(held),
+        unrealised=_total(fresh, "unrealised_pnl"),
+        market_value=_total(fresh, "market_value"),
+        exposure=_total(fresh, "exposure"),
+        stale=len(held) - len(fresh),
+        refused_today=refused,
+        rejected_today=rejected,
+    )
+
+
 def summarise(
     orders: pd.DataFrame,
     fills: pd.DataFrame,
@@ -180,18 +231,9 @@ def summarise(
     refused: pd.DataFrame,
     rejected: pd.DataFrame,
 ) -> Summary:
-    fresh = held[held["fresh"]] if not held.empty else held
-    return Summary(
-        open_orders=len(orders),
-        fills_today=len(fills),
-        positions=len(held),
-        unrealised=float(fresh["unrealised_pnl"].sum()) if not fresh.empty else 0.0,
-        market_value=float(fresh["market_value"].sum()) if not fresh.empty else 0.0,
-        exposure=float(fresh["exposure"].sum()) if not fresh.empty else 0.0,
-        stale=int(len(held) - len(fresh)),
-        refused_today=len(refused),
-        rejected_today=len(rejected),
-    )
+    """The summary of the blotter's frames (the same figures as `summary`)."""
+    rows = held.to_dict("records") if not held.empty else []
+    return _summary(len(orders), len(fills), rows, len(refused), len(rejected))
 
 
 def summary(book: str = "production", now: datetime | None = None) -> Summary | None:
@@ -201,10 +243,12 @@ def summary(book: str = "production", now: datetime | None = None) -> Summary | 
     with reading(book) as conn:
         if conn is None:
             return None
-        return summarise(
-            open_orders(conn, now),
-            executions_today(conn, since),
-            positions(conn, now),
-            refused_today(conn, since),
-            rejected_today(conn, since),
+        # Counted and summed from rows: the home page shows no table and loads no pandas.
+        stamp = (utc_text(since),)
+        return _summary(
+            _count(conn, OPEN_ORDERS_SQL),
+            _count(conn, EXECUTIONS_SQL, stamp),
+            position_rows(conn, now),
+            _count(conn, REFUSED_SQL, stamp),
+            _count(conn, REJECTED_SQL, stamp),
         )
