@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO / "bench"))
 PAGES = {
     "home": "a.qs-link",
     "monitor": "text=updated",
-    "blotter": ".qs-positions .qs-note",  # the book read (the note follows the table)
+    "blotter": ".qs-positions",
     "clients": ".qs-client-name input",
     "sql_editor": ".qs-sql textarea",
     "portfolio": ".qs-stats table",

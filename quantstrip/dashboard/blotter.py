@@ -9,21 +9,16 @@ or missing mark is flagged in red and its position left out of the totals.
 from __future__ import annotations
 
 import html
-import math
-import threading
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import ipywidgets as w
+import pandas as pd
 
 from quantstrip import clock
 from quantstrip.brokers.marks import max_age_s
 from quantstrip.dashboard import book, roles
 from quantstrip.dashboard.common import STYLE, error_html, header, table_html
 from quantstrip.dashboard.display import Mode, format_age, format_time, money, operator_zone
-
-if TYPE_CHECKING:  # pandas loads with the first refresh, after the page is shown
-    import pandas as pd
 
 GROUPS = [("Instrument", "instrument"), ("Strategy", "strategy"), ("Account", "account")]
 BLOTTER_STYLE = """
@@ -59,22 +54,20 @@ def rows_html(
 
 
 def _qty(value: object) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or (isinstance(value, float) and pd.isna(value)):
         return ""
     number = float(value)  # type: ignore[arg-type]
     return f"{number:,.0f}" if number == int(number) else f"{number:,.4f}".rstrip("0")
 
 
 def _price(value: object) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or (isinstance(value, float) and pd.isna(value)):
         return ""
     return f"{float(value):,.4f}".rstrip("0").rstrip(".")  # type: ignore[arg-type]
 
 
 def positions_view(held: pd.DataFrame, group: str, now: datetime) -> tuple[pd.DataFrame, list[str]]:
     """The positions table as shown, and a CSS class per row (stale marks)."""
-    import pandas as pd
-
     if held.empty:
         return pd.DataFrame(), []
     limit = max_age_s()
@@ -130,8 +123,6 @@ def positions_view(held: pd.DataFrame, group: str, now: datetime) -> tuple[pd.Da
 
 
 def orders_view(orders: pd.DataFrame) -> pd.DataFrame:
-    import pandas as pd
-
     if orders.empty:
         return pd.DataFrame()
     return pd.DataFrame(
@@ -155,8 +146,6 @@ def orders_view(orders: pd.DataFrame) -> pd.DataFrame:
 
 
 def fills_view(fills: pd.DataFrame) -> pd.DataFrame:
-    import pandas as pd
-
     if fills.empty:
         return pd.DataFrame()
     out = fills.copy()
@@ -206,7 +195,7 @@ class BlotterPage(w.VBox):
         self.book = w.Dropdown(options=names, value=names[0], description="Book")
         self.book.add_class("qs-book-choice")
         self.group = w.Dropdown(options=GROUPS, value="instrument", description="Positions by")
-        self.refresh_button = w.Button(description="Refresh", button_style="primary", disabled=True)
+        self.refresh_button = w.Button(description="Refresh", button_style="primary")
         self.refresh_button.add_class("qs-refresh")
         self.marks_button = w.Button(
             description="Refresh marks", tooltip="running clients price what they hold now"
@@ -218,7 +207,7 @@ class BlotterPage(w.VBox):
         self.message = w.HTML()
         self.summary = w.HTML()
         self.summary.add_class("qs-blotter-summary")
-        self.positions = w.HTML("<p><i>Reading the book…</i></p>")
+        self.positions = w.HTML()
         self.positions.add_class("qs-positions")
         self.orders = w.HTML()
         self.orders.add_class("qs-open-orders")
@@ -252,18 +241,7 @@ class BlotterPage(w.VBox):
                 self.stamp,
             ]
         )
-        # The page is shown first; the book (and pandas) follow once the cell has finished.
-        from quantstrip.dashboard.portfolio import _after_cell
-
-        _after_cell(threading.Thread(target=self._fill, daemon=True).start)
-
-    def _fill(self) -> None:
-        try:
-            self.refresh()
-        except Exception as exc:
-            self.positions.value = error_html(f"reading the book failed: {exc}")
-        finally:
-            self.refresh_button.disabled = False
+        self.refresh()
 
     def refresh(self) -> None:
         mode = Mode.SIMULATION if self.book.value == "simulation" else None

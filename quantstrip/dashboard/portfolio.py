@@ -7,14 +7,14 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import ipywidgets as w
+import pandas as pd
 
+from quantstrip.analytics import PortfolioReport, portfolio_report
+from quantstrip.analytics.connection import cursor
 from quantstrip.dashboard.common import error_html, header, table_html
-
-if TYPE_CHECKING:  # the report's modules (pandas, DuckDB) load after the page is shown
-    from quantstrip.analytics import PortfolioReport
+from quantstrip.dashboard.portfolio_view import conventions_html, empty_message, stats_frame
 
 HORIZONS = [
     ("All history", "all"),
@@ -28,8 +28,6 @@ BASES = [("Total: realised + unrealised", "total"), ("Realised only", "realised"
 
 
 def strategy_names() -> list[str]:
-    from quantstrip.analytics.connection import cursor
-
     conn = cursor()
     try:
         return [r[0] for r in conn.execute("SELECT name FROM strategies ORDER BY name").fetchall()]
@@ -54,7 +52,13 @@ class PortfolioPage(w.VBox):
         self.horizon.observe(self._toggle_custom, names="value")
         self.scope = w.HTML()
         self.scope.add_class("qs-scope")
-        self.strategies = w.SelectMultiple(options=[], description="Strategies", rows=2)
+        names = strategy_names()
+        self.strategies = w.SelectMultiple(
+            options=names,
+            value=tuple(names),
+            description="Strategies",
+            rows=min(6, max(2, len(names))),
+        )
         self.strategies.add_class("qs-portfolio-strategies")
         self.frequency = w.ToggleButtons(
             options=[("Daily", "D"), ("Weekly", "W"), ("Monthly", "M")], value="D"
@@ -62,9 +66,9 @@ class PortfolioPage(w.VBox):
         self.basis = w.ToggleButtons(options=BASES, value="total", description="PnL")
         self.basis.add_class("qs-basis")
         self.conventions = w.HTML()
-        self.apply = w.Button(description="Update", button_style="primary", disabled=True)
+        self.apply = w.Button(description="Update", button_style="primary")
         self.apply.add_class("qs-update")
-        self.stats = w.HTML("<p><i>Computing the report…</i></p>")
+        self.stats = w.HTML()
         self.stats.add_class("qs-stats")
         self.chart_error = w.HTML()
         self.chart_outputs = {name: w.Output() for name in CHARTS}
@@ -94,31 +98,9 @@ class PortfolioPage(w.VBox):
                 self.periods,
             ]
         )
-        # The page is shown first; the strategies and the report follow once the cell has
-        # finished (importing pandas and DuckDB, opening the engine and a long history's
-        # queries run while the browser loads the page, not before it gets any).
-        _after_cell(threading.Thread(target=self._fill, daemon=True).start)
+        self.refresh(first=True)
 
-    def _fill(self) -> None:
-        try:
-            names = strategy_names()
-            self.strategies.options = names
-            self.strategies.value = tuple(names)
-            self.strategies.rows = min(6, max(2, len(names)))
-            self.refresh()
-        except Exception as exc:
-            self.stats.value = error_html(f"report failed: {exc}")
-        finally:
-            self.apply.disabled = False
-
-    def refresh(self) -> None:
-        from quantstrip.analytics import portfolio_report
-        from quantstrip.dashboard.portfolio_view import (
-            conventions_html,
-            empty_message,
-            stats_frame,
-        )
-
+    def refresh(self, first: bool = False) -> None:
         chosen = list(self.strategies.value)
         if not chosen:
             self.stats.value = error_html("choose at least one strategy")
@@ -164,9 +146,13 @@ class PortfolioPage(w.VBox):
             self.periods.value = ""
             return
         self.stats.value = table_html(stats_frame(report, basis))
-        # Statistics first; the charts follow, built in a thread (importing Altair costs most
-        # of a second) and drawn by the browser.
-        threading.Thread(target=self._show_charts, args=(report, basis), daemon=True).start()
+        # Statistics first; the charts follow once the page's cell has finished, built in a
+        # thread (importing Altair costs most of a second) and drawn by the browser.
+        draw = threading.Thread(target=self._show_charts, args=(report, basis), daemon=True).start
+        if first:
+            _after_cell(draw)
+        else:
+            draw()
         periods = report.resampled_pnl().tail(24).rename_axis(index="date", columns=None)
         periods = periods.reset_index()
         periods["date"] = periods["date"].dt.date
@@ -201,8 +187,6 @@ class PortfolioPage(w.VBox):
 
 
 def _day(value: object) -> str:
-    import pandas as pd
-
     return "start" if value is None else str(pd.Timestamp(value).date())
 
 
