@@ -133,7 +133,10 @@ class PortfolioPage(w.VBox):
             report.daily_pnl.index.min() if len(report.daily_pnl) else None
         )
         last_day = report.end or (report.daily_pnl.index.max() if len(report.daily_pnl) else None)
-        self.scope.value = f"<p>{_day(first_day)} to {_day(last_day)}, {len(chosen)} strategies</p>"
+        # The scope line is set last: it says what the page shows, so it changes only once the
+        # statistics and periods below it are the new window's (set first, a reader or a test
+        # that waited for the new scope could still see the previous window's trade count).
+        scope = f"<p>{_day(first_day)} to {_day(last_day)}, {len(chosen)} strategies</p>"
         self.conventions.value = conventions_html(report, basis, day_zone(), stale_days)
         label = "Total" if basis == "total" else "Net realised"
         self.periods_title.value = f"<h3>{label} PnL per period</h3>"
@@ -144,6 +147,7 @@ class PortfolioPage(w.VBox):
             for output in self.chart_outputs.values():
                 output.outputs = ()
             self.periods.value = ""
+            self.scope.value = scope
             return
         self.stats.value = table_html(stats_frame(report, basis))
         # Statistics first; the charts follow once the page's cell has finished, built in a
@@ -157,6 +161,7 @@ class PortfolioPage(w.VBox):
         periods = periods.reset_index()
         periods["date"] = periods["date"].dt.date
         self.periods.value = table_html(periods)
+        self.scope.value = scope
 
     def _toggle_custom(self, change: dict) -> None:
         self.custom.layout.display = "flex" if change["new"] == "custom" else "none"
