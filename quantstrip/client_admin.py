@@ -1,20 +1,21 @@
 """Create, edit, pause and delete clients: what `quantstrip promote` and the dashboard's client
 page do to `clients/<name>/`.
 
-Every change is all or nothing. A new or replaced client is assembled in a staging folder under
-the data directory, validated exactly as the daemon will (`registry.load_client`), and only then
-moved into `clients/` with a rename; a failure leaves `clients/` as it was (a replaced client is
-put back). Deleting a client archives its folder and its run outputs under
-`<data dir>/archive/` instead of destroying them. Per-client risk limits live in settings
-(`[risk.clients.<name>]`).
+Every change is all or nothing. A new or replaced client is assembled in a staging folder
+(`clients/.staging/`, on the file system of clients/), validated exactly as the daemon will
+(`registry.load_client`), and only then moved into `clients/` with a rename; a failure leaves
+`clients/` as it was (a replaced client is put back). Deleting a client archives its folder and
+its run outputs under `<data dir>/archive/` instead of destroying them. Per-client risk limits
+live in settings (`[risk.clients.<name>]`).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ run_time = ""
 scheduled_for = ""
 run_id = 0
 """
+STAGING = ".staging"
 MISSED_POLICIES = ("skip", "run_once", "run_all")
 MODES = ("simulation", "paper", "live")
 LIMIT_KEYS = (
@@ -157,15 +159,20 @@ def _document(spec: ClientSpec, kind: str, entry: str, origin: str) -> tomlkit.T
 
 @contextmanager
 def _staging(name: str) -> Iterator[Path]:
-    """A folder named like the client, on the same file system as clients/, removed after."""
-    ws = workspace()
-    parent = ws.home / "staging" / f"{name}-{os.getpid()}-{clock.stamp()}"
+    """A folder named like the client in `clients/.staging/`, removed after.
+
+    Inside clients/ so that installing it is a rename on one file system (the data directory may
+    be on another disk); one level deeper than a client, so the registry never reads it."""
+    staging = workspace().clients / STAGING
+    parent = staging / f"{name}-{os.getpid()}-{clock.stamp()}"
     folder = parent / name
     folder.mkdir(parents=True)
     try:
         yield folder
     finally:
         shutil.rmtree(parent, ignore_errors=True)
+        with suppress(OSError):  # another promote may be staging too
+            staging.rmdir()
 
 
 def _install(staged: Path, name: str, replace: bool) -> Path:
@@ -256,24 +263,59 @@ def pause(name: str, paused: bool = True) -> None:
 
 def delete(name: str) -> Path:
     """Remove a client from the registry; its folder and its run outputs are archived (moved to
-    `<data dir>/archive/<name>-<stamp>/`), never deleted. Returns the archive folder."""
+    `<data dir>/archive/<name>-<stamp>/`), never deleted. Returns the archive folder.
+
+    The data directory may sit on another file system than `clients/` (QUANTSTRIP_HOME on its own
+    disk), where a rename fails with EXDEV. So the archive is first completed by copying, and the
+    client leaves `clients/` only then: a failure on the way puts the run outputs back, removes
+    the partial archive and leaves the client registered as it was."""
     ws = workspace()
     folder = _toml(name).parent
     archive = ws.home / "archive" / f"{name}-{clock.stamp()}"
     archive.mkdir(mode=PRIVATE_DIR_MODE, parents=True)
     os.chmod(archive.parent, PRIVATE_DIR_MODE)  # var/archive, made by this process's umask
-    folder.rename(archive / "client")
     runs = ws.runs / name
-    if runs.exists():
-        runs.rename(archive / "runs")
-    limits = limits_of(name)
+    runs_moved = False
+    try:
+        shutil.copytree(folder, archive / "client", symlinks=True, copy_function=shutil.copy2)
+        if runs.exists():
+            move_tree(runs, archive / "runs")
+            runs_moved = True
+        limits = limits_of(name)
+        if limits:
+            (archive / "risk_limits.toml").write_text(
+                tomlkit.dumps({"risk": {"clients": {name: limits}}})
+            )
+        make_tree_private(archive)
+    except BaseException:
+        if runs_moved:
+            move_tree(archive / "runs", runs)
+        shutil.rmtree(archive, ignore_errors=True)
+        raise
+    # The archive is whole: unregister (one unlink), then clear the folder and the limits.
+    (folder / CLIENT_FILE).unlink()
+    shutil.rmtree(folder)
     if limits:
-        (archive / "risk_limits.toml").write_text(
-            tomlkit.dumps({"risk": {"clients": {name: limits}}})
-        )
         set_limits(name, {})
-    make_tree_private(archive)
     return archive
+
+
+def move_tree(source: Path, target: Path) -> None:
+    """Move a folder, within a file system (a rename) or across (copy, then remove the source).
+
+    A failed copy leaves the source whole and removes what was copied."""
+    try:
+        source.rename(target)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    try:
+        shutil.copytree(source, target, symlinks=True, copy_function=shutil.copy2)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    shutil.rmtree(source)
 
 
 def limits_of(name: str) -> dict[str, Any]:

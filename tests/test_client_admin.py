@@ -3,18 +3,24 @@ promote that leaves nothing behind when it fails."""
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import stat
+import tempfile
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import require_component
 
 from quantstrip import client_admin, settings
 from quantstrip.client_admin import ClientSpec
 from quantstrip.daemon.registry import load_registry
 from quantstrip.errors import ConfigError, ValidationError
+from quantstrip.paths import init_workspace
 from quantstrip.promote import promote
 
 MODULE = """
@@ -46,7 +52,7 @@ def research(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def leftovers(workspace: Path) -> list[Path]:
-    staging = workspace / "var" / "staging"
+    staging = workspace / "clients" / ".staging"
     return sorted(staging.rglob("*")) if staging.exists() else []
 
 
@@ -165,3 +171,86 @@ def test_a_deleted_client_is_archived_private_to_its_owner(workspace: Path, rese
         str(path.relative_to(workspace)): oct(0o700 if path.is_dir() else 0o600) for path in tree
     }
     assert modes == expected
+
+
+@pytest.fixture
+def home_on_another_file_system(
+    workspace: Path, research: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """The data directory on /dev/shm (tmpfs) while clients/ stays in the test's tmp folder: a
+    rename between them fails with EXDEV, as with QUANTSTRIP_HOME on its own disk."""
+    shm = Path("/dev/shm")
+    usable = shm.is_dir() and os.access(shm, os.W_OK)
+    require_component(
+        usable and shm.stat().st_dev != workspace.stat().st_dev,
+        "a second file system at /dev/shm (tmpfs)",
+    )
+    home = Path(tempfile.mkdtemp(prefix="quantstrip-home-", dir=shm))
+    monkeypatch.setenv("QUANTSTRIP_HOME", str(home))
+    settings._reset_for_tests()
+    init_workspace()
+    try:
+        yield home
+    finally:
+        settings._reset_for_tests()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def nightly_with_a_run(research: Path, runs: Path) -> Path:
+    """A notebook client `nightly` with limits, one file of its own and one run output."""
+    client_admin.create(
+        ClientSpec(
+            name="nightly",
+            source=research / "idea.ipynb",
+            schedule="every day at 16:00",
+            limits={"max_position": 500},
+        )
+    )
+    (runs / "nightly").mkdir(parents=True)
+    (runs / "nightly" / "run1.ipynb").write_text("{}")
+    folder = research.parent / "clients" / "nightly"
+    (folder / "state.json").write_text("{}")
+    return folder
+
+
+def test_a_client_is_archived_to_a_data_directory_on_another_file_system(
+    workspace: Path, research: Path, home_on_another_file_system: Path
+) -> None:
+    home = home_on_another_file_system
+    folder = nightly_with_a_run(research, home / "runs")
+    archive = client_admin.delete("nightly")
+    assert archive.parent == home / "archive"
+    assert (archive / "client" / "client.toml").exists()
+    assert (archive / "client" / "state.json").read_text() == "{}"
+    assert (archive / "runs" / "run1.ipynb").exists()
+    assert (archive / "risk_limits.toml").exists()
+    assert not folder.exists() and not (home / "runs" / "nightly").exists()
+    assert "nightly" not in load_registry()
+    assert "nightly" not in settings.platform().risk.clients
+
+
+def test_a_delete_that_fails_half_way_leaves_the_client_as_it_was(
+    workspace: Path,
+    research: Path,
+    home_on_another_file_system: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The disk fills while the client's folder is copied to the other file system: nothing is
+    archived, the client stays registered with its files, runs and limits."""
+    home = home_on_another_file_system
+    folder = nightly_with_a_run(research, home / "runs")
+    real_copy = shutil.copy2
+
+    def copy_until_state(source: str, target: str, **kwargs: object) -> object:
+        if Path(source).name == "state.json":
+            raise OSError(errno.ENOSPC, "No space left on device", target)
+        return real_copy(source, target, **kwargs)
+
+    with monkeypatch.context() as patch, pytest.raises(OSError, match="No space left"):
+        patch.setattr(shutil, "copy2", copy_until_state)
+        client_admin.delete("nightly")
+    assert "nightly" in load_registry()
+    assert sorted(p.name for p in folder.iterdir()) == ["client.toml", "idea.ipynb", "state.json"]
+    assert (home / "runs" / "nightly" / "run1.ipynb").exists()
+    assert list((home / "archive").iterdir()) == []
+    assert settings.platform().risk.clients["nightly"].max_position == 500
