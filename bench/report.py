@@ -96,6 +96,10 @@ BACKFILL = (
     "INSERT INTO agg_capital_days (strategy_id, day, delta_micros, excess_micros, "
     "last_event_time, last_event_id, events, stale) SELECT strategy_id, day, delta_micros, "
     "excess_micros, last_event_time, last_event_id, events, 0 FROM v_capital_day_recomputed",
+    "INSERT INTO agg_position_quarters (strategy_id, account_id, instrument_id, quarter_end, "
+    "qty_micros, basis_micros, last_event_time, last_event_id) SELECT strategy_id, account_id, "
+    "instrument_id, quarter_end, qty_micros, basis_micros, last_event_time, last_event_id "
+    "FROM v_position_quarters_recomputed",
 )
 
 

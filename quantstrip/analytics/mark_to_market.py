@@ -2,8 +2,11 @@
 
 Definitions (shown on the portfolio page):
 - a day ends at midnight in the trading day's zone (`risk.day_zone`);
-- the position held at a day's end is the last position event before it (quantity and exact
-  cost basis); the mark is the last mark before it; unrealised = quantity x mark x multiplier,
+- the position held at a day's end is the state after the last position event before it
+  (quantity and exact cost basis), read from `agg_position_quarters` (migration 0014: the state
+  at every quarter hour with events, kept by the writer's triggers), so the work grows with the
+  days shown, not with the executions (every zone's midnight is a quarter hour in UTC);
+- the mark is the last mark before the day's end; unrealised = quantity x mark x multiplier,
   less the cost basis (added back for a short): the same formula as `v_unrealised_pnl`;
 - a held position whose latest mark is older than `STALE_DAYS` days at a day's end (or that has
   no mark at all) is counted in `stale` for that day and valued at the cost basis (no unrealised
@@ -37,6 +40,50 @@ from quantstrip.db.units import utc_text
 STALE_DAYS = 4  # a weekend and a holiday
 
 
+# Per strategy and day end: the positions held then (agg_position_quarters), valued at the last
+# mark before the day end; $days, $ends, $stale_before are parallel lists, $names the strategies.
+UNREALISED_BY_DAY = """
+WITH day_grid AS (
+    SELECT UNNEST($days::DATE[]) AS day, UNNEST($ends::VARCHAR[]) AS day_end,
+           UNNEST($stale_before::VARCHAR[]) AS stale_before
+),
+wanted AS (SELECT UNNEST($names::VARCHAR[]) AS name),
+keys AS (
+    SELECT DISTINCT q.strategy_id, q.account_id, q.instrument_id
+    FROM agg_position_quarters q
+    JOIN strategies s ON s.id = q.strategy_id
+    WHERE s.name IN (SELECT name FROM wanted)
+),
+grid AS (SELECT k.*, d.day, d.day_end, d.stale_before FROM keys k, day_grid d),
+held AS (
+    SELECT g.strategy_id, g.instrument_id, g.day, g.day_end, g.stale_before,
+           q.qty_micros AS qty, q.basis_micros AS basis
+    FROM grid g ASOF JOIN agg_position_quarters q
+      ON g.strategy_id = q.strategy_id AND g.account_id = q.account_id
+     AND g.instrument_id = q.instrument_id AND g.day_end >= q.quarter_end
+    WHERE q.qty_micros <> 0
+),
+marked AS (
+    SELECT h.*, m.price_micros, m.mark_time
+    FROM held h ASOF LEFT JOIN marks m
+      ON h.instrument_id = m.instrument_id AND h.day_end > m.mark_time
+),
+valued AS (
+    SELECT mk.strategy_id, mk.day,
+           mk.price_micros IS NULL OR mk.mark_time < mk.stale_before AS stale,
+           (mk.qty / 1e6) * (mk.price_micros / 1e6) * (i.multiplier_micros / 1e6)
+             - (CASE WHEN mk.qty > 0 THEN mk.basis ELSE -mk.basis END) / 1e6
+             AS unrealised
+    FROM marked mk JOIN instruments i ON i.id = mk.instrument_id
+)
+SELECT s.name AS strategy, v.day,
+       SUM(CASE WHEN v.stale THEN 0 ELSE v.unrealised END) AS unrealised,
+       SUM(CASE WHEN v.stale THEN 1 ELSE 0 END) AS stale
+FROM valued v JOIN strategies s ON s.id = v.strategy_id
+GROUP BY ALL
+"""
+
+
 @dataclass(frozen=True)
 class Unrealised:
     values: pd.DataFrame  # day x strategy: unrealised PnL at the day's end
@@ -45,11 +92,19 @@ class Unrealised:
 
 
 def day_ends(days: pd.DatetimeIndex, zone: str) -> list[str]:
-    """UTC text of the end of each day (next midnight in the zone)."""
+    """UTC text of the end of each day (next midnight in the zone). Positions are kept per UTC
+    quarter hour, so a midnight off a quarter hour (a zone's local mean time before ~1970) is
+    refused rather than valued from the wrong quarter."""
     tz = ZoneInfo(zone)
-    return [
-        utc_text(datetime.combine(d.date() + timedelta(days=1), time(0), tzinfo=tz)) for d in days
-    ]
+    ends = [datetime.combine(d.date() + timedelta(days=1), time(0), tzinfo=tz) for d in days]
+    for end in ends:
+        utc = end.astimezone(ZoneInfo("UTC"))
+        if utc.minute % 15 or utc.second or utc.microsecond:
+            raise ValueError(
+                f"day zone {zone}: midnight of {end.date()} is {utc:%H:%M:%S} UTC, not on a "
+                "quarter hour; positions are kept per quarter hour"
+            )
+    return [utc_text(end) for end in ends]
 
 
 def unrealised_by_day(
@@ -74,50 +129,7 @@ def unrealised_by_day(
     conn = cursor(db_path)
     try:
         rows = conn.execute(
-            """
-            WITH day_grid AS (
-                SELECT UNNEST($days::DATE[]) AS day, UNNEST($ends::VARCHAR[]) AS day_end,
-                       UNNEST($stale_before::VARCHAR[]) AS stale_before
-            ),
-            wanted AS (SELECT UNNEST($names::VARCHAR[]) AS name),
-            events AS (
-                SELECT pe.strategy_id, pe.account_id, pe.instrument_id, pe.event_time,
-                       arg_max(pe.qty_after_micros, pe.id) AS qty,
-                       arg_max(pe.cost_basis_after_micros, pe.id) AS basis
-                FROM position_events pe
-                JOIN strategies s ON s.id = pe.strategy_id
-                WHERE s.name IN (SELECT name FROM wanted)
-                GROUP BY ALL
-            ),
-            keys AS (SELECT DISTINCT strategy_id, account_id, instrument_id FROM events),
-            grid AS (SELECT k.*, d.day, d.day_end, d.stale_before FROM keys k, day_grid d),
-            held AS (
-                SELECT g.strategy_id, g.instrument_id, g.day, g.day_end, g.stale_before,
-                       ev.qty, ev.basis
-                FROM grid g ASOF JOIN events ev
-                  ON g.strategy_id = ev.strategy_id AND g.account_id = ev.account_id
-                 AND g.instrument_id = ev.instrument_id AND g.day_end > ev.event_time
-                WHERE ev.qty <> 0
-            ),
-            marked AS (
-                SELECT h.*, m.price_micros, m.mark_time
-                FROM held h ASOF LEFT JOIN marks m
-                  ON h.instrument_id = m.instrument_id AND h.day_end > m.mark_time
-            ),
-            valued AS (
-                SELECT mk.strategy_id, mk.day,
-                       mk.price_micros IS NULL OR mk.mark_time < mk.stale_before AS stale,
-                       (mk.qty / 1e6) * (mk.price_micros / 1e6) * (i.multiplier_micros / 1e6)
-                         - (CASE WHEN mk.qty > 0 THEN mk.basis ELSE -mk.basis END) / 1e6
-                         AS unrealised
-                FROM marked mk JOIN instruments i ON i.id = mk.instrument_id
-            )
-            SELECT s.name AS strategy, v.day,
-                   SUM(CASE WHEN v.stale THEN 0 ELSE v.unrealised END) AS unrealised,
-                   SUM(CASE WHEN v.stale THEN 1 ELSE 0 END) AS stale
-            FROM valued v JOIN strategies s ON s.id = v.strategy_id
-            GROUP BY ALL
-            """,
+            UNREALISED_BY_DAY,
             {
                 "days": [d.date() for d in days],
                 "ends": ends,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime, timedelta
 
 from quantstrip.db.handler import Database
-from quantstrip.db.units import div_round
+from quantstrip.db.units import TIME_FORMAT, div_round
 
 
 def reference_daily(conn: sqlite3.Connection) -> dict[tuple[int, str], tuple[int, int, int]]:
@@ -77,6 +78,24 @@ def reference_capital_days(conn: sqlite3.Connection) -> dict[tuple[int, str], tu
     return {k: (v[0], v[1]) for k, v in days.items()}
 
 
+def quarter_end(event_time: str) -> str:
+    """The end of the UTC quarter hour holding `event_time` (canonical UTC text)."""
+    moment = datetime.strptime(event_time, TIME_FORMAT)
+    start = moment.replace(minute=moment.minute // 15 * 15, second=0, microsecond=0)
+    return (start + timedelta(minutes=15)).strftime(TIME_FORMAT)
+
+
+def reference_position_quarters(conn: sqlite3.Connection) -> dict[tuple, tuple[int, ...]]:
+    """Per position and quarter hour with events: the state after its last event."""
+    quarters: dict[tuple, tuple[int, ...]] = {}
+    for strategy, account, instrument, when, event_id, qty, basis in conn.execute(
+        "SELECT strategy_id, account_id, instrument_id, event_time, id, qty_after_micros, "
+        "cost_basis_after_micros FROM position_events ORDER BY event_time, id"
+    ):
+        quarters[(strategy, account, instrument, quarter_end(when))] = (qty, basis, event_id)
+    return quarters
+
+
 def assert_aggregates_match(db: Database) -> None:
     conn = db.conn
     daily = {
@@ -113,3 +132,11 @@ def assert_aggregates_match(db: Database) -> None:
     }
     assert capital_days == reference_capital_days(conn)
     assert not conn.execute("SELECT 1 FROM agg_capital_days WHERE stale <> 0").fetchall()
+    quarters = {
+        tuple(r[:4]): tuple(r[4:])
+        for r in conn.execute(
+            "SELECT strategy_id, account_id, instrument_id, quarter_end, qty_micros, "
+            "basis_micros, last_event_id FROM agg_position_quarters"
+        )
+    }
+    assert quarters == reference_position_quarters(conn)
