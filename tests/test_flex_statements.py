@@ -6,7 +6,10 @@ the ibflex project's test samples (tests/fixtures/ib/)."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
+import os
 import shutil
 import socket
 from collections.abc import Iterator
@@ -33,6 +36,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "ib"
 MULTI = (FIXTURES / "flex_multi_account.xml").read_bytes()
 CANCELS = (FIXTURES / "flex_cancellations.xml").read_bytes()
 SHAPES = (FIXTURES / "flex_ibflex_shapes.xml").read_bytes()
+SAMPLE = (FIXTURES / "flex_statement_sample.xml").read_bytes()
 
 
 def statement_with_trade(**attributes: str) -> bytes:
@@ -313,3 +317,45 @@ def _eod_client(workspace: Path, monkeypatch: pytest.MonkeyPatch, xml: bytes):
         workspace / "clients" / "eod_reconcile" / "eod_reconcile.py", None, "eod_reconcile"
     )
     return cls()
+
+
+def _open_files_to(target: str) -> list[str]:
+    """What this process's open descriptors point at, among those naming `target`."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"/proc/self/fd/{fd}")
+            if target in link:
+                found.append(link)
+    return found
+
+
+def _sockets_to(port: int) -> list[int]:
+    """Inodes of this process's TCP sockets connected to 127.0.0.1:`port` (from /proc/net/tcp)."""
+    remote = f"0100007F:{port:04X}"
+    with open("/proc/self/net/tcp") as table:
+        inodes = {row.split()[9] for row in list(table)[1:] if row.split()[2] == remote}
+    return [int(i) for i in inodes if _open_files_to(f"socket:[{i}]")]
+
+
+def test_an_http_error_answer_leaves_no_socket_open(flaky: FlakyFlex) -> None:
+    """IB's 5xx and 4xx answers (retried or not) close their connection: a client that
+    downloads every day must not gather sockets until the process runs out of descriptors."""
+    port = flaky.server.server_port
+    flaky.script = ["503", "503", "404"]
+    with pytest.raises(FlexError, match="HTTP 404") as failure:
+        flaky.client(poll_attempts=3).download()
+    assert len(flaky.requests) == 3
+    assert _sockets_to(port) == []  # while the error (and what it chains) is still held
+    del failure
+
+
+def test_reconcile_leaves_no_connection_to_the_database_open(tmp_path: Path) -> None:
+    """The import's Recorder is closed and no connection outlives the caller's database."""
+    statement = parse_statement(SAMPLE)
+    path = tmp_path / "q.db"
+    with Database(path) as db:
+        report = reconcile(db, statement, import_missing=True)
+        assert len(report.imported) == 2
+    gc.collect()
+    assert _open_files_to(str(path)) == []

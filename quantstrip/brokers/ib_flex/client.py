@@ -90,6 +90,8 @@ class FlexClient:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 return response.read()
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+            if isinstance(exc, urllib.error.HTTPError):
+                exc.close()  # an error answer holds its connection open until closed
             raise _network_error(exc, what) from None  # the URL holds the token: not chained
 
     def _wait(self, state: RetryCallState) -> float:

@@ -259,21 +259,35 @@ def reconcile(
     _compare_cash(db, statement, result)
     if import_missing:
         recorder = Recorder(db)
-        # Fills recorded live (same content) get the statement's FX rate to base.
-        skip = {t.exec_id for t in result.missing_in_db} | {e for e, _ in result.mismatched}
-        for trade in statement.trades:
-            known = trade.exec_id not in skip and trade.sec_type != "CASH"
-            if known and trade.fx_rate_to_base is not None:
-                recorder.handle(_fill_event(trade, strategy))
-        for trade in result.missing_in_db:
-            _import_fill(recorder, trade, strategy)
-            result.imported.append(trade.exec_id)
-        for cash in result.missing_cash:
-            recorder.handle(_cash_event(cash))
-            result.imported_cash.append(cash.txn_id)
-        result.imported_cash += _import_autofx(db, recorder, statement, strategy)
+        try:
+            _import_missing(db, recorder, statement, result, strategy)
+        finally:
+            recorder.close()  # its background replayer, should anything have been journaled
     _compare_positions(db, statement, result)
     return result
+
+
+def _import_missing(
+    db: Database,
+    recorder: Recorder,
+    statement: FlexStatement,
+    result: Reconciliation,
+    strategy: str,
+) -> None:
+    """Store what the statement has and the database lacks, through the Recorder."""
+    # Fills recorded live (same content) get the statement's FX rate to base.
+    skip = {t.exec_id for t in result.missing_in_db} | {e for e, _ in result.mismatched}
+    for trade in statement.trades:
+        known = trade.exec_id not in skip and trade.sec_type != "CASH"
+        if known and trade.fx_rate_to_base is not None:
+            recorder.handle(_fill_event(trade, strategy))
+    for trade in result.missing_in_db:
+        _import_fill(recorder, trade, strategy)
+        result.imported.append(trade.exec_id)
+    for cash in result.missing_cash:
+        recorder.handle(_cash_event(cash))
+        result.imported_cash.append(cash.txn_id)
+    result.imported_cash += _import_autofx(db, recorder, statement, strategy)
 
 
 def reconcile_all(
