@@ -31,7 +31,6 @@ import pandas as pd
 from quantstrip.analytics import portfolio_report
 from quantstrip.analytics.connection import reset
 from quantstrip.analytics.metrics import max_drawdown, sharpe
-from quantstrip.db.connection import transaction
 from quantstrip.db.handler import Database
 from quantstrip.db.units import money, to_micros
 
@@ -84,7 +83,7 @@ def _base_rows(executions: int) -> dict[str, list[tuple]]:
 
 
 # The aggregates built from the base rows in one pass each (what the triggers would have kept
-# row by row); agg_strategy_capital then gets the writer's own refresh.
+# row by row), none of them left stale.
 BACKFILL = (
     "INSERT INTO agg_daily_pnl (strategy_id, day, gross_micros, commission_micros, fills) "
     "SELECT pe.strategy_id, substr(pe.event_time, 1, 10), SUM(pe.realized_pnl_gross_micros), "
@@ -149,22 +148,10 @@ def generate(path: Path, executions: int) -> None:
     )
     for statement in BACKFILL:
         conn.execute(statement)
-    conn.execute(
-        "INSERT INTO agg_strategy_capital (strategy_id, stale) SELECT id, 1 FROM strategies"
-    )
     for (sql,) in triggers:
         conn.execute(sql)
     conn.commit()
-    conn.close()
-    with Database(path) as db:  # the writer's capital refresh, as after any replay
-        for strategy_id in range(1, STRATEGIES + 1):
-            with transaction(db.conn):
-                db._settle_capital(strategy_id)
-    conn = sqlite3.connect(path)
-    stale = conn.execute(
-        "SELECT (SELECT COUNT(*) FROM agg_strategy_capital WHERE stale <> 0) "
-        "+ (SELECT COUNT(*) FROM agg_capital_days WHERE stale <> 0)"
-    ).fetchone()[0]
+    stale = conn.execute("SELECT COUNT(*) FROM agg_capital_days WHERE stale <> 0").fetchone()[0]
     net = conn.execute(
         "SELECT (SELECT SUM(gross_micros - commission_micros) FROM agg_daily_pnl) - "
         "((SELECT SUM(realized_pnl_gross_micros) FROM position_events) "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from support.aggregates import assert_aggregates_match
 from support.ledger import fill
 
-from quantstrip.db.handler import Database
+from quantstrip.db.handler import Database, ExecutionInput
 from quantstrip.db.migrate import _migrations, _split, migrate
 
 
@@ -62,8 +63,8 @@ def test_an_ib_correction_replaces_the_fill_in_every_aggregate(db) -> None:
 def test_an_out_of_order_fill_marks_capital_stale_until_the_rebuild_refreshes_it(db) -> None:
     fill(db, "1", "BUY", 100, "10.00", "2025-01-03T15:00:00Z")
     fill(db, "2", "BUY", 100, "20.00", "2025-01-02T15:00:00Z")  # older: position replayed
-    stale = db.conn.execute("SELECT stale FROM agg_strategy_capital").fetchone()[0]
-    assert stale == 0
+    stale = db.conn.execute("SELECT COUNT(*) FROM agg_capital_days WHERE stale <> 0").fetchone()
+    assert stale[0] == 0
     assert_aggregates_match(db)
 
 
@@ -237,6 +238,53 @@ def test_a_late_fill_on_another_instrument_refreshes_the_strategy_capital(db) ->
     fill(db, "1", "BUY", 100, "10.00", "2025-01-02T10:00:00Z", symbol="MSFT")
     fill(db, "2", "BUY", 100, "20.00", "2025-01-03T15:00:00Z", symbol="AAPL")
     fill(db, "3", "SELL", 100, "11.00", "2025-01-03T09:00:00Z", symbol="MSFT")
-    stale = db.conn.execute("SELECT stale FROM agg_strategy_capital").fetchone()[0]
-    assert stale == 0
+    stale = db.conn.execute("SELECT COUNT(*) FROM agg_capital_days WHERE stale <> 0").fetchone()
+    assert stale[0] == 0
     assert_aggregates_match(db)
+
+
+def _late_fill_work(path: Path, days: int) -> int:
+    """SQLite VM steps (in hundreds) of one fill recorded a day late on its strategy, after
+    `days` days of history on another instrument."""
+    with Database(path) as db:
+        db.ensure_strategy("s")
+        held = db.ensure_instrument("AAPL")
+        late = db.ensure_instrument("MSFT")
+        start = datetime(2025, 1, 2, 15, tzinfo=UTC)
+        db.record_executions(
+            [
+                ExecutionInput(
+                    "sim",
+                    "ACC",
+                    f"h{d}",
+                    "s",
+                    held,
+                    "BUY" if d % 2 else "SELL",
+                    1 + d % 3,
+                    "100",
+                    start + timedelta(days=d),
+                )
+                for d in range(days)
+            ]
+        )
+        steps = [0]
+
+        def count() -> int:
+            steps[0] += 1
+            return 0
+
+        db.conn.set_progress_handler(count, 100)
+        when = start + timedelta(days=days - 2, hours=1)
+        db.record_execution(ExecutionInput("sim", "ACC", "late", "s", late, "BUY", 1, "50", when))
+        db.conn.set_progress_handler(None, 0)
+        assert_aggregates_match(db)
+        return steps[0]
+
+
+def test_a_late_fill_refreshes_its_own_day_not_the_whole_history(tmp_path: Path) -> None:
+    # A late fill leaves its day's capital peak stale: the writer recomputes that day, and the
+    # work must not grow with the strategy's history (issue 15: a late fill <= 2x an in-order one
+    # at 100k events). Counted in SQLite VM steps, not time.
+    short = _late_fill_work(tmp_path / "short.db", 5)
+    long = _late_fill_work(tmp_path / "long.db", 2_000)
+    assert long <= short * 1.2 + 5, (short, long)

@@ -190,30 +190,23 @@ class PositionRows:
 
     # ---- capital ----------------------------------------------------------------------------
     def _settle_capital(self, strategy_id: int) -> None:
-        """If a late fill or a replay left the strategy's capital stale, refresh it: clearing
-        the flag refreshes its stale days (trigger of migration 0010, from those days' events
-        only), and the strategy's totals follow from its days."""
+        """Refresh the capital days a late fill or a replay left stale (their peak above the
+        day's open needs the day's events in time order): days left without events go, and
+        clearing the flag of the others recomputes each from its own events (trigger of
+        migration 0015). Stale days are found through a partial index that is empty in the
+        steady state, so a fill in time order pays one probe."""
         conn = self.conn
-        cleared = conn.execute(
-            "UPDATE agg_strategy_capital SET stale = 0 WHERE strategy_id = ? AND stale <> 0",
-            (strategy_id,),
-        ).rowcount
-        if not cleared:
-            return
-        last = conn.execute(
-            "SELECT event_time, id FROM position_events WHERE strategy_id = ? "
-            "ORDER BY event_time DESC, id DESC LIMIT 1",
+        stale = conn.execute(
+            "SELECT 1 FROM agg_capital_days WHERE strategy_id = ? AND stale <> 0 LIMIT 1",
             (strategy_id,),
         ).fetchone()
+        if stale is None:
+            return
         conn.execute(
-            "UPDATE agg_strategy_capital SET capital_micros = t.capital, peak_micros = t.peak, "
-            "last_event_time = ?, last_event_id = ? "
-            "FROM (SELECT COALESCE(SUM(delta_micros), 0) AS capital, "
-            "             MAX(opening + excess_micros) AS peak "
-            "      FROM (SELECT delta_micros, excess_micros, "
-            "                   COALESCE(SUM(delta_micros) OVER (ORDER BY day ROWS BETWEEN "
-            "                            UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS opening "
-            "            FROM agg_capital_days WHERE strategy_id = ?)) AS t "
-            "WHERE strategy_id = ?",
-            (*(last or ("", 0)), strategy_id, strategy_id),
+            "DELETE FROM agg_capital_days WHERE strategy_id = ? AND stale <> 0 AND events = 0",
+            (strategy_id,),
+        )
+        conn.execute(
+            "UPDATE agg_capital_days SET stale = 0 WHERE strategy_id = ? AND stale <> 0",
+            (strategy_id,),
         )

@@ -9,8 +9,8 @@ what a fill changes:
   after the insertion point and applies the fills from there in time order
   (`position_replay.py`);
 - each strategy's deployed capital is kept per day by triggers (migration 0010); a late fill or a
-  replay leaves the strategy marked stale, and the end of the transaction refreshes its stale
-  days and the strategy's totals from them (`position_rows.py`, `_settle_capital`).
+  replay leaves the days it touched marked stale, and the end of the transaction refreshes
+  those days only (`position_rows.py`, `_settle_capital`; migration 0015).
 A batch (`PositionBatch`) reads each position once and writes it once. Everything happens
 inside the caller's transaction, so a crash never leaves an execution without its position
 consequences.
@@ -110,11 +110,6 @@ class PositionStore(PositionReplay):
                 position = (strategy_id, account_id, instrument_id)
                 self._replay(position, ("", 0), method, multiplier, batch)
             self._flush(batch)
-            # Strategies whose executions are all superseded keep no capital.
-            self.conn.execute(
-                "UPDATE agg_strategy_capital SET capital_micros = 0, peak_micros = NULL, "
-                "stale = 0 WHERE strategy_id NOT IN (SELECT strategy_id FROM position_events)"
-            )
 
     def positions(
         self, *, strategy: str | int | None = None, include_flat: bool = False

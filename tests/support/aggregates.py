@@ -116,7 +116,16 @@ def assert_aggregates_match(db: Database) -> None:
     }
     assert trips == reference_trips(conn)
     reference = reference_peaks(conn)
-    kept = dict(conn.execute("SELECT strategy_id, peak_micros FROM agg_strategy_capital"))
+    # Each strategy's peak as the views derive it from the capital days (opening capital, the
+    # earlier days' net changes, plus the day's excess), exact in micros.
+    kept = dict(
+        conn.execute(
+            "SELECT strategy_id, MAX(opened + excess_micros) FROM (SELECT strategy_id, "
+            "excess_micros, SUM(delta_micros) OVER (PARTITION BY strategy_id ORDER BY day "
+            "ROWS UNBOUNDED PRECEDING) - delta_micros AS opened FROM agg_capital_days) "
+            "GROUP BY strategy_id"
+        )
+    )
     assert {k: kept[k] for k in reference} == reference
     assert all(v in (0, None) for k, v in kept.items() if k not in reference)
     shown = {
