@@ -4,12 +4,15 @@ heartbeat, and the runner finds the client class in a file."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support.daemon import wait_until
 
 from quantstrip import ClientBase
+from quantstrip.brokers.risk import controls, watcher
+from quantstrip.brokers.sim import SimBroker
 from quantstrip.client.runner import find_client_classes, load_client_class
 from quantstrip.db.handler import Database
 from quantstrip.errors import ConfigError
@@ -120,3 +123,46 @@ class Other(quantstrip.ClientBase):
     assert load_client_class(path, "Other", "two").__name__ == "Other"
     with pytest.raises(ConfigError, match="not a ClientBase"):
         load_client_class(path, "Helper", "two")
+
+
+class Guarded(ClientBase):
+    """A client with a guarded broker, as every trading client has: its risk watcher polls the
+    database for the operator's actions on a thread of its own."""
+
+    def __init__(self) -> None:
+        super().__init__(name="guarded")
+        self.broker = SimBroker(account="SIM-G")
+
+
+@pytest.fixture
+def guarded(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Guarded]:
+    monkeypatch.setenv("QUANTSTRIP_CLIENT", "guarded")  # as the daemon starts it
+    monkeypatch.setenv("QUANTSTRIP_KEYRING", "0")
+    client = Guarded()
+    assert [w.path for w in watcher.running()] == [controls.database_path()]
+    yield client
+    client.close()
+
+
+def watcher_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "risk-watcher"]
+
+
+def test_a_stopped_client_ends_its_risk_watcher(guarded: Guarded) -> None:
+    """Its broker still referenced (the client object lives on in the process that ran it),
+    the watcher must not poll on, nor stay listed as a live guard for the operator's flatten."""
+    wait_until(lambda: controls.live_guards() != [], 30, "the watcher's first presence")
+    thread = run_in_thread(guarded)
+    wait_until(lambda: guarded.scheduler.running, 30, "the client's scheduler")
+    guarded.stop()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert watcher.running() == [] and watcher_threads() == []
+    assert controls.live_guards() == []
+
+
+def test_a_closed_client_ends_its_risk_watcher(guarded: Guarded) -> None:
+    """A client built and driven without `run()` (an example in a test, a notebook) is closed."""
+    guarded.close()
+    assert watcher.running() == [] and watcher_threads() == []
+    guarded.close()  # twice is harmless

@@ -6,14 +6,17 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import sqlite3
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import time_machine
 
 from quantstrip import db_handler
+from quantstrip.brokers.risk import watcher
 from quantstrip.daemon.registry import ClientConfig, load_registry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,6 +36,28 @@ def examples(workspace: Path) -> Path:
     return workspace
 
 
+@pytest.fixture
+def example_client(
+    examples: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[str, str], Any]]:
+    """Build an example client as the daemon would name it; closed (scheduler, risk watcher,
+    databases) when the test ends, pass or fail, so no thread of it polls on in this process and
+    writes into a later test's workspace."""
+    made: list[Any] = []
+
+    def build(name: str, class_name: str) -> Any:
+        monkeypatch.setenv("QUANTSTRIP_CLIENT", name)
+        client = load_class(examples / "clients" / name / f"{name}.py", class_name)()
+        made.append(client)
+        return client
+
+    yield build
+    for client in made:
+        client.close()
+    db_handler.close()
+    assert watcher.running() == []
+
+
 def test_every_example_is_a_valid_client(examples: Path) -> None:
     registry = load_registry(examples / "clients")
     for name in ("daily_signal", "bracket_trader", "eod_report"):
@@ -43,12 +68,13 @@ def test_every_example_is_a_valid_client(examples: Path) -> None:
     assert registry["eod_reconcile"].mode == "paper"
 
 
-def test_daily_signal_trades_into_the_simulation_database(examples: Path, monkeypatch) -> None:
+def test_daily_signal_trades_into_the_simulation_database(
+    examples: Path, example_client: Callable[[str, str], Any], monkeypatch
+) -> None:
     """The signal follows the moving averages: a rising series buys, a falling one sells what
     is held (the old check, `signal in (1, -1)`, held for any outcome of `1 if ... else -1`)."""
-    monkeypatch.setenv("QUANTSTRIP_CLIENT", "daily_signal")
     monkeypatch.setenv("QUANTSTRIP_CLIENT_PARAMETERS", '{"symbol": "SPY", "quantity": 10}')
-    client = load_class(examples / "clients" / "daily_signal" / "daily_signal.py", "DailySignal")()
+    client = example_client("daily_signal", "DailySignal")
     with time_machine.travel(datetime(2027, 3, 12, 21, tzinfo=UTC), tick=False):
         # The example's generated SPY closes: fast (10) average above slow (30): buy.
         bought = client.job()
@@ -72,14 +98,12 @@ def test_daily_signal_trades_into_the_simulation_database(examples: Path, monkey
     # the summary mails are recorded in the production notification centre (no SMTP set up)
     kinds = production.execute("SELECT kind FROM notifications").fetchall()
     assert kinds == [("summary",)] * 3
-    db_handler.close()
 
 
-def test_bracket_trader_round_trip_lands_in_simulation(examples: Path, monkeypatch) -> None:
-    monkeypatch.setenv("QUANTSTRIP_CLIENT", "bracket_trader")
-    client = load_class(
-        examples / "clients" / "bracket_trader" / "bracket_trader.py", "BracketTrader"
-    )()
+def test_bracket_trader_round_trip_lands_in_simulation(
+    examples: Path, example_client: Callable[[str, str], Any]
+) -> None:
+    client = example_client("bracket_trader", "BracketTrader")
     parent, take, stop = client.job()
     assert [client.broker.order_status(o) for o in (parent, take, stop)] == [
         "Filled",
@@ -90,4 +114,3 @@ def test_bracket_trader_round_trip_lands_in_simulation(examples: Path, monkeypat
     gross = sim.execute("SELECT gross_pnl FROM v_round_trips").fetchone()[0]
     # the take profit (183.60) is gapped through by the 187.20 quote: filled at 187.20
     assert round(gross, 2) == round(50 * (187.20 - 180.00), 2)
-    db_handler.close()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 import threading
 import traceback
 from collections.abc import Callable
@@ -163,8 +164,28 @@ class ClientBase:
 
     # ---- lifecycle -----------------------------------------------------------------------
     def stop(self) -> None:
-        """Ask `run()` to return (signal-handler safe: only sets an event)."""
+        """Ask `run()` to return (signal-handler safe: only sets an event); `run()` then stops
+        the scheduler and the process's risk watcher."""
         self._stop.set()
+
+    def close(self) -> None:
+        """Release what the client started without `run()` returning (a test or a notebook that
+        built the client and called its jobs): the scheduler, the risk watcher of its guarded
+        brokers, the events database. Safe to call more than once."""
+        self._stop.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown()
+        self._release()
+        if self._events is not None:
+            self._events.close()
+            self._events = None
+
+    def _release(self) -> None:
+        """End the risk watcher of this process's guarded brokers (the client is the process's
+        one client). Only if a broker started one: a client without brokers imports none."""
+        watcher = sys.modules.get("quantstrip.brokers.risk.watcher")
+        if watcher is not None:
+            watcher.stop_all()
 
     def run(
         self,
@@ -198,4 +219,7 @@ class ClientBase:
         finally:
             self.scheduler.shutdown()
             self.log.info("stopping client %s", self.name)
-            self.on_stop()
+            try:
+                self.on_stop()
+            finally:
+                self._release()

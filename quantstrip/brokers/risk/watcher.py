@@ -68,6 +68,21 @@ def start() -> Watcher:
         return current
 
 
+def stop_all(timeout_s: float = 5.0) -> None:
+    """End this process's watchers now and wait for their threads (a client that stops, or a
+    test done with an example client): none may poll on in the process, or answer the operator
+    for a client that is gone. A guard created later starts a new one."""
+    with _lock:
+        mine = [w for w in _watchers.values() if w.pid == os.getpid()]
+        for watcher in mine:
+            if _watchers.get(watcher.path) is watcher:
+                del _watchers[watcher.path]
+    for watcher in mine:
+        watcher.close()
+        if watcher.is_alive() and watcher is not threading.current_thread():
+            watcher.join(timeout_s)
+
+
 def running() -> list[Watcher]:
     with _lock:
         return [w for w in _watchers.values() if w.is_alive() and w.pid == os.getpid()]
