@@ -12,21 +12,25 @@ fixes a typo; the error names the key and the problem.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from pathlib import Path
-from typing import Any
-
-import tomlkit
-from pydantic import ValidationError as PydanticValidationError
-from tomlkit.exceptions import TOMLKitError
+from typing import TYPE_CHECKING, Any
 
 from quantstrip import clock
 from quantstrip.errors import ConfigError
 from quantstrip.files import exclusive, write_atomic
-from quantstrip.paths import workspace
-from quantstrip.secrets import MASK, Secret, Vault
-from quantstrip.settings_models import DECLARABLE_TYPES, PLATFORM_SECTIONS, PlatformSettings
+from quantstrip.settings_file import file_stamp, peek, settings_path
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError as PydanticValidationError
+
+    from quantstrip.secrets import Secret
+    from quantstrip.settings_models import PlatformSettings
+
+# pydantic, the platform models, tomlkit and the vault are imported where they are used: a
+# dashboard page that only shows a setting reads it with `peek` (quantstrip.settings_file) and
+# must not pay for them at start-up.
+__all__ = ["peek", "settings_path"]
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +61,13 @@ class _State:
         self.stamp: tuple[int, int] | None = None
         self.checked_at = 0.0
         self.tree: dict[str, Any] = {}
-        self.platform = PlatformSettings()
+        self.platform: PlatformSettings | None = None  # the defaults until a load succeeds
         self.last_error: str | None = None
 
 
 _state = _State()
 # Types declared from code with `declare`; a `_types` table in the file overrides per key.
 _declared: dict[str, dict[str, str]] = {}
-
-
-def settings_path() -> Path:
-    override = os.environ.get("QUANTSTRIP_SETTINGS")
-    return Path(override) if override else workspace().settings_file
 
 
 def _format_pydantic(exc: PydanticValidationError, prefix: str = "") -> str:
@@ -81,6 +80,10 @@ def _format_pydantic(exc: PydanticValidationError, prefix: str = "") -> str:
 
 def _validate(document: dict[str, Any]) -> tuple[PlatformSettings, dict[str, Any]]:
     """Validate a parsed tree; returns the platform model and the plain tree (with defaults)."""
+    from pydantic import ValidationError as PydanticValidationError
+
+    from quantstrip.settings_models import DECLARABLE_TYPES, PLATFORM_SECTIONS, PlatformSettings
+
     platform_part = {k: v for k, v in document.items() if k in PLATFORM_SECTIONS}
     try:
         platform = PlatformSettings.model_validate(platform_part)
@@ -116,6 +119,9 @@ def _validate(document: dict[str, Any]) -> tuple[PlatformSettings, dict[str, Any
 
 
 def _parse(text: str, origin: str) -> dict[str, Any]:
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
     try:
         return tomlkit.parse(text).unwrap()
     except TOMLKitError as exc:
@@ -127,14 +133,6 @@ def validate_text(text: str) -> dict[str, Any]:
     return _validate(_parse(text, "text"))[1]
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
-
-
 def _refresh(force: bool = False) -> None:
     with _state.lock:
         path = settings_path()
@@ -142,7 +140,7 @@ def _refresh(force: bool = False) -> None:
         if not force and path == _state.path and now - _state.checked_at < RELOAD_CHECK_S:
             return
         _state.checked_at = now
-        stamp = _stamp(path)
+        stamp = file_stamp(path)
         if not force and path == _state.path and stamp == _state.stamp:
             return
         first_load = path != _state.path
@@ -176,6 +174,10 @@ def last_error() -> str | None:
 
 def platform() -> PlatformSettings:
     _refresh()
+    if _state.platform is None:
+        from quantstrip.settings_models import PlatformSettings
+
+        _state.platform = PlatformSettings()
     return _state.platform
 
 
@@ -195,6 +197,8 @@ def get(key: str, default: Any = _MISSING) -> Any:
 
 def tree() -> dict[str, Any]:
     """The whole tree plus masked secrets, safe to show in a UI."""
+    from quantstrip.secrets import MASK, Vault
+
     _refresh()
     return {**_state.tree, "secrets": dict.fromkeys(Vault().names(), MASK)}
 
@@ -203,6 +207,8 @@ def declare(section: str, **types: type | str) -> None:
     """Declare the types of a strategy section's keys from code, e.g.
     `settings.declare("my_strat", allocation=float, symbols=list)`; the same as a
     `[my_strat._types]` table in the file. Raises ConfigError if the current file disagrees."""
+    from quantstrip.settings_models import DECLARABLE_TYPES, PLATFORM_SECTIONS
+
     if section in PLATFORM_SECTIONS:
         raise ConfigError(f"{section}: platform sections have fixed types")
     names: dict[str, str] = {}
@@ -228,6 +234,8 @@ def declare(section: str, **types: type | str) -> None:
 def describe() -> list[dict[str, Any]]:
     """Every leaf setting as a row (key, value, type, secret) for the dashboard's settings
     manager; secrets appear by name with a masked value, never the plaintext."""
+    from quantstrip.secrets import MASK, Vault
+
     _refresh()
     rows: list[dict[str, Any]] = []
 
@@ -249,6 +257,9 @@ def describe() -> list[dict[str, Any]]:
 
 def set(key: str, value: Any) -> None:
     """Write one value back, keeping the file's comments and layout; validated before writing."""
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"invalid settings key {key!r}")
     path = settings_path()
@@ -293,6 +304,8 @@ def raw_text() -> str:
 
 def set_secret(name: str, value: str) -> None:
     """Store a secret encrypted (never in the settings file); the logger starts redacting it."""
+    from quantstrip.secrets import Vault
+
     Vault().set(name, value)
     from quantstrip import logger
 
@@ -301,15 +314,21 @@ def set_secret(name: str, value: str) -> None:
 
 def get_secret(name: str, default: Secret | None = None) -> Secret | None:
     """The secret as a masked `Secret` (call `.reveal()` where the plaintext is needed)."""
+    from quantstrip.secrets import Vault
+
     found = Vault().get(name)
     return found if found is not None else default
 
 
 def secret_names() -> list[str]:
+    from quantstrip.secrets import Vault
+
     return Vault().names()
 
 
 def rotate_key() -> int:
+    from quantstrip.secrets import Vault
+
     return Vault().rotate()
 
 

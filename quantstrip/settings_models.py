@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from quantstrip.settings_file import DEFAULT_DAY_ZONE, DEFAULT_MARK_MAX_AGE_S
+
 MEMORY_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*([kmgtp]i?b?|b)?\s*$", re.IGNORECASE)
 
 
@@ -155,7 +157,7 @@ class RiskLimits(Section):
 
 class MarkSettings(Section):
     # A mark older than this is stale: flagged on every page and never used to value an order.
-    max_age_s: float = Field(900.0, gt=0)
+    max_age_s: float = Field(DEFAULT_MARK_MAX_AGE_S, gt=0)
     # Running clients snapshot the prices of what they hold this often (0: only on demand).
     interval_s: float = Field(60.0, ge=0)
 
@@ -165,7 +167,7 @@ class RiskSettings(Section):
     clients: dict[str, RiskLimits] = Field(default_factory=dict)
     marks: MarkSettings = MarkSettings()
     # Where a trading day starts and ends (daily loss, daily marks): the account's zone.
-    day_zone: str = "America/New_York"
+    day_zone: str = DEFAULT_DAY_ZONE
     account_zones: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("day_zone")

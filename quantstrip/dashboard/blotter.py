@@ -14,8 +14,7 @@ from datetime import datetime
 import ipywidgets as w
 import pandas as pd
 
-from quantstrip import clock
-from quantstrip.brokers.marks import max_age_s
+from quantstrip import clock, settings_file
 from quantstrip.dashboard import book, roles
 from quantstrip.dashboard.common import STYLE, error_html, header, table_html
 from quantstrip.dashboard.display import Mode, format_age, format_time, money, operator_zone
@@ -70,7 +69,7 @@ def positions_view(held: pd.DataFrame, group: str, now: datetime) -> tuple[pd.Da
     """The positions table as shown, and a CSS class per row (stale marks)."""
     if held.empty:
         return pd.DataFrame(), []
-    limit = max_age_s()
+    limit = settings_file.mark_max_age_s()
     if group == "instrument":
         rows, classes = [], []
         for r in held.itertuples(index=False):
@@ -265,8 +264,8 @@ class BlotterPage(w.VBox):
         self.positions.value = rows_html(table, classes, flag_column="mark check") + (
             '<p class="qs-note">Unrealised PnL = market value − cost basis (mark × quantity × '
             "multiplier, less what the open quantity cost: FIFO or average per strategy). A mark "
-            f"older than {format_age(max_age_s())} is stale: its row is flagged and greyed and "
-            "left out of the sums "
+            f"older than {format_age(settings_file.mark_max_age_s())} is stale: its row is "
+            "flagged and greyed and left out of the sums "
             "(<code>risk.marks.max_age_s</code>). Exposure = |market value|.</p>"
         )
         self.orders.value = rows_html(orders_view(orders))

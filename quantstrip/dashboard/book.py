@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from quantstrip import clock
-from quantstrip.brokers.marks import age_s, max_age_s
+from quantstrip import clock, settings_file
+from quantstrip.brokers.marks import age_s
 from quantstrip.db.units import utc_text
 from quantstrip.paths import workspace
 
@@ -55,9 +55,7 @@ def reading(book: str = "production") -> Iterator[sqlite3.Connection | None]:
 
 
 def day_zone() -> str:
-    from quantstrip import settings
-
-    return settings.platform().risk.day_zone
+    return settings_file.day_zone()
 
 
 def day_start(now: datetime | None = None, zone: str | None = None) -> datetime:
@@ -163,7 +161,8 @@ def _positions(
     columns = [c[0] for c in cursor.description]
     rows = [dict(zip(columns, r, strict=True)) for r in cursor.fetchall()]
     now = now or clock.now()
-    limit_s = max_age_s() if limit_s is None else limit_s
+    # Read for display (quantstrip.settings_file): a page's book loads no pydantic.
+    limit_s = settings_file.mark_max_age_s() if limit_s is None else limit_s
     for row in rows:
         age = None if row["mark_time"] is None else age_s(row["mark_time"], now)
         row["mark_age_s"] = age

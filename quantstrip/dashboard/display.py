@@ -29,11 +29,11 @@ MODE_COLOURS = {Mode.SIMULATION: "#1f5fa8", Mode.PAPER: "#a86a00", Mode.LIVE: "#
 
 
 def operator_zone() -> tzinfo:
-    from quantstrip import settings
+    from quantstrip import settings_file
 
     try:
-        name = settings.platform().dashboard.timezone
-    except Exception:
+        name = settings_file.zone("dashboard.timezone")
+    except Exception:  # an unreadable file or unknown zone: the machine's zone, still labelled
         name = None
     if name:
         return ZoneInfo(name)

@@ -36,9 +36,9 @@ def strategy_names() -> list[str]:
 
 
 def day_zone() -> str:
-    from quantstrip import settings
+    from quantstrip import settings_file
 
-    return settings.platform().risk.day_zone
+    return settings_file.day_zone()
 
 
 class PortfolioPage(w.VBox):

@@ -15,9 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from quantstrip.errors import QuantstripError
-from quantstrip.settings_models import RiskLimits
+
+if TYPE_CHECKING:  # the dashboard's pages read trading states from here without pydantic
+    from quantstrip.settings_models import RiskLimits
 
 
 class TradingState(StrEnum):
@@ -109,6 +112,8 @@ def is_exit(facts: OrderFacts) -> bool:
 
 def effective_limits(global_limits: RiskLimits, client_limits: RiskLimits | None) -> RiskLimits:
     """Both sets apply: where both set a limit, the stricter one holds."""
+    from quantstrip.settings_models import RiskLimits
+
     if client_limits is None:
         return global_limits
     merged: dict[str, object] = {}

@@ -1,0 +1,111 @@
+"""What a dashboard page's kernel loads to show its first screen (issue 18, performance).
+
+Pages that only show a setting read it from the file (quantstrip.settings_file) instead of
+validating the whole tree: importing pydantic and building the platform models cost 0.3-0.5 s
+of every page's start. Each page is built in a fresh interpreter against a real demo workspace,
+as its Voila kernel builds it, and the modules it loaded are listed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from quantstrip import settings, settings_file
+from quantstrip.dashboard import book, display
+from quantstrip.errors import ConfigError
+
+# Pages whose first screen needs no validated settings (the clients page and the monitor list
+# the registry, whose client.toml files are pydantic models, so they load it).
+WITHOUT_PYDANTIC = (
+    "home",
+    "blotter",
+    "portfolio",
+    "settings_page",
+    "sql_editor",
+    "notifications",
+    "logs",
+    "packages",
+)
+PROBE = """
+import json, sys
+import importlib
+page = importlib.import_module("quantstrip.dashboard." + sys.argv[1])
+page.page()
+print(json.dumps(sorted(m for m in ("pydantic", "quantstrip.settings_models") if m in sys.modules)))
+"""
+
+
+@pytest.fixture
+def demo(workspace: Path) -> dict[str, str]:
+    env = {**os.environ, "QUANTSTRIP_KEYRING": "0"}
+    cli = [sys.executable, "-m", "quantstrip.cli"]
+    for step in (["init"], ["demo", "--years", "1"]):
+        subprocess.run([*cli, *step], check=True, capture_output=True, cwd=workspace, env=env)
+    return env
+
+
+@pytest.mark.parametrize("page", WITHOUT_PYDANTIC)
+def test_page_shows_its_first_screen_without_loading_pydantic(
+    page: str, demo: dict[str, str], workspace: Path
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, page],
+        capture_output=True,
+        text=True,
+        cwd=workspace,
+        env=demo,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+@pytest.fixture
+def fresh(workspace: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("QUANTSTRIP_KEYRING", "0")
+    settings._reset_for_tests()
+    yield workspace
+    settings._reset_for_tests()
+
+
+def test_pages_read_the_same_settings_the_platform_validates(fresh: Path) -> None:
+    settings.save_text(
+        '[risk]\nday_zone = "Europe/London"\n[risk.marks]\nmax_age_s = 60\n'
+        '[dashboard]\ntimezone = "Asia/Tokyo"\n[reporting]\ndefault_capital = 250000\n'
+    )
+    platform = settings.platform()
+    assert book.day_zone() == platform.risk.day_zone == "Europe/London"
+    assert settings_file.mark_max_age_s() == platform.risk.marks.max_age_s == 60.0
+    assert str(display.operator_zone()) == platform.dashboard.timezone == "Asia/Tokyo"
+    assert settings_file.peek("reporting.default_capital") == settings.get(
+        "reporting.default_capital"
+    )
+
+
+def test_pages_use_the_platform_defaults_without_a_settings_file(fresh: Path) -> None:
+    platform = settings.platform()
+    assert not settings.settings_path().exists()
+    assert book.day_zone() == platform.risk.day_zone
+    assert settings_file.mark_max_age_s() == platform.risk.marks.max_age_s
+
+
+def test_a_bad_zone_is_a_clear_error_where_a_page_uses_it(fresh: Path) -> None:
+    settings.settings_path().parent.mkdir(parents=True, exist_ok=True)
+    settings.settings_path().write_text('[risk]\nday_zone = "Mars/Olympus"\n')
+    with pytest.raises(ConfigError, match=r"risk\.day_zone: unknown time zone 'Mars/Olympus'"):
+        book.day_zone()
+
+
+def test_an_edited_file_is_read_again(fresh: Path) -> None:
+    path = settings.settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("[risk.marks]\nmax_age_s = 30\n")
+    assert settings_file.mark_max_age_s() == 30.0
+    path.write_text("[risk.marks]\nmax_age_s = 45.5\n")
+    assert settings_file.mark_max_age_s() == 45.5
