@@ -5,6 +5,10 @@ Cases (medians of 3 where a case is short enough to repeat):
                (batches of 500) vs bare sqlite3 INSERTs of the same rows into the real
                `executions` table, same connection settings (WAL, synchronous=NORMAL).
                Goals: >= 0.5x bare one per transaction, >= 0.3x bare batched.
+               Also shown, the floor: bare sqlite3 writing every row the handler writes per
+               fill (execution, position event, closures, lots, position row; the aggregate
+               triggers on) with no reads and no Python arithmetic: the best any handler on
+               this schema can do.
   lots         cost of a fill when its position holds 5,000 open lots vs 1 open lot.
                Goal: <= 2x.
   late         a fill older than its strategy's newest event (on another instrument, so its own
@@ -140,6 +144,161 @@ def bare_run(path: Path, count: int, batched: bool) -> float:
     return elapsed
 
 
+def floor_rows(path: Path, count: int) -> list[list[tuple[str, tuple]]]:
+    """What the handler writes for each fill of `flow`, as plain statements: the execution, its
+    position event, its closures, the open lots it opens, shrinks or closes, and its position
+    row. Taken from a handler run (untimed), so the rows are the handler's own."""
+    with new_db(path, [f"s{i}" for i in range(10)]) as db:
+        instrument = db.ensure_instrument("AAPL")
+        db.record_executions(flow(count, instrument))
+        conn = db.conn
+        executions = conn.execute(
+            f"SELECT {EXECUTION_COLUMNS} FROM executions ORDER BY id"
+        ).fetchall()
+        events = {
+            r[0]: tuple(r)
+            for r in conn.execute(f"SELECT {EVENT_COLUMNS} FROM position_events").fetchall()
+        }
+        closures: dict[int, list[tuple]] = {}
+        for r in conn.execute(f"SELECT {CLOSURE_COLUMNS} FROM position_closures ORDER BY id"):
+            closures.setdefault(r[0], []).append(tuple(r))
+    open_qty: dict[int, int] = {}
+    realised: dict[tuple, int] = {}
+    plan = []
+    for execution in executions:
+        ops: list[tuple[str, tuple]] = [(INSERT_EXECUTION, tuple(execution))]
+        event = events[execution[0]]
+        ops.append((INSERT_EVENT, event))
+        key = event[1:4]
+        for closure in closures.get(execution[0], []):
+            ops.append((INSERT_CLOSURE, closure))
+            opening, qty = closure[1], closure[6]
+            open_qty[opening] -= qty
+            if open_qty[opening] == 0:
+                ops.append((DELETE_LOT, (opening,)))
+            else:
+                ops.append((UPDATE_LOT, (open_qty[opening], open_qty[opening] * 100, opening)))
+        qty_before, qty_after = event[4], event[5]
+        if abs(qty_after) > abs(qty_before) or qty_before * qty_after < 0:
+            opened = abs(qty_after) if qty_before * qty_after <= 0 else qty_after - qty_before
+            open_qty[execution[0]] = abs(opened)
+            ops.append(
+                (
+                    INSERT_LOT,
+                    (
+                        execution[0],
+                        *key,
+                        execution[0],
+                        execution[9],
+                        abs(opened),
+                        execution[8],
+                        event[9],
+                    ),
+                )
+            )
+        realised[key] = realised.get(key, 0) + event[10]
+        ops.append(
+            (
+                UPSERT_POSITION,
+                (
+                    *key,
+                    qty_after,
+                    event[9],
+                    event[7],
+                    realised[key],
+                    "FIFO",
+                    execution[9],
+                    execution[11],
+                ),
+            )
+        )
+        plan.append(ops)
+    return plan
+
+
+EXECUTION_COLUMNS = (
+    "id, broker, account_id, exec_id, base_exec_id, strategy_id, instrument_id, side, "
+    "price_micros, exec_time, qty_micros, recorded_at, currency"
+)
+INSERT_EXECUTION = (
+    f"INSERT INTO executions ({EXECUTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+EVENT_COLUMNS = (
+    "execution_id, strategy_id, account_id, instrument_id, qty_before_micros, qty_after_micros, "
+    "avg_cost_before_micros, avg_cost_after_micros, cost_basis_before_micros, "
+    "cost_basis_after_micros, realized_pnl_gross_micros, method, event_time"
+)
+INSERT_EVENT = (
+    f"INSERT INTO position_events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+CLOSURE_COLUMNS = (
+    "closing_execution_id, opening_execution_id, strategy_id, account_id, instrument_id, "
+    "direction, qty_micros, entry_time, entry_price_micros, exit_time, exit_price_micros, "
+    "realized_pnl_gross_micros"
+)
+INSERT_CLOSURE = (
+    f"INSERT INTO position_closures ({CLOSURE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_LOT = (
+    "INSERT INTO position_lots (id, strategy_id, account_id, instrument_id, execution_id, "
+    "open_time, qty_micros, price_micros, cost_basis_micros) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+UPSERT_POSITION = (
+    "INSERT INTO positions (strategy_id, account_id, instrument_id, qty_micros, "
+    "cost_basis_micros, avg_cost_micros, realized_pnl_micros, method, last_exec_time, "
+    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (strategy_id, account_id, instrument_id) DO UPDATE SET "
+    "qty_micros = excluded.qty_micros, cost_basis_micros = excluded.cost_basis_micros, "
+    "avg_cost_micros = excluded.avg_cost_micros, "
+    "realized_pnl_micros = excluded.realized_pnl_micros, "
+    "last_exec_time = excluded.last_exec_time, updated_at = excluded.updated_at"
+)
+
+
+UPDATE_LOT = "UPDATE position_lots SET qty_micros = ?, cost_basis_micros = ? WHERE id = ?"
+DELETE_LOT = "DELETE FROM position_lots WHERE id = ?"
+FLOOR_ORDER = (
+    INSERT_EXECUTION,
+    INSERT_EVENT,
+    INSERT_CLOSURE,
+    INSERT_LOT,
+    UPDATE_LOT,
+    DELETE_LOT,
+    UPSERT_POSITION,
+)
+
+
+def floor_run(folder: Path, name: str, count: int, batched: bool) -> float:
+    """The floor of the design: bare sqlite3 writing the rows the handler writes per fill
+    (execution, position event, closures, lots, position row; triggers on, same settings),
+    with no reads, no validation and no position arithmetic."""
+    plan = floor_rows(folder / f"{name}-source.db", count)
+    path = folder / f"{name}.db"
+    with new_db(path, [f"s{i}" for i in range(10)]) as db:  # the same ids as the source
+        db.ensure_instrument("AAPL")
+        db.ensure_account("sim", "ACC")
+    conn = connect(path)
+    step = BATCH if batched else 1
+    start = CLOCK.now()
+    for i in range(0, len(plan), step):
+        conn.execute("BEGIN IMMEDIATE")
+        if batched:  # one executemany per statement, in an order that keeps references whole
+            grouped: dict[str, list[tuple]] = {sql: [] for sql in FLOOR_ORDER}
+            for ops in plan[i : i + step]:
+                for sql, params in ops:
+                    grouped[sql].append(params)
+            for sql, rows in grouped.items():
+                if rows:
+                    conn.executemany(sql, rows)
+        else:
+            for sql, params in plan[i]:
+                conn.execute(sql, params)
+        conn.execute("COMMIT")
+    elapsed = CLOCK.now() - start
+    conn.close()
+    return elapsed
+
+
 def case_throughput(folder: Path, count: int) -> None:
     for batched in (False, True):
         handler = median(
@@ -148,11 +307,18 @@ def case_throughput(folder: Path, count: int) -> None:
         bare = median(
             [bare_run(folder / f"b{batched}{r}.db", count, batched) for r in range(REPEATS)]
         )
+        floor = median(
+            [floor_run(folder, f"f{batched}{r}", count, batched) for r in range(REPEATS)]
+        )
         label = f"batched x{BATCH}" if batched else "one per transaction"
         goal = 0.3 if batched else 0.5
         print(
             f"throughput {label:20} handler {count / handler:9,.0f}/s  bare {count / bare:9,.0f}/s"
             f"  ratio {bare / handler:5.2f}x of bare (goal >= {goal}x)"
+        )
+        print(
+            f"  floor    {label:20} rows only {count / floor:7,.0f}/s  ratio {bare / floor:5.2f}x"
+            f" of bare (the most the design allows); handler {floor / handler:5.2f}x of floor"
         )
 
 

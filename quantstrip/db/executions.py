@@ -164,7 +164,7 @@ class ExecutionLedger:
         instruments: dict[int, Instrument] = {}  # read once per call (rows never change)
         checked = [self._validate_execution(f, instruments) for f in fills]
         with transaction(self.conn):
-            batch = PositionBatch()
+            batch = PositionBatch(recorded_at=now_text())  # one moment for the transaction
             results = [
                 self._record_execution_locked(f, c, batch)
                 for f, c in zip(fills, checked, strict=True)
@@ -235,12 +235,12 @@ class ExecutionLedger:
             "exec_time": c["exec_time"],
             "liquidity": fill.liquidity or "",
             "exchange": fill.exchange or "",
-            "recorded_at": now_text(),
+            "recorded_at": batch.recorded_at,
             "currency": c["currency"],
             "fx_rate_to_base_nanos": c["fx_rate_to_base_nanos"],
         }
         cursor = conn.execute(_INSERT_EXECUTION, tuple(row.values()))
-        execution = Execution.from_row({**row, "id": int(cursor.lastrowid or 0)})
+        execution = Execution(id=int(cursor.lastrowid or 0), **row)
         if early_commission:
             conn.execute(
                 "UPDATE commissions SET execution_id = ? WHERE broker = ? AND exec_id = ? "

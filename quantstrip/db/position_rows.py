@@ -48,6 +48,7 @@ class PositionBatch:
     positions: dict[Key, tuple[PositionState, str]] = field(default_factory=dict)
     strategies: dict[str | int, tuple[int, str]] = field(default_factory=dict)  # id, method
     touched: set[int] = field(default_factory=set)  # strategies whose capital may be stale
+    recorded_at: str = field(default_factory=now_text)  # when the transaction stores its rows
 
 
 class PositionRows:
