@@ -9,14 +9,15 @@ or missing mark is flagged in red and its position left out of the totals.
 from __future__ import annotations
 
 import html
+import math
 from datetime import datetime
+from typing import Any
 
 import ipywidgets as w
-import pandas as pd
 
 from quantstrip import clock, settings_file
 from quantstrip.dashboard import book, roles
-from quantstrip.dashboard.common import STYLE, error_html, header, table_html
+from quantstrip.dashboard.common import STYLE, error_html, header
 from quantstrip.dashboard.display import Mode, format_age, format_time, money, operator_zone
 
 GROUPS = [("Instrument", "instrument"), ("Strategy", "strategy"), ("Account", "account")]
@@ -31,129 +32,178 @@ BLOTTER_STYLE = """
 """
 
 
+Table = tuple[list[str], list[dict[str, Any]]]  # columns, rows (values as shown)
+
+
 def rows_html(
-    frame: pd.DataFrame, classes: list[str] | None = None, flag_column: str | None = None
+    table: Table,
+    classes: list[str] | None = None,
+    flag_column: str | None = None,
+    css: str = "qs-table qs-book",
 ) -> str:
     """A table whose rows can carry a CSS class (stale marks), values already formatted."""
-    if frame.empty:
+    columns, rows = table
+    if not rows:
         return "<p><i>None.</i></p>"
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
     body = []
-    for index, row in enumerate(frame.itertuples(index=False)):
+    for index, row in enumerate(rows):
         css = f' class="{classes[index]}"' if classes and classes[index] else ""
         cells = []
-        for column, value in zip(frame.columns, row, strict=True):
+        for column in columns:
+            value = row.get(column)
             cell_css = ' class="qs-flag"' if column == flag_column and value else ""
-            cells.append(f"<td{cell_css}>{html.escape('' if value is None else str(value))}</td>")
+            cells.append(f"<td{cell_css}>{html.escape(_text(value))}</td>")
         body.append(f"<tr{css}>{''.join(cells)}</tr>")
     return (
-        f'<table class="qs-table qs-book"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table>"
+        f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
     )
 
 
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _text(value: object) -> str:
+    """A cell as the other pages' tables show it: floats to the cent, nothing for no value."""
+    if _missing(value):
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)
+
+
 def _qty(value: object) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if _missing(value):
         return ""
     number = float(value)  # type: ignore[arg-type]
     return f"{number:,.0f}" if number == int(number) else f"{number:,.4f}".rstrip("0")
 
 
 def _price(value: object) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if _missing(value):
         return ""
     return f"{float(value):,.4f}".rstrip("0").rstrip(".")  # type: ignore[arg-type]
 
 
-def positions_view(held: pd.DataFrame, group: str, now: datetime) -> tuple[pd.DataFrame, list[str]]:
+def _sum(rows: list[dict[str, Any]], column: str) -> float:
+    return float(sum(r[column] for r in rows if not _missing(r[column])))
+
+
+def positions_view(
+    held: list[dict[str, Any]], group: str, now: datetime
+) -> tuple[Table, list[str]]:
     """The positions table as shown, and a CSS class per row (stale marks)."""
-    if held.empty:
-        return pd.DataFrame(), []
+    if not held:
+        return ([], []), []
     limit = settings_file.mark_max_age_s()
     if group == "instrument":
         rows, classes = [], []
-        for r in held.itertuples(index=False):
+        for r in held:
             flag = ""
-            if r.mark_time is None:
+            if r["mark_time"] is None:
                 flag = "NO MARK"
-            elif not r.fresh:
-                flag = f"STALE ({format_age(r.mark_age_s)} old, limit {format_age(limit)})"
+            elif not r["fresh"]:
+                flag = f"STALE ({format_age(r['mark_age_s'])} old, limit {format_age(limit)})"
             rows.append(
                 {
-                    "account": r.account,
-                    "strategy": r.strategy,
-                    "client": r.client or "",
-                    "symbol": r.symbol,
-                    "qty": _qty(r.qty),
-                    "avg cost": _price(r.avg_cost),
-                    "mark": _price(r.mark_price),
-                    "mark time": format_time(r.mark_time),
-                    "source": r.mark_source or "",
-                    "market value": money(r.market_value),
-                    "unrealised PnL": money(r.unrealised_pnl),
-                    "exposure": money(r.exposure),
+                    "account": r["account"],
+                    "strategy": r["strategy"],
+                    "client": r["client"] or "",
+                    "symbol": r["symbol"],
+                    "qty": _qty(r["qty"]),
+                    "avg cost": _price(r["avg_cost"]),
+                    "mark": _price(r["mark_price"]),
+                    "mark time": format_time(r["mark_time"]),
+                    "source": r["mark_source"] or "",
+                    "market value": money(r["market_value"]),
+                    "unrealised PnL": money(r["unrealised_pnl"]),
+                    "exposure": money(r["exposure"]),
                     "mark check": flag,
                 }
             )
-            classes.append("" if r.fresh else "qs-stale")
-        return pd.DataFrame(rows), classes
-    fresh = held[held["fresh"]]
-    totals = fresh.groupby(group)[["market_value", "unrealised_pnl", "exposure"]].sum()
-    stale = held[~held["fresh"]].groupby(group).size()
-    counts = held.groupby(group).size()
+            classes.append("" if r["fresh"] else "qs-stale")
+        return (list(rows[0]), rows), classes
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for r in held:
+        if not _missing(r[group]):  # as a group-by does: a position without the key is not shown
+            groups.setdefault(r[group], []).append(r)
     rows, classes = [], []
-    for key in counts.index:
-        row = totals.loc[key] if key in totals.index else None
-        n_stale = int(stale.get(key, 0))
+    for key in sorted(groups):
+        members = groups[key]
+        fresh = [r for r in members if r["fresh"]]
+        n_stale = len(members) - len(fresh)
         rows.append(
             {
                 group: key,
-                "positions": int(counts[key]),
-                "market value": money(row["market_value"]) if row is not None else "",
-                "unrealised PnL": money(row["unrealised_pnl"]) if row is not None else "",
-                "exposure": money(row["exposure"]) if row is not None else "",
+                "positions": len(members),
+                "market value": money(_sum(fresh, "market_value")) if fresh else "",
+                "unrealised PnL": money(_sum(fresh, "unrealised_pnl")) if fresh else "",
+                "exposure": money(_sum(fresh, "exposure")) if fresh else "",
                 "mark check": f"{n_stale} without a fresh mark (not in the sums)"
                 if n_stale
                 else "",
             }
         )
         classes.append("qs-stale" if n_stale else "")
-    return pd.DataFrame(rows), classes
+    columns = [group, "positions", "market value", "unrealised PnL", "exposure", "mark check"]
+    return (columns, rows), classes
 
 
-def orders_view(orders: pd.DataFrame) -> pd.DataFrame:
-    if orders.empty:
-        return pd.DataFrame()
-    return pd.DataFrame(
+def orders_view(orders: book.Rows) -> Table:
+    rows = [
         {
-            "created": [format_time(t) for t in orders["created_at"]],
-            "age": [format_age(a) for a in orders["age_s"]],
-            "client": orders["client"].fillna(""),
-            "strategy": orders["strategy"].fillna(""),
-            "account": orders["account"].fillna(""),
-            "symbol": orders["symbol"],
-            "side": orders["side"],
-            "qty": [_qty(q) for q in orders["qty"]],
-            "filled": [_qty(q) for q in orders["filled"]],
-            "type": orders["type"],
-            "limit": [_price(p) for p in orders["limit_price"]],
-            "stop": [_price(p) for p in orders["stop_price"]],
-            "status": orders["status"],
-            "last broker message": orders["last_message"].fillna(""),
+            "created": format_time(o["created_at"]),
+            "age": format_age(o["age_s"]),
+            "client": o["client"] or "",
+            "strategy": o["strategy"] or "",
+            "account": o["account"] or "",
+            "symbol": o["symbol"],
+            "side": o["side"],
+            "qty": _qty(o["qty"]),
+            "filled": _qty(o["filled"]),
+            "type": o["type"],
+            "limit": _price(o["limit_price"]),
+            "stop": _price(o["stop_price"]),
+            "status": o["status"],
+            "last broker message": o["last_message"] or "",
         }
-    )
+        for o in orders.rows
+    ]
+    return (list(rows[0]) if rows else []), rows
 
 
-def fills_view(fills: pd.DataFrame) -> pd.DataFrame:
-    if fills.empty:
-        return pd.DataFrame()
-    out = fills.copy()
-    out["exec_time"] = [format_time(t) for t in out["exec_time"]]
-    out["qty"] = [_qty(q) for q in out["qty"]]
-    out["price"] = [_price(p) for p in out["price"]]
-    out["notional"] = [money(v) for v in out["notional"]]
-    out["commission"] = [money(v) for v in out["commission"]]
-    return out.rename(columns={"exec_time": "time"}).fillna("")
+def fills_view(fills: book.Rows) -> Table:
+    shown = {
+        "exec_time": format_time,
+        "qty": _qty,
+        "price": _price,
+        "notional": money,
+        "commission": money,
+    }
+    rows = []
+    for fill in fills.rows:
+        row = {}
+        for column in fills.columns:
+            value = fill[column]
+            text = shown[column](value) if column in shown else value  # type: ignore[operator]
+            row["time" if column == "exec_time" else column] = "" if _missing(text) else text
+        rows.append(row)
+    columns = ["time" if c == "exec_time" else c for c in fills.columns]
+    return columns, rows
+
+
+def events_html(found: book.Rows, time_column: str) -> str:
+    """Refusals and rejections: their time in the operator's zone, every other column as is."""
+    if not found.rows:
+        return "<p><i>No rows.</i></p>"
+    columns = ["time" if c == time_column else c for c in found.columns]
+    rows = [
+        {("time" if c == time_column else c): row[c] for c in found.columns} for row in found.rows
+    ]
+    for row in rows:
+        row["time"] = format_time(row["time"])
+    return rows_html((columns, rows), css="qs-table")
 
 
 def summary_html(summary: book.Summary) -> str:
@@ -254,12 +304,14 @@ class BlotterPage(w.VBox):
             if conn is None:
                 self.summary.value = error_html(f"no {self.book.value} database yet")
                 return
-            orders = book.open_orders(conn, now)
-            fills = book.executions_today(conn, since)
-            held = book.positions(conn, now)
-            refused = book.refused_today(conn, since)
-            rejected = book.rejected_today(conn, since)
-        self.summary.value = summary_html(book.summarise(orders, fills, held, refused, rejected))
+            orders = book.open_order_rows(conn, now)
+            fills = book.execution_rows(conn, since)
+            held = book.position_rows(conn, now)
+            refused = book.refused_rows(conn, since)
+            rejected = book.rejected_rows(conn, since)
+        self.summary.value = summary_html(
+            book.summarise_rows(orders, fills, held, refused, rejected)
+        )
         table, classes = positions_view(held, self.group.value, now)
         self.positions.value = rows_html(table, classes, flag_column="mark check") + (
             '<p class="qs-note">Unrealised PnL = market value − cost basis (mark × quantity × '
@@ -269,17 +321,11 @@ class BlotterPage(w.VBox):
             "(<code>risk.marks.max_age_s</code>). Exposure = |market value|.</p>"
         )
         self.orders.value = rows_html(orders_view(orders))
-        refused_rows = refused.assign(
-            event_time=[format_time(t) for t in refused["event_time"]]
-        ).rename(columns={"event_time": "time"})
-        rejected_rows = rejected.assign(
-            updated_at=[format_time(t) for t in rejected["updated_at"]]
-        ).rename(columns={"updated_at": "time"})
         self.refused.value = (
             "<b>Refused by the risk layer</b>"
-            + table_html(refused_rows)
+            + events_html(refused, "event_time")
             + "<b>Rejected by the broker</b>"
-            + table_html(rejected_rows)
+            + events_html(rejected, "updated_at")
         )
         self.fills.value = rows_html(fills_view(fills)) + (
             f'<p class="qs-note">Today: since {format_time(since)} (day boundary in '
