@@ -5,15 +5,18 @@ stops the client, and the state survives the client's restart."""
 from __future__ import annotations
 
 import gc
+import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 from support.daemon import DaemonHandle, wait_until, write_module_client
 
-from quantstrip.brokers.risk import controls, watcher
+from quantstrip.brokers.risk import controls, operator, watcher
 from quantstrip.brokers.sim import SimBroker
 from quantstrip.db.handler import Database
 
@@ -167,3 +170,45 @@ def test_a_client_answers_the_operator_only_in_the_workspace_its_broker_was_made
     gc.collect()
     wait_until(lambda: not listener.is_alive(), 30, "the watcher to end with its last guard")
     assert controls.live_guards(path=first) == []
+
+
+GUARDED_CLIENT = """
+from quantstrip import ClientBase
+from quantstrip.brokers.sim import SimBroker
+
+
+class Guarded(ClientBase):
+    def __init__(self):
+        super().__init__()
+        self.broker = SimBroker(account="SIM-D")
+
+
+Guarded().run(heartbeat_interval_s=0.2)
+"""
+
+
+@pytest.mark.timeout(180)
+def test_flatten_reports_a_client_that_has_just_died_at_once(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A guarded client is killed (its presence row still fresh, its process a zombie not yet
+    reaped by its parent): flatten says it has ended instead of waiting out the timeout."""
+    monkeypatch.setenv("QUANTSTRIP_KEYRING", "0")
+    env = {**os.environ, "QUANTSTRIP_CLIENT": "doomed", "QUANTSTRIP_MODE": "simulation"}
+    process = subprocess.Popen([sys.executable, "-c", GUARDED_CLIENT], cwd=workspace, env=env)
+    try:
+        wait_until(
+            lambda: [g.pid for g in controls.live_guards()] == [process.pid],
+            60,
+            "the client's watcher to report its presence",
+        )
+        process.send_signal(signal.SIGKILL)
+        wait_until(lambda: psutil.Process(process.pid).status() == "zombie", 30, "its death")
+        # Ten minutes for an answer: only noticing the death lets this end in time.
+        outcome = operator.flatten(controls.ALL, reason="test", wait_s=600)
+    finally:
+        process.kill()
+        process.wait(30)
+    assert not outcome.ok
+    assert f"doomed (pid {process.pid}): its process has ended" in outcome.text
+    assert controls.live_guards() == []  # no longer listed as a guarded client

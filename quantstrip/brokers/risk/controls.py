@@ -283,6 +283,12 @@ def gone(path: Path | None = None) -> None:
         conn.execute("DELETE FROM risk_guards WHERE pid = ?", (os.getpid(),))
 
 
+def forget(pid: int, path: Path | None = None) -> None:
+    """Remove a process found dead from the guarded list (it can no longer say so itself)."""
+    with _writer(path) as conn, transaction(conn):
+        conn.execute("DELETE FROM risk_guards WHERE pid = ?", (pid,))
+
+
 def live_guards(scope: str = ALL, path: Path | None = None) -> list[Guarded]:
     """Processes with guarded brokers seen recently, in the scope."""
     since = utc_text(clock.now() - timedelta(seconds=PRESENCE_S))

@@ -15,6 +15,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import psutil
+
 from quantstrip import clock
 from quantstrip.brokers.risk import controls
 from quantstrip.brokers.risk.rules import TradingState
@@ -95,7 +97,11 @@ def refresh_marks(
 
 
 def _carry_out(outcome: Outcome, action: str, reason: str, by: str, wait_s: float) -> None:
-    """Queue the action and wait (bounded) for every running guarded client to report."""
+    """Queue the action and wait (bounded) for every running guarded client to report.
+
+    A client whose process has ended (killed, crashed, exited: its presence row outlives it by
+    up to PRESENCE_S) is reported as such at once and not waited for: the operator flattening
+    in a hurry must learn within a second that a client is dead, not after the timeout."""
     expected = {g.pid: g.client for g in controls.live_guards(outcome.scope)}
     action_id = controls.request_action(outcome.scope, action, reason=reason, requested_by=by)
     if not expected:
@@ -105,19 +111,38 @@ def _carry_out(outcome: Outcome, action: str, reason: str, by: str, wait_s: floa
         return
     deadline = clock.monotonic() + wait_s
     reported: dict[int, controls.Result] = {}
-    while clock.monotonic() < deadline:
+    ended: set[int] = set()
+    while True:
         reported = {r.pid: r for r in controls.results(action_id) if r.pid is not None}
-        if set(expected) <= set(reported):
+        ended |= {pid for pid in expected if pid not in reported and process_ended(pid)}
+        if set(expected) <= set(reported) | ended or clock.monotonic() >= deadline:
             break
         time.sleep(0.2)
     for pid, client in sorted(expected.items(), key=lambda item: item[1]):
         result = reported.get(pid)
         if result is None:
             outcome.ok = False
-            outcome.lines.append(f"{client} (pid {pid}): no answer within {wait_s:.0f} s")
+            if pid in ended:
+                controls.forget(pid)
+                outcome.lines.append(
+                    f"{client} (pid {pid}): its process has ended; nothing carried out "
+                    "(orders it left at the broker stay there: check the broker)"
+                )
+            else:
+                outcome.lines.append(f"{client} (pid {pid}): no answer within {wait_s:.0f} s")
         else:
             outcome.ok = outcome.ok and result.status == "done"
             outcome.lines.append(f"{client}: {result.status}: {result.detail}")
+
+
+def process_ended(pid: int) -> bool:
+    """The process is gone or a zombie (dead, not yet reaped by the daemon)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.AccessDenied:  # another user's process: alive as far as we can tell
+        return False
 
 
 def _stop_clients(outcome: Outcome, scope: str) -> None:
