@@ -111,3 +111,31 @@ def test_a_report_window_without_fills_is_empty_not_none(ledger: Path) -> None:
     total, _ = total_pnl_report(report, ZONE, ledger)
     shown = stats_frame(total, "total")
     assert "None" not in shown.to_string()
+
+
+def test_total_pnl_rounds_half_cents_up_like_the_realised_figures(
+    workspace: Path, tmp_path: Path
+) -> None:
+    from support import half_cents
+
+    path = half_cents.build(tmp_path / "half.db")
+    reset()
+    try:
+        realised = portfolio_report(path)
+        total, _ = total_pnl_report(realised, ZONE, path)
+    finally:
+        reset()
+    for strategy, (net, _commission) in half_cents.EXPECTED.items():
+        # Everything is closed: total PnL is the net realised PnL, to the cent, half up.
+        assert total.stats.loc[strategy, "total_pnl"] == float(net), strategy
+        assert total.stats.loc[strategy, "net_pnl"] == float(net), strategy
+
+
+def test_the_total_drawdowns_dates_are_those_of_the_total_drawdown(ledger: Path) -> None:
+    realised = portfolio_report(ledger, strategies=["s"])
+    assert realised.stats.loc["s", "drawdown_peak"] is None  # no realised drawdown
+    total, _ = total_pnl_report(realised, ZONE, ledger)
+    # Marked to market: Tuesday's peak of 100,040, Wednesday's trough of 100,030.
+    assert total.stats.loc["s", "drawdown_peak"] == date(2031, 3, 4)
+    assert total.stats.loc["s", "drawdown_trough"] == date(2031, 3, 5)
+    assert total.stats.loc["s", "drawdown_recovery"] is None

@@ -22,6 +22,7 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 
 from quantstrip.analytics.connection import cursor
@@ -29,15 +30,23 @@ from quantstrip.analytics.metrics import (
     PERIODS_PER_YEAR,
     PORTFOLIO,
     PortfolioReport,
-    capital_for,
-    max_drawdown,
+    capitals,
     period_sums,
-    sharpe,
-    sortino,
+    risk_table,
 )
-from quantstrip.db.units import utc_text
+from quantstrip.db.units import MICROS, money, utc_text
 
 STALE_DAYS = 4  # a weekend and a holiday
+# The risk figures that change with the basis (the drawdown's dates with its depth).
+RISK_COLUMNS = (
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "max_drawdown_pct",
+    "drawdown_peak",
+    "drawdown_trough",
+    "drawdown_recovery",
+)
 
 
 # Per strategy and day end: the positions held then (agg_position_quarters), valued at the last
@@ -172,25 +181,29 @@ def total_pnl_report(
     if report.start is None:  # all history: nothing was held before the first day
         change.iloc[0] = unrealised.values.loc[days[0]]
     pnl = report.daily_pnl + change
-    capital = {name: capital_for(name) for name in names}
+    capital = capitals(names)
     equity = pnl.cumsum() + pd.Series(capital)
     equity[PORTFOLIO] = pnl.sum(axis=1).cumsum() + sum(capital.values())
     returns = pnl / pd.Series(capital)
     returns[PORTFOLIO] = pnl.sum(axis=1) / (sum(capital.values()) or 1.0)
     periodic = period_sums(returns, report.frequency)
     per_year = PERIODS_PER_YEAR[report.frequency]
+    # Every column at once (fifty strategies over ten years took 0.6 s one by one), in micros:
+    # money is rounded half up once (units.money), the drawdown measured on exact integers.
+    pnl_micros = np.rint(pnl.to_numpy() * MICROS).astype("int64")
+    totals = [*pnl_micros.sum(axis=0).tolist(), int(pnl_micros.sum())]
+    ending = np.rint(unrealised.values.loc[days[-1]].to_numpy() * MICROS).astype("int64")
+    open_now = [*ending.tolist(), int(ending.sum())]
+    everyone = [*names, PORTFOLIO]
+    equity_micros = pd.DataFrame(
+        np.rint(equity.to_numpy() * MICROS).astype("int64"), index=days, columns=everyone
+    )
+    risk = risk_table(equity_micros, periodic, per_year)
     stats = report.stats.copy()
-    ending = unrealised.values.loc[days[-1]]
-    for name in [*names, PORTFOLIO]:
-        total = float(pnl[name].sum()) if name != PORTFOLIO else float(pnl.sum(axis=1).sum())
-        open_now = float(ending[name]) if name != PORTFOLIO else float(ending.sum())
-        dd = max_drawdown(equity[name])
-        stats.loc[name, "total_pnl"] = round(total, 2)
-        stats.loc[name, "unrealised_pnl"] = round(open_now, 2)
-        stats.loc[name, "sharpe"] = sharpe(periodic[name], per_year)
-        stats.loc[name, "sortino"] = sortino(periodic[name], per_year)
-        stats.loc[name, "max_drawdown"] = dd.depth
-        stats.loc[name, "max_drawdown_pct"] = dd.depth_fraction
+    stats["total_pnl"] = pd.Series([float(money(m)) for m in totals], index=everyone)
+    stats["unrealised_pnl"] = pd.Series([float(money(m)) for m in open_now], index=everyone)
+    for column in RISK_COLUMNS:
+        stats[column] = risk[column]
     stale = unrealised.stale.loc[days]
     total = replace(
         report,
