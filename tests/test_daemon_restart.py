@@ -5,6 +5,7 @@ slot of a scheduled notebook runs twice, nothing the old daemon started is left 
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from datetime import datetime
 from pathlib import Path
@@ -228,3 +229,109 @@ def test_each_slot_runs_exactly_once_across_five_daemon_kills(
     assert sorted(s for s in written if s not in cut) == sorted(done)
     assert all(written.count(s) <= 1 for s in cut)
     assert daemon.events("every4", "missed_run")
+
+
+# Marks its start, then holds the run until the test releases it (bounded: two minutes).
+HELD_RUN = """
+import pathlib, time
+pathlib.Path(f"started-{run_id}").touch()
+for _ in range(1200):
+    if pathlib.Path("release").exists():
+        break
+    time.sleep(0.1)
+with open("slots.txt", "a") as f:
+    f.write(scheduled_for + "\\n")
+"""
+POLICIES = {"again_once": "run_once", "again_all": "run_all", "skipper": "skip"}
+
+
+def held_runs(workspace: Path, daemon: DaemonHandle) -> dict[str, dict] | None:
+    """Each client's first run, once its notebook is executing (not merely claimed)."""
+    found = {}
+    for name in POLICIES:
+        runs = daemon.runs(name)
+        if not runs or not (workspace / "clients" / name / f"started-{runs[0]['id']}").exists():
+            return None
+        found[name] = runs[0]
+    return found
+
+
+def test_a_slot_interrupted_by_a_daemon_stop_follows_the_missed_policy(
+    workspace: Path, daemon: DaemonHandle
+) -> None:
+    """A graceful stop kills the run in progress and records it as interrupted. The next daemon
+    treats that slot like one missed while it was down: run_once and run_all run it again (the
+    interrupted row stays, naming the slot), skip records it as missed; no slot runs twice."""
+    for name, policy in POLICIES.items():
+        write_notebook_client(
+            name,
+            [HELD_RUN],
+            schedule="every 30 seconds",
+            time_limit_s=170,
+            missed={"policy": policy, "grace_s": 600},
+        )
+    daemon.start()
+    first = wait_until(lambda: held_runs(workspace, daemon), 120, "three slow runs executing")
+    assert daemon.stop() == 0
+    for name, run in first.items():
+        [row] = [r for r in daemon.runs(name) if r["id"] == run["id"]]
+        assert (row["status"], row["error"]) == ("interrupted", "daemon stopped"), row
+
+    daemon.start()
+    reran: dict[str, str] = {}  # client -> the slot run for its interrupted one
+    for name in ("again_once", "again_all"):
+        slot, run_id = first[name]["scheduled_for"], first[name]["id"]
+        old = wait_until(
+            lambda n=name, i=run_id: next(
+                r for r in daemon.runs(n) if r["id"] == i and r["error"] != "daemon stopped"
+            ),
+            60,
+            f"{name}: its interrupted run settled",
+        )
+        assert old["status"] == "interrupted"
+        # run_once runs the latest slot: one that passed while the run was held replaces it.
+        later = re.fullmatch(
+            rf"daemon stopped; slot {slot} not run again: the later slot (.+) runs instead "
+            r"\(policy run_once\)",
+            old["error"],
+        )
+        if name == "again_once" and later:
+            assert old["scheduled_for"] == slot
+            reran[name] = later.group(1)
+        else:
+            assert old["error"] == (
+                f"daemon stopped; slot {slot} is run again (policy {POLICIES[name]})"
+            )
+            assert old["scheduled_for"] is None
+            reran[name] = slot
+        rerun = wait_until(
+            lambda n=name, s=reran[name]: next(
+                (r for r in daemon.runs(n) if r["scheduled_for"] == s), None
+            ),
+            60,
+            f"{name}: slot {reran[name]} claimed",
+        )
+        assert rerun["trigger"] == "missed" and rerun["id"] != run_id
+    skipped = first["skipper"]
+    old = next(r for r in daemon.runs("skipper") if r["id"] == skipped["id"])
+    assert old["status"] == "interrupted" and old["scheduled_for"] == skipped["scheduled_for"]
+    assert old["error"] == (
+        f"daemon stopped; slot {skipped['scheduled_for']} not run again (policy skip)"
+    )
+    assert any(
+        f"run {skipped['id']} was interrupted" in e["message"]
+        for e in daemon.events("skipper", "missed_run")
+    )
+    # Released: the reruns finish, each slot written once; a third start reruns nothing.
+    for name in POLICIES:
+        (workspace / "clients" / name / "release").touch()
+    for name, slot in reran.items():
+        wait_until(lambda n=name, s=slot: s in slots(workspace, n), 90, f"{name}'s rerun")
+    assert daemon.stop() == 0
+    daemon.start()
+    for name in POLICIES:
+        written = slots(workspace, name)
+        assert len(written) == len(set(written)), (name, written)
+        slot = first[name]["scheduled_for"]
+        assert written.count(slot) == (1 if reran.get(name) == slot else 0)
+        assert len([r for r in daemon.runs(name) if r["scheduled_for"] == slot]) == 1

@@ -3,9 +3,10 @@
 On start the daemon adopts a run a previous daemon left running (it records its own outcome;
 killing it would lose a claimed slot), takes back a claim whose run never started (atomically,
 against the run child marking the row its own) and closes runs whose process is gone. Slots
-that passed while it was down follow the client's `[missed] policy`: skip, run the latest once,
-or run each in turn (oldest first, one at a time), from the latest slot the client claimed and
-no earlier than `grace_s`.
+that passed while it was down, and slots whose run a graceful daemon stop interrupted, follow the
+client's `[missed] policy`: skip (recorded as missed), run the latest once, or run each in turn
+(oldest first, one at a time), from the latest slot the client claimed and no earlier than
+`grace_s`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     from quantstrip.paths import Workspace
 
 log = logging.getLogger("quantstrip.daemon")
+
+# The error `NotebookClients.kill` records for a run that a daemon stop interrupted.
+DAEMON_STOPPED = "daemon stopped"
 
 
 class Downtime:
@@ -109,6 +113,58 @@ class Downtime:
                 if rerun:
                     m.missed_slots.append(parse_utc(slot))
 
+    def _resume_interrupted(self, m: Managed, now: datetime) -> None:
+        """Slots whose run a daemon stop interrupted (`kill` records DAEMON_STOPPED) follow the
+        client's missed policy like a slot missed while the daemon was down: run again (the
+        claim freed, the row kept as interrupted and naming the slot) unless the client skips
+        missed slots or the slot is older than `grace_s`, in which case it is recorded as
+        missed. Each such row is settled once: its error then says what became of its slot."""
+        policy = m.cfg.missed.policy
+        grace_s = m.cfg.missed.grace_s
+        rows = self.db.query(
+            "SELECT id, scheduled_for FROM client_runs WHERE client_name = ? AND status = ? "
+            "AND error = ? AND scheduled_for IS NOT NULL ORDER BY scheduled_for",
+            (m.name, str(RunStatus.INTERRUPTED), DAEMON_STOPPED),
+        )
+        for row in rows:
+            slot = row["scheduled_for"]
+            late = (now - parse_utc(slot)).total_seconds() > grace_s
+            # run_once runs the latest slot: a later one that passed meanwhile replaces it.
+            later = missed_slots(m.trigger, parse_utc(slot), now).slots if m.trigger else []
+            superseded = policy == MissedPolicy.RUN_ONCE and bool(later)
+            rerun = policy != MissedPolicy.SKIP and not late and not superseded
+            if rerun:
+                outcome = f"slot {slot} is run again (policy {policy})"
+            elif late:
+                outcome = f"slot {slot} not run again: older than grace_s {grace_s:g} s"
+            elif superseded:
+                outcome = (
+                    f"slot {slot} not run again: the later slot {utc_text(later[-1])} runs "
+                    f"instead (policy {policy})"
+                )
+            else:
+                outcome = f"slot {slot} not run again (policy {policy})"
+            with transaction(self.db.conn):
+                settled = self.db.conn.execute(
+                    "UPDATE client_runs SET error = ?, "
+                    "scheduled_for = CASE WHEN ? THEN NULL ELSE scheduled_for END "
+                    "WHERE id = ? AND status = ? AND error = ?",
+                    (
+                        f"{DAEMON_STOPPED}; {outcome}",
+                        rerun,
+                        row["id"],
+                        str(RunStatus.INTERRUPTED),
+                        DAEMON_STOPPED,
+                    ),
+                ).rowcount
+            if not settled:
+                continue
+            message = f"run {row['id']} was interrupted by the daemon stop; {outcome}"
+            log.info("client %s: %s", m.name, message)
+            self.mirror.event(m.name, EventType.MISSED_RUN, message)
+            if rerun:
+                m.missed_slots.append(parse_utc(slot))
+
     def stop_unadopted(self, adopted: set[int]) -> None:
         """Stop the runs nobody adopted (client removed, disabled or stopped), then close every
         run still recorded as running that is not adopted."""
@@ -169,8 +225,10 @@ class Downtime:
             "SELECT MAX(scheduled_for) AS slot FROM client_runs WHERE client_name = ?", (m.name,)
         )[0]["slot"]
         row = self.mirror.saved(m.name)
-        if last:
-            return max(since, parse_utc(last))
+        # A slot queued to run again (taken back, or interrupted by a stop) was claimed too.
+        claimed = [parse_utc(last)] if last else []
+        if claimed or m.missed_slots:
+            return max(since, *claimed, *m.missed_slots)
         if row is not None:
             return max(since, parse_utc(row["updated_at"]))
         return None if m.cfg.missed.policy == MissedPolicy.RUN_ALL else since

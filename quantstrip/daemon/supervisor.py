@@ -34,6 +34,7 @@ from quantstrip.daemon.managed import Managed
 from quantstrip.daemon.mirror import Mirror, gave_up
 from quantstrip.daemon.module_clients import ModuleClients
 from quantstrip.daemon.notebook_clients import NotebookClients
+from quantstrip.daemon.notebook_downtime import DAEMON_STOPPED
 from quantstrip.daemon.registry import ClientConfig, InvalidClient
 from quantstrip.daemon.states import ClientKind, ClientState, EventType, RunStatus, StopReason
 from quantstrip.db.handler import Database
@@ -132,7 +133,7 @@ class Daemon:
             if m.proc is not None and m.proc.poll() is None:
                 self.modules.begin_stop(m, StopReason.SHUTDOWN)
             if m.run is not None:
-                self.notebooks.kill(m, RunStatus.INTERRUPTED, "daemon stopped")
+                self.notebooks.kill(m, RunStatus.INTERRUPTED, DAEMON_STOPPED)
         deadline = clock.monotonic() + max(
             [m.cfg.stop_timeout_s for m in self.clients.values() if m.valid] or [1.0]
         )
