@@ -14,9 +14,9 @@ import itertools
 import random
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
 from quantstrip import clock
 from quantstrip.brokers.base import Broker
@@ -34,46 +34,11 @@ from quantstrip.brokers.events import (
     decimal,
 )
 from quantstrip.brokers.marks import MarkEvent
+from quantstrip.brokers.sim_fills import bar_capacity, fill_price, position_after
+from quantstrip.brokers.sim_orders import CENT, FixedTierCommission, SimOrder
 from quantstrip.errors import ValidationError
 
-CENT = Decimal("0.01")
-
-
-@dataclass(frozen=True)
-class FixedTierCommission:
-    """IB's fixed pricing: per share, with a minimum and a cap as a fraction of trade value."""
-
-    per_share: Decimal = Decimal("0.005")
-    minimum: Decimal = Decimal("1.00")
-    max_fraction: Decimal = Decimal("0.01")
-
-    def __call__(self, qty: Decimal, price: Decimal, multiplier: Decimal) -> Decimal:
-        value = qty * price * multiplier
-        fee = max(qty * self.per_share, self.minimum)
-        fee = min(fee, value * self.max_fraction) if value > 0 else fee
-        return fee.quantize(CENT, rounding=ROUND_HALF_EVEN)
-
-
-@dataclass
-class SimOrder:
-    request: OrderRequest
-    broker_order_id: str
-    seq: int
-    status: str = "Submitted"
-    filled: Decimal = Decimal(0)
-    avg_price: Decimal = Decimal(0)
-    active: bool = True
-    triggered: bool = False
-    submitted_at: datetime | None = None
-    children: list[str] = field(default_factory=list)
-
-    @property
-    def remaining(self) -> Decimal:
-        return self.request.qty - self.filled
-
-    @property
-    def working(self) -> bool:
-        return self.status in ("Submitted", "PreSubmitted", "PartiallyFilled")
+__all__ = ["CENT", "FixedTierCommission", "SimBroker", "SimOrder"]
 
 
 class SimBroker(Broker):
@@ -217,7 +182,7 @@ class SimBroker(Broker):
         """Advance the clock to this bar and fill what it crosses, in submission order."""
         self.clock = bar.time
         self.bars.setdefault(symbol, []).append(bar)
-        capacity = self._capacity(bar)
+        capacity = bar_capacity(bar, self.max_fill_qty, self.max_volume_fraction)
         self._prune()
         candidates = sorted(
             (
@@ -230,7 +195,7 @@ class SimBroker(Broker):
         for order in candidates:
             if not (order.working and order.active):
                 continue  # an OCA sibling filled earlier in this bar
-            price = self._fill_price(order, bar)
+            price = fill_price(order, bar, self.slippage)
             if price is None:
                 continue
             qty = order.remaining if capacity is None else min(order.remaining, capacity)
@@ -240,51 +205,6 @@ class SimBroker(Broker):
                 capacity -= qty
             self._fill(order, qty, price, bar.time)
         self.last_price[symbol] = bar.close
-
-    def _capacity(self, bar: Bar) -> Decimal | None:
-        limits = []
-        if self.max_fill_qty is not None:
-            limits.append(self.max_fill_qty)
-        if self.max_volume_fraction is not None and bar.volume > 0:
-            limits.append((bar.volume * self.max_volume_fraction).to_integral_value(ROUND_DOWN))
-        return min(limits) if limits else None
-
-    def _slip(self, price: Decimal, side: str) -> Decimal:
-        if not self.slippage:
-            return price
-        adjusted = price * (1 + self.slippage) if side == "BUY" else price * (1 - self.slippage)
-        return adjusted.quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN)
-
-    def _fill_price(self, order: SimOrder, bar: Bar) -> Decimal | None:
-        request = order.request
-        if order.submitted_at is not None and bar.time <= order.submitted_at:
-            return None  # never fill on the bar the order was decided on
-        buy = request.side == "BUY"
-        if request.order_type == "MKT":
-            return self._slip(bar.open, request.side)
-        if request.order_type in ("STP", "STP LMT") and not order.triggered:
-            stop = request.stop_price
-            assert stop is not None
-            if (buy and bar.high >= stop) or (not buy and bar.low <= stop):
-                order.triggered = True
-                trigger_price = max(bar.open, stop) if buy else min(bar.open, stop)
-                if request.order_type == "STP":
-                    return self._slip(trigger_price, request.side)
-                limit = request.limit_price
-                assert limit is not None
-                if (buy and trigger_price <= limit) or (not buy and trigger_price >= limit):
-                    return trigger_price
-                return None
-            return None
-        if request.order_type == "STP":
-            return self._slip(bar.open, request.side)
-        limit = request.limit_price
-        assert limit is not None
-        if buy and bar.low <= limit:
-            return min(bar.open, limit)
-        if not buy and bar.high >= limit:
-            return max(bar.open, limit)
-        return None
 
     def _fill(self, order: SimOrder, qty: Decimal, price: Decimal, time: datetime) -> None:
         request = order.request
@@ -344,17 +264,9 @@ class SimBroker(Broker):
         self, spec: InstrumentSpec, side: str, qty: Decimal, price: Decimal
     ) -> None:
         signed = qty if side == "BUY" else -qty
-        held, basis = self._positions.get(spec.symbol, (Decimal(0), Decimal(0)))
         self.cash -= signed * price * spec.multiplier
-        if held == 0 or (held > 0) == (signed > 0):
-            held, basis = held + signed, basis + abs(signed) * price * spec.multiplier
-        else:
-            closing = min(abs(signed), abs(held))
-            basis -= basis * closing / abs(held)
-            held += signed
-            if held != 0 and (held > 0) == (signed > 0):  # flipped
-                basis = abs(held) * price * spec.multiplier
-        self._positions[spec.symbol] = (held, basis if held else Decimal(0))
+        held = self._positions.get(spec.symbol, (Decimal(0), Decimal(0)))
+        self._positions[spec.symbol] = position_after(held, signed, price, spec.multiplier)
 
     def _status(self, order: SimOrder, message: str = "") -> None:
         self.emit(
