@@ -228,7 +228,10 @@ def test_a_capital_refresh_reads_one_strategy_by_index(db) -> None:
     # A correction or a late fill refreshes its strategy's capital inside the write lock: it
     # must read that strategy's events only, never every strategy's history.
     plan = query_plan(db, "SELECT MAX(capital_micros) FROM v_capital_running WHERE strategy_id = 1")
-    assert any("SEARCH pe USING INDEX ix_position_events_strategy_time" in p for p in plan), plan
+    by_index = ("SEARCH pe USING INDEX", "SEARCH pe USING COVERING INDEX")
+    assert any(p.startswith(by_index) and "ix_position_events_strategy_time" in p for p in plan), (
+        plan
+    )
     assert not [p for p in plan if p.startswith("SCAN pe")], plan
 
 
@@ -279,6 +282,25 @@ def _late_fill_work(path: Path, days: int) -> int:
         db.conn.set_progress_handler(None, 0)
         assert_aggregates_match(db)
         return steps[0]
+
+
+def test_a_stale_day_is_recomputed_from_the_strategy_index_alone(db) -> None:
+    # The refresh of a stale capital day (trigger agg_capital_day_refresh) reads the day's
+    # events in time order from the index, never the table row of each event.
+    fill(db, "1", "BUY", 100, "10.00", "2025-01-02T15:00:00Z", symbol="MSFT")
+    fill(db, "2", "BUY", 100, "20.00", "2025-01-02T16:00:00Z", symbol="AAPL")
+    plan = query_plan(
+        db,
+        "SELECT SUM(cost_basis_after_micros - cost_basis_before_micros) OVER "
+        "(ORDER BY event_time, id ROWS UNBOUNDED PRECEDING) FROM position_events pe "
+        "WHERE pe.strategy_id = 1 AND pe.event_time >= '2025-01-02' "
+        "AND pe.event_time < '2025-01-02~'",
+    )
+    assert any("COVERING INDEX ix_position_events_strategy_time" in p for p in plan), plan
+    triggers = db.conn.execute(
+        "SELECT sql FROM sqlite_master WHERE name = 'agg_capital_day_refresh'"
+    ).fetchone()[0]
+    assert "LAST_VALUE" not in triggers  # a second pass over the day's events
 
 
 def test_a_late_fill_refreshes_its_own_day_not_the_whole_history(tmp_path: Path) -> None:
