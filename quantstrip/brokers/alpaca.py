@@ -27,23 +27,19 @@ from decimal import Decimal
 from typing import Any
 
 from alpaca.data.historical import StockHistoricalDataClient
-from alpaca.data.requests import StockBarsRequest
-from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import OrderClass, OrderSide, TimeInForce
+from alpaca.trading.enums import OrderClass, OrderSide
 from alpaca.trading.models import TradeUpdate
 from alpaca.trading.requests import (
-    LimitOrderRequest,
-    MarketOrderRequest,
-    StopLimitOrderRequest,
     StopLossRequest,
-    StopOrderRequest,
     TakeProfitRequest,
-    TrailingStopOrderRequest,
 )
 
 from quantstrip.brokers import alpaca_activities as activities
+from quantstrip.brokers import alpaca_data as market_data
 from quantstrip.brokers.alpaca_activities import STATUS
+from quantstrip.brokers.alpaca_data import BAR_SIZES
+from quantstrip.brokers.alpaca_orders import order_request
 from quantstrip.brokers.alpaca_stream import TradeUpdates
 from quantstrip.brokers.base import Broker
 from quantstrip.brokers.events import (
@@ -66,30 +62,7 @@ from quantstrip.errors import ConfigError, NotFoundError
 log = logging.getLogger(__name__)
 
 BROKER = "alpaca"
-BAR_SIZES = {
-    "1 min": TimeFrame(1, TimeFrameUnit.Minute),
-    "5 mins": TimeFrame(5, TimeFrameUnit.Minute),
-    "15 mins": TimeFrame(15, TimeFrameUnit.Minute),
-    "30 mins": TimeFrame(30, TimeFrameUnit.Minute),
-    "1 hour": TimeFrame(1, TimeFrameUnit.Hour),
-    "1 day": TimeFrame(1, TimeFrameUnit.Day),
-    "1 week": TimeFrame(1, TimeFrameUnit.Week),
-}
-
-
-def _tif(request: OrderRequest) -> TimeInForce:
-    """Alpaca's time in force: MOC/LOC are market/limit orders for the close ('cls')."""
-    if request.order_type in ("MOC", "LOC"):
-        return TimeInForce.CLS
-    tifs = {"DAY": TimeInForce.DAY, "GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC}
-    tifs |= {"FOK": TimeInForce.FOK, "OPG": TimeInForce.OPG}
-    if request.tif not in tifs:
-        raise ConfigError(f"Alpaca has no {request.tif} time in force (use DAY, GTC, IOC, FOK)")
-    return tifs[request.tif]
-
-
-def _side(side: str) -> OrderSide:
-    return OrderSide.BUY if side == "BUY" else OrderSide.SELL
+__all__ = ["BAR_SIZES", "BROKER", "AlpacaBroker"]
 
 
 class AlpacaBroker(Broker):
@@ -166,33 +139,6 @@ class AlpacaBroker(Broker):
             raise ConfigError("not connected: call connect() first")
         return self.client
 
-    def _request(self, request: OrderRequest, **extra: Any) -> Any:
-        common = {
-            "symbol": request.instrument.symbol,
-            "qty": float(request.qty),
-            "side": _side(request.side),
-            "time_in_force": _tif(request),
-            "client_order_id": request.client_order_id,
-            **extra,
-        }
-        if request.order_type in ("MKT", "MOC"):
-            return MarketOrderRequest(**common)
-        if request.order_type in ("LMT", "LOC"):
-            return LimitOrderRequest(limit_price=float(request.limit_price or 0), **common)
-        if request.order_type == "STP":
-            return StopOrderRequest(stop_price=float(request.stop_price or 0), **common)
-        if request.order_type == "TRAIL":
-            return TrailingStopOrderRequest(
-                trail_price=float(request.trail_amount) if request.trail_amount else None,
-                trail_percent=float(request.trail_percent) if request.trail_percent else None,
-                **common,
-            )
-        return StopLimitOrderRequest(
-            limit_price=float(request.limit_price or 0),
-            stop_price=float(request.stop_price or 0),
-            **common,
-        )
-
     def _track(self, request: OrderRequest, order: Any) -> None:
         """Remember an order Alpaca accepted (or created for us) and record it."""
         alpaca_id = str(order.id)
@@ -218,7 +164,7 @@ class AlpacaBroker(Broker):
         return order
 
     def submit(self, request: OrderRequest) -> str:
-        self._send(request, self._request(request))
+        self._send(request, order_request(request))
         return request.client_order_id
 
     def submit_bracket(self, bracket: BracketRequest) -> tuple[str, str, str]:
@@ -227,7 +173,7 @@ class AlpacaBroker(Broker):
         parent, take, stop = bracket.legs()
         order = self._send(
             parent,
-            self._request(
+            order_request(
                 parent,
                 order_class=OrderClass.BRACKET,
                 take_profit=TakeProfitRequest(limit_price=float(bracket.take_profit_price)),
@@ -316,18 +262,7 @@ class AlpacaBroker(Broker):
     def latest_price(self, instrument: InstrumentSpec) -> MarkEvent | None:
         """Alpaca's last trade for the symbol (market-data API), as a mark; None when it has
         none for the symbol. An HTTP or authentication error is raised."""
-        from alpaca.data.requests import StockLatestTradeRequest
-
-        client = StockHistoricalDataClient(self._key, self._secret, url_override=self.data_url)
-        trades = client.get_stock_latest_trade(
-            StockLatestTradeRequest(symbol_or_symbols=instrument.symbol)
-        )
-        trade = trades.get(instrument.symbol) if isinstance(trades, dict) else None
-        if trade is None or not trade.price:
-            return None
-        return MarkEvent(
-            self.name, instrument, decimal(trade.price, "price"), utc(trade.timestamp), "alpaca"
-        )
+        return market_data.latest_mark(self._data_client(), self.name, instrument)
 
     def historical_bars(
         self,
@@ -338,32 +273,10 @@ class AlpacaBroker(Broker):
         bar_size: str = "1 day",
     ) -> list[Bar]:
         """Bars from Alpaca's market-data API; an empty answer is an error, not an empty list."""
-        timeframe = BAR_SIZES.get(bar_size)
-        if timeframe is None:
-            raise ConfigError(f"bar_size: expected one of {sorted(BAR_SIZES)}, got {bar_size!r}")
-        client = StockHistoricalDataClient(self._key, self._secret, url_override=self.data_url)
-        response = client.get_stock_bars(
-            StockBarsRequest(
-                symbol_or_symbols=instrument.symbol, timeframe=timeframe, start=start, end=end
-            )
-        )
-        rows = response.data.get(instrument.symbol, []) if hasattr(response, "data") else []
-        if not rows:
-            raise NotFoundError(
-                f"Alpaca returned no {bar_size} bars for {instrument.symbol} "
-                f"between {start} and {end}"
-            )
-        return [
-            Bar(
-                utc(row.timestamp),
-                decimal(row.open, "open"),
-                decimal(row.high, "high"),
-                decimal(row.low, "low"),
-                decimal(row.close, "close"),
-                decimal(row.volume, "volume"),
-            )
-            for row in rows
-        ]
+        return market_data.bars(self._data_client(), instrument, start, end, bar_size)
+
+    def _data_client(self) -> StockHistoricalDataClient:
+        return StockHistoricalDataClient(self._key, self._secret, url_override=self.data_url)
 
     def on_trade_update(self, update: TradeUpdate | dict[str, Any]) -> None:
         """Map one trade update (stream message) to canonical events."""
