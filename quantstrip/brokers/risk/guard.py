@@ -8,6 +8,8 @@ event (ledger) and a client event (workspace), alerted by e-mail, and raised as 
 
 The guard also carries out the operator's actions for its broker (flatten, cancel orders, refresh
 marks) when the process watcher asks it to; its own orders then bypass the checks.
+
+The price an order is judged at is `prices`'s; recording and alerting a refusal is `refusals`'s.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from quantstrip.brokers.events import BracketRequest, InstrumentSpec, OrderRequest, utc
-from quantstrip.brokers.marks import is_stale, latest_stored
+from quantstrip.brokers.events import BracketRequest, OrderRequest, utc
 from quantstrip.brokers.risk import controls, exposure
+from quantstrip.brokers.risk.prices import fresh_price, order_price
+from quantstrip.brokers.risk.refusals import record_refusal, wait_for_alerts
 from quantstrip.brokers.risk.rules import (
     DayLoss,
     OrderFacts,
@@ -42,6 +45,9 @@ if TYPE_CHECKING:
     import sqlite3
 
     from quantstrip.brokers.base import Broker
+
+# wait_for_alerts lives in refusals; kept importable from here.
+__all__ = ["RiskGuard", "current_client", "day_start", "reset_order_counts", "wait_for_alerts"]
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +179,7 @@ class RiskGuard:
         facts = self.facts(request, client, limits, settings, states)
         refusal = check(facts, limits)
         if refusal is not None:
-            self._refused(refusal, request)
+            record_refusal(self.broker, refusal, request)
             raise refusal
 
     def facts(
@@ -203,7 +209,7 @@ class RiskGuard:
         instrument = exposure.instrument_id(conn, request.instrument) if conn else None
         strategy = exposure.strategy_id(conn, request.strategy) if conn else None
         position, working = self._exposure(conn, request, strategy, instrument)
-        price, source = self._order_price(request, conn, instrument, now, settings)
+        price, source = order_price(self.broker, request, conn, instrument, now, settings)
         base.update(
             position=position,
             working_buy=working.buy,
@@ -218,7 +224,7 @@ class RiskGuard:
             start = day_start(now, settings.zone_for(account))
 
             def fresh(instrument_id: int) -> Decimal | None:
-                return self._fresh_price(conn, instrument_id, now, settings)
+                return fresh_price(self.broker, conn, instrument_id, now, settings)
 
             if conn is None:
                 unknown = DayLoss(None, "this broker records into no database")
@@ -263,58 +269,6 @@ class RiskGuard:
                     sell += order.qty
         return held, exposure.Working(buy, sell)
 
-    def _order_price(
-        self,
-        request: OrderRequest,
-        conn: sqlite3.Connection | None,
-        instrument: int | None,
-        now: datetime,
-        settings: RiskSettings,
-    ) -> tuple[Decimal | None, str]:
-        if request.order_type in ("LMT", "STP LMT"):
-            return request.limit_price, "limit price"
-        if request.order_type == "STP":
-            return request.stop_price, "stop price"
-        quote = self._quote(request.instrument)
-        if quote is not None and not is_stale(quote.time, now, settings.marks.max_age_s):
-            return quote.price, f"{quote.source} price at {quote.time:%Y-%m-%d %H:%M:%S} UTC"
-        if conn is not None and instrument is not None:
-            stored = latest_stored(conn, instrument)
-            if stored is not None and not is_stale(stored.time, now, settings.marks.max_age_s):
-                return stored.price, f"{stored.source} mark at {stored.time:%Y-%m-%d %H:%M:%S} UTC"
-            if stored is not None:
-                return None, f"the last mark ({stored.time:%Y-%m-%d %H:%M} UTC) is stale"
-        return None, "no fresh mark for a market order"
-
-    def _quote(self, instrument: InstrumentSpec) -> Any:
-        """The broker's latest price, or None when it has none or asking failed (logged: the
-        stored marks are the fallback, and without a fresh one the order is refused)."""
-        try:
-            return self.broker.latest_price(instrument)
-        except Exception:
-            log.warning(
-                "no price from %s for %s", self.broker.name, instrument.symbol, exc_info=True
-            )
-            return None
-
-    def _fresh_price(
-        self,
-        conn: sqlite3.Connection | None,
-        instrument_id: int,
-        now: datetime,
-        settings: RiskSettings,
-    ) -> Decimal | None:
-        if conn is None:
-            return None
-        limit = settings.marks.max_age_s
-        quote = self._quote(exposure.spec_for(conn, instrument_id, self.broker.name))
-        if quote is not None and not is_stale(quote.time, now, limit):
-            return quote.price
-        stored = latest_stored(conn, instrument_id)
-        if stored is not None and not is_stale(stored.time, now, limit):
-            return stored.price
-        return None
-
     # ---- order rate -----------------------------------------------------------------------------
     def _orders_last_minute(self, client: str | None, now: datetime) -> int:
         """Orders of the client placed within the minute before `now` (the broker's clock: a
@@ -331,87 +285,8 @@ class RiskGuard:
             while times and (now - times[0] >= RATE_WINDOW or times[0] > now):
                 times.popleft()  # keep one window, not every order
 
-    # ---- refusals -------------------------------------------------------------------------------
-    def _refused(self, refusal: OrderRefused, request: OrderRequest) -> None:
-        """Strategy event in the ledger, client event in the workspace, alert by mail."""
-        payload = {
-            "rule": refusal.rule.value,
-            "reason": refusal.reason,
-            "client": refusal.client,
-            "side": request.side,
-            "qty": str(request.qty),
-            "order_type": request.order_type,
-            "limit_price": str(request.limit_price) if request.limit_price else None,
-            "client_order_id": request.client_order_id,
-        }
-        log.warning("%s", refusal)
-        when = self.broker.market_time()
-        try:
-            ledger = self.broker.ledger()
-            if ledger is not None:
-                ledger.insert_strategy_event(
-                    request.strategy,
-                    request.instrument.symbol,
-                    "risk_refused",
-                    None,
-                    payload,
-                    when,
-                )
-            else:
-                from quantstrip.db.handler import Database
-
-                with Database(controls.database_path()) as db:
-                    db.insert_strategy_event(
-                        request.strategy,
-                        request.instrument.symbol,
-                        "risk_refused",
-                        None,
-                        payload,
-                        when,
-                    )
-        except Exception:
-            log.exception("could not record the refusal of %s", request.client_order_id)
-        client = refusal.client or "(no client)"
-        try:
-            from quantstrip.db.handler import Database
-
-            with Database(controls.database_path()) as db:
-                db.record_client_event(client, "risk_refused", str(refusal))
-        except Exception:
-            log.exception("could not record the refusal as a client event")
-        # The mail goes out from its own thread: the strategy learns of the refusal at once,
-        # not after SMTP retries. Not a daemon thread: a run ending now still sends it.
-        alert = threading.Thread(
-            target=_alert, args=(client, str(refusal)), name="risk-alert", daemon=False
-        )
-        with _alerts_lock:
-            _alerts.append(alert)
-        alert.start()
-
 
 def reset_order_counts() -> None:
     """Forget the orders counted for the rate limit (tests reuse client names in one process)."""
     with _recent_lock:
         _recent.clear()
-
-
-_alerts: list[threading.Thread] = []
-_alerts_lock = threading.Lock()
-
-
-def _alert(client: str, message: str) -> None:
-    from quantstrip.client import services
-
-    try:
-        services.send_error_alert(client, message)
-    finally:
-        with _alerts_lock:
-            _alerts.remove(threading.current_thread())
-
-
-def wait_for_alerts(timeout_s: float = 60.0) -> None:
-    """Block until the refusal alerts sent so far are recorded (tests; orderly shutdowns)."""
-    with _alerts_lock:
-        pending = list(_alerts)
-    for thread in pending:
-        thread.join(timeout_s)
