@@ -136,27 +136,32 @@ def test_a_module_client_gets_its_class_and_bad_input_names_the_field(
     assert leftovers(workspace) == []
 
 
+def nightly_with_a_run(research: Path, runs: Path) -> Path:
+    """A notebook client `nightly` with limits, data/state.json of its own and one run output."""
+    client_admin.create(
+        ClientSpec(
+            name="nightly",
+            source=research / "idea.ipynb",
+            schedule="every day at 16:00",
+            limits={"max_position": 500},
+        )
+    )
+    (runs / "nightly").mkdir(parents=True)
+    (runs / "nightly" / "run1.ipynb").write_text("{}")
+    folder = research.parent / "clients" / "nightly"
+    (folder / "data").mkdir()
+    (folder / "data" / "state.json").write_text("{}")
+    return folder
+
+
 def test_a_deleted_client_is_archived_private_to_its_owner(workspace: Path, research: Path) -> None:
     """The client's folder lives with the code (shared modes, 0644 here); once archived under the
     data directory it holds the strategy and its runs like the rest of var/: 0600 files, 0700
     folders, whatever umask the deleting process has."""
     previous = os.umask(0o022)
     try:
-        client_admin.create(
-            ClientSpec(
-                name="nightly",
-                source=research / "idea.ipynb",
-                schedule="every day at 16:00",
-                limits={"max_position": 500},
-            )
-        )
-        folder = workspace / "clients" / "nightly"
-        (folder / "data").mkdir()
-        (folder / "data" / "state.json").write_text("{}")
+        folder = nightly_with_a_run(research, workspace / "var" / "runs")
         os.chmod(folder / "idea.ipynb", 0o644)
-        runs = workspace / "var" / "runs" / "nightly"
-        runs.mkdir(parents=True)
-        (runs / "run1.ipynb").write_text("{}")
         archive = client_admin.delete("nightly")
     finally:
         os.umask(previous)
@@ -196,23 +201,6 @@ def home_on_another_file_system(
         shutil.rmtree(home, ignore_errors=True)
 
 
-def nightly_with_a_run(research: Path, runs: Path) -> Path:
-    """A notebook client `nightly` with limits, one file of its own and one run output."""
-    client_admin.create(
-        ClientSpec(
-            name="nightly",
-            source=research / "idea.ipynb",
-            schedule="every day at 16:00",
-            limits={"max_position": 500},
-        )
-    )
-    (runs / "nightly").mkdir(parents=True)
-    (runs / "nightly" / "run1.ipynb").write_text("{}")
-    folder = research.parent / "clients" / "nightly"
-    (folder / "state.json").write_text("{}")
-    return folder
-
-
 def test_a_client_is_archived_to_a_data_directory_on_another_file_system(
     workspace: Path, research: Path, home_on_another_file_system: Path
 ) -> None:
@@ -221,7 +209,7 @@ def test_a_client_is_archived_to_a_data_directory_on_another_file_system(
     archive = client_admin.delete("nightly")
     assert archive.parent == home / "archive"
     assert (archive / "client" / "client.toml").exists()
-    assert (archive / "client" / "state.json").read_text() == "{}"
+    assert (archive / "client" / "data" / "state.json").read_text() == "{}"
     assert (archive / "runs" / "run1.ipynb").exists()
     assert (archive / "risk_limits.toml").exists()
     assert not folder.exists() and not (home / "runs" / "nightly").exists()
@@ -250,7 +238,7 @@ def test_a_delete_that_fails_half_way_leaves_the_client_as_it_was(
         patch.setattr(shutil, "copy2", copy_until_state)
         client_admin.delete("nightly")
     assert "nightly" in load_registry()
-    assert sorted(p.name for p in folder.iterdir()) == ["client.toml", "idea.ipynb", "state.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["client.toml", "data", "idea.ipynb"]
     assert (home / "runs" / "nightly" / "run1.ipynb").exists()
     assert list((home / "archive").iterdir()) == []
     assert settings.platform().risk.clients["nightly"].max_position == 500

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from quantstrip.brokers.events import OrderRequest
 from quantstrip.brokers.risk import controls
 from quantstrip.brokers.risk.rules import OrderRefused
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from quantstrip.brokers.base import Broker
+    from quantstrip.db.handler import Database
 
 log = logging.getLogger("quantstrip.brokers.risk.guard")
 
@@ -35,26 +38,12 @@ def record_refusal(broker: Broker, refusal: OrderRefused, request: OrderRequest)
     try:
         ledger = broker.ledger()
         if ledger is not None:
-            ledger.insert_strategy_event(
-                request.strategy,
-                request.instrument.symbol,
-                "risk_refused",
-                None,
-                payload,
-                when,
-            )
+            _strategy_event(ledger, request, payload, when)
         else:
             from quantstrip.db.handler import Database
 
             with Database(controls.database_path()) as db:
-                db.insert_strategy_event(
-                    request.strategy,
-                    request.instrument.symbol,
-                    "risk_refused",
-                    None,
-                    payload,
-                    when,
-                )
+                _strategy_event(db, request, payload, when)
     except Exception:
         log.exception("could not record the refusal of %s", request.client_order_id)
     client = refusal.client or "(no client)"
@@ -73,6 +62,14 @@ def record_refusal(broker: Broker, refusal: OrderRefused, request: OrderRequest)
     with _alerts_lock:
         _alerts.append(alert)
     alert.start()
+
+
+def _strategy_event(
+    db: Database, request: OrderRequest, payload: dict[str, Any], when: datetime
+) -> None:
+    db.insert_strategy_event(
+        request.strategy, request.instrument.symbol, "risk_refused", None, payload, when
+    )
 
 
 _alerts: list[threading.Thread] = []
