@@ -18,6 +18,7 @@ pytest_plugins: list[str] = [
     "support.smtp",
     "support.browser",
     "support.ib",
+    "support.examples",
 ]
 
 

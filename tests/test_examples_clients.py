@@ -3,59 +3,23 @@ without touching the production database."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import sqlite3
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 import time_machine
+from support.examples import EXAMPLES, ExampleClient
 
-from quantstrip import db_handler
-from quantstrip.brokers.risk import watcher
 from quantstrip.daemon.registry import ClientConfig, load_registry
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def load_class(path: Path, name: str) -> type:
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return getattr(module, name)
 
 
 @pytest.fixture
 def examples(workspace: Path) -> Path:
-    shutil.copytree(REPO / "clients", workspace / "clients", dirs_exist_ok=True)
+    shutil.copytree(EXAMPLES, workspace / "clients", dirs_exist_ok=True)
     return workspace
-
-
-@pytest.fixture
-def example_client(
-    examples: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[[str, str], Any]]:
-    """Build an example client as the daemon would name it; closed (scheduler, risk watcher,
-    databases) when the test ends, pass or fail, so no thread of it polls on in this process and
-    writes into a later test's workspace."""
-    made: list[Any] = []
-
-    def build(name: str, class_name: str) -> Any:
-        monkeypatch.setenv("QUANTSTRIP_CLIENT", name)
-        client = load_class(examples / "clients" / name / f"{name}.py", class_name)()
-        made.append(client)
-        return client
-
-    yield build
-    for client in made:
-        client.close()
-    db_handler.close()
-    assert watcher.running() == []
 
 
 def test_every_example_is_a_valid_client(examples: Path) -> None:
@@ -69,12 +33,11 @@ def test_every_example_is_a_valid_client(examples: Path) -> None:
 
 
 def test_daily_signal_trades_into_the_simulation_database(
-    examples: Path, example_client: Callable[[str, str], Any], monkeypatch
+    workspace: Path, example_client: ExampleClient
 ) -> None:
     """The signal follows the moving averages: a rising series buys, a falling one sells what
     is held (the old check, `signal in (1, -1)`, held for any outcome of `1 if ... else -1`)."""
-    monkeypatch.setenv("QUANTSTRIP_CLIENT_PARAMETERS", '{"symbol": "SPY", "quantity": 10}')
-    client = example_client("daily_signal", "DailySignal")
+    client = example_client(workspace, "daily_signal", symbol="SPY", quantity=10)
     with time_machine.travel(datetime(2027, 3, 12, 21, tzinfo=UTC), tick=False):
         # The example's generated SPY closes: fast (10) average above slow (30): buy.
         bought = client.job()
@@ -87,13 +50,13 @@ def test_daily_signal_trades_into_the_simulation_database(
     with time_machine.travel(datetime(2027, 3, 15, 21, tzinfo=UTC), tick=False):
         sold = client.job()
     assert (sold["signal"], sold["order"]) == (-1, "SELL")
-    sim = sqlite3.connect(examples / "var" / "simulation.db")
+    sim = sqlite3.connect(workspace / "var" / "simulation.db")
     signals = sim.execute("SELECT value FROM strategy_events ORDER BY id").fetchall()
     assert [v for (v,) in signals] == [1, 1, -1]
     fills = sim.execute("SELECT side, qty, price FROM v_executions ORDER BY exec_time").fetchall()
     assert fills == [("BUY", 10, 467.89), ("SELL", 10, 441.0)]
     assert sim.execute("SELECT COUNT(*) FROM notifications").fetchone()[0] == 0
-    production = sqlite3.connect(examples / "var" / "quantstrip.db")
+    production = sqlite3.connect(workspace / "var" / "quantstrip.db")
     assert production.execute("SELECT COUNT(*) FROM strategy_events").fetchone()[0] == 0
     # the summary mails are recorded in the production notification centre (no SMTP set up)
     kinds = production.execute("SELECT kind FROM notifications").fetchall()
@@ -101,16 +64,16 @@ def test_daily_signal_trades_into_the_simulation_database(
 
 
 def test_bracket_trader_round_trip_lands_in_simulation(
-    examples: Path, example_client: Callable[[str, str], Any]
+    workspace: Path, example_client: ExampleClient
 ) -> None:
-    client = example_client("bracket_trader", "BracketTrader")
+    client = example_client(workspace, "bracket_trader")
     parent, take, stop = client.job()
     assert [client.broker.order_status(o) for o in (parent, take, stop)] == [
         "Filled",
         "Filled",
         "Cancelled",
     ]
-    sim = sqlite3.connect(examples / "var" / "simulation.db")
+    sim = sqlite3.connect(workspace / "var" / "simulation.db")
     gross = sim.execute("SELECT gross_pnl FROM v_round_trips").fetchone()[0]
     # the take profit (183.60) is gapped through by the 187.20 quote: filled at 187.20
     assert round(gross, 2) == round(50 * (187.20 - 180.00), 2)

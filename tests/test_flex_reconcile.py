@@ -3,9 +3,7 @@ statement; parsing, storage and reconciliation against a real database."""
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,9 +11,10 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from support.examples import ExampleClient
 from support.http_stand_in import QuietHandler, loopback_server, serving
 
-from quantstrip import db_handler, logger, settings
+from quantstrip import logger, settings
 from quantstrip.brokers.ib_flex import (
     FlexClient,
     FlexError,
@@ -23,7 +22,6 @@ from quantstrip.brokers.ib_flex import (
     reconcile,
     store_statement,
 )
-from quantstrip.client.runner import load_client_class
 from quantstrip.db.handler import Database, ExecutionInput
 
 STATEMENT = (Path(__file__).parent / "fixtures" / "ib" / "flex_statement_sample.xml").read_bytes()
@@ -175,36 +173,23 @@ def test_reconcile_reports_missing_extra_mismatched_and_imports_once(tmp_path: P
         assert fee == 1.35
 
 
-def _eod_client(workspace: Path, monkeypatch: pytest.MonkeyPatch, **parameters: object):
-    source = Path(__file__).resolve().parents[1] / "clients" / "eod_reconcile"
-    shutil.copytree(source, workspace / "clients" / "eod_reconcile")
-    monkeypatch.setenv("QUANTSTRIP_CLIENT", "eod_reconcile")
-    monkeypatch.setenv("QUANTSTRIP_MODE", "paper")
-    monkeypatch.setenv("QUANTSTRIP_CLIENT_PARAMETERS", json.dumps(parameters))
-    cls = load_client_class(
-        workspace / "clients" / "eod_reconcile" / "eod_reconcile.py", None, "eod_reconcile"
-    )
-    return cls()
-
-
 def test_the_eod_reconciliation_client_downloads_imports_once_and_mails(
-    flex, mail_workspace: Path, smtp_server, monkeypatch
+    flex, mail_workspace: Path, smtp_server, example_client: ExampleClient
 ) -> None:
     settings.set("brokers.flex.query_id", "987654")
     settings.set("brokers.flex.base_url", f"http://127.0.0.1:{flex.port}")
     settings.set("brokers.flex.poll_interval_s", 0.01)
     settings.set_secret("brokers.flex.token", TOKEN)
-    client = _eod_client(mail_workspace, monkeypatch, import_missing=True, strategy="swing")
-    try:
-        for _ in range(2):
-            flex.send.append(answer("Success", port=flex.port))
-            flex.get.append(STATEMENT)
-        [first] = client.reconcile() or [None]
-        assert first is not None and len(first.imported) == 2 and not first.clean
-        [second] = client.reconcile() or [None]  # the imported fills are in the database: clean
-        assert second is not None and second.clean and second.imported == []
-    finally:
-        db_handler.close()
+    client = example_client(
+        mail_workspace, "eod_reconcile", mode="paper", import_missing=True, strategy="swing"
+    )
+    for _ in range(2):
+        flex.send.append(answer("Success", port=flex.port))
+        flex.get.append(STATEMENT)
+    [first] = client.reconcile() or [None]
+    assert first is not None and len(first.imported) == 2 and not first.clean
+    [second] = client.reconcile() or [None]  # the imported fills are in the database: clean
+    assert second is not None and second.clean and second.imported == []
     subjects = [str(m["Subject"]) for m in smtp_server.messages]
     assert subjects == [
         "[Quantstrip] Flex reconciliation U1234567 2025-03-07: MISMATCH",
@@ -220,12 +205,11 @@ def test_the_eod_reconciliation_client_downloads_imports_once_and_mails(
     assert TOKEN not in (mail_workspace / "var" / "settings.toml").read_text()
 
 
-def test_the_eod_reconciliation_client_without_flex_only_logs(workspace: Path, monkeypatch) -> None:
-    client = _eod_client(workspace, monkeypatch)
-    try:
-        assert client.reconcile() is None
-    finally:
-        db_handler.close()
+def test_the_eod_reconciliation_client_without_flex_only_logs(
+    workspace: Path, example_client: ExampleClient
+) -> None:
+    client = example_client(workspace, "eod_reconcile", mode="paper")
+    assert client.reconcile() is None
     # The warning goes to the client's own log stream (what the operator reads in the log view;
     # a client's logger does not propagate to this process's root logger).
     warned = logger.tail("eod_reconcile", level="WARNING", text="nothing to reconcile against")

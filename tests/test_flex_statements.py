@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import os
-import shutil
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,9 +17,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from support.examples import ExampleClient
 from support.http_stand_in import QuietHandler, loopback_server, serving
 
-from quantstrip import db_handler
 from quantstrip.brokers.ib_flex import (
     FlexClient,
     FlexError,
@@ -29,7 +27,6 @@ from quantstrip.brokers.ib_flex import (
     parse_statements,
     reconcile,
 )
-from quantstrip.client.runner import load_client_class
 from quantstrip.db.handler import Database, ExecutionInput
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ib"
@@ -71,14 +68,20 @@ def rows(db: Database, sql: str) -> list[tuple]:
 
 
 def test_every_statement_of_a_multi_account_answer_is_reconciled(
-    mail_workspace: Path, smtp_server, monkeypatch
+    mail_workspace: Path, smtp_server, example_client: ExampleClient
 ) -> None:
-    client = _eod_client(mail_workspace, monkeypatch, MULTI)
-    try:
-        first = client.reconcile()
-        second = client.reconcile()
-    finally:
-        db_handler.close()
+    saved = mail_workspace / "statement.xml"
+    saved.write_bytes(MULTI)
+    client = example_client(
+        mail_workspace,
+        "eod_reconcile",
+        mode="paper",
+        import_missing=True,
+        strategy="swing",
+        statement_file=str(saved),
+    )
+    first = client.reconcile()
+    second = client.reconcile()
     assert [(r.account, r.clean, len(r.imported)) for r in first] == [
         ("U1111111", False, 2),
         ("U2222222", False, 2),
@@ -301,22 +304,6 @@ def test_a_permanent_http_error_fails_at_once_without_the_token(flaky: FlakyFlex
     flaky.script = ["503"] * 3
     with pytest.raises(FlexError, match="HTTP 503"):
         flaky.client(poll_attempts=3).download()
-
-
-# ---- the end-of-day client on saved statements ------------------------------------------------
-def _eod_client(workspace: Path, monkeypatch: pytest.MonkeyPatch, xml: bytes):
-    statement = workspace / "statement.xml"
-    statement.write_bytes(xml)
-    source = Path(__file__).resolve().parents[1] / "clients" / "eod_reconcile"
-    shutil.copytree(source, workspace / "clients" / "eod_reconcile")
-    parameters = {"import_missing": True, "strategy": "swing", "statement_file": str(statement)}
-    monkeypatch.setenv("QUANTSTRIP_CLIENT", "eod_reconcile")
-    monkeypatch.setenv("QUANTSTRIP_MODE", "paper")
-    monkeypatch.setenv("QUANTSTRIP_CLIENT_PARAMETERS", json.dumps(parameters))
-    cls = load_client_class(
-        workspace / "clients" / "eod_reconcile" / "eod_reconcile.py", None, "eod_reconcile"
-    )
-    return cls()
 
 
 def _open_files_to(target: str) -> list[str]:
