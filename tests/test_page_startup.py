@@ -123,3 +123,38 @@ def test_an_edited_file_is_read_again(fresh: Path) -> None:
     assert settings_file.mark_max_age_s() == 30.0
     path.write_text("[risk.marks]\nmax_age_s = 45.5\n")
     assert settings_file.mark_max_age_s() == 45.5
+
+
+def test_the_clients_page_lists_sources_without_entering_skipped_folders(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A workspace with a virtual environment: the page listed its sources by walking every
+    file under .venv and var before filtering them out (seconds on a real environment)."""
+    from quantstrip.dashboard import clients_page
+
+    for relative in (
+        "strategy.py",
+        "notebooks/guide.ipynb",
+        "research/a/b/deep.py",
+        "research/a/b/c/too_deep.py",
+        "research/.ipynb_checkpoints/strategy-checkpoint.py",
+        ".venv/lib/python3.11/site-packages/pkg/module.py",
+        "var/runs/output.ipynb",
+        "clients/demo/demo.py",
+        "notebooks/.hidden.py",
+    ):
+        target = workspace / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("")
+    entered: list[str] = []
+    real_scandir = os.scandir
+
+    def scandir(path: object = ".") -> object:
+        entered.append(str(path))
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    found = clients_page.sources()
+    assert found == ["notebooks/guide.ipynb", "research/a/b/deep.py", "strategy.py"]
+    skipped = [p for p in entered if any(part in p for part in (".venv", "/var", "/clients"))]
+    assert skipped == []

@@ -5,6 +5,7 @@ edit it, pause it, delete it (its folder and runs archived). Everything goes thr
 from __future__ import annotations
 
 import html
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +32,24 @@ LIMIT_LABELS = {
 
 
 def sources() -> list[str]:
-    """Notebooks and modules of the workspace a client can be made from (relative paths)."""
+    """Notebooks and modules of the workspace a client can be made from (relative paths, at
+    most four levels deep). Skipped folders (the data directory, a virtual environment, hidden
+    folders) are never entered: a workspace holding a .venv has tens of thousands of files
+    there, and walking them all cost the page seconds before filtering them out."""
     root = workspace().root
     found = []
-    for pattern in ("*.ipynb", "*.py"):
-        for path in root.rglob(pattern):
-            relative = path.relative_to(root)
-            parts = relative.parts
-            if parts[0] in SKIP_DIRS or any(p.startswith(".") for p in parts):
-                continue
-            if len(parts) > 4:
-                continue
-            found.append(str(relative))
+    for folder, dirs, files in os.walk(root):
+        depth = len(Path(folder).relative_to(root).parts)
+        dirs[:] = [
+            d
+            for d in dirs
+            if not d.startswith(".") and not (depth == 0 and d in SKIP_DIRS) and depth < 3
+        ]
+        found.extend(
+            str(Path(folder, name).relative_to(root))
+            for name in files
+            if name.endswith((".ipynb", ".py")) and not name.startswith(".")
+        )
     return sorted(found)
 
 
