@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable
 
 import ipywidgets as w
 import pandas as pd
@@ -15,6 +14,7 @@ from quantstrip.analytics import PortfolioReport, portfolio_report
 from quantstrip.analytics.connection import cursor
 from quantstrip.dashboard.common import error_html, header, table_html
 from quantstrip.dashboard.portfolio_view import conventions_html, empty_message, stats_frame
+from quantstrip.dashboard.ticker import BrowserTicker
 
 HORIZONS = [
     ("All history", "all"),
@@ -77,6 +77,9 @@ class PortfolioPage(w.VBox):
             output.add_class(f"qs-chart-{name}")
         self.periods = w.HTML()
         self.periods_title = w.HTML()
+        # The first report's charts wait for the browser (see _browser_ready).
+        self._first_charts: tuple[PortfolioReport, str] | None = None
+        self.browser = BrowserTicker(self._browser_ready, interval_ms=50, kick_every_s=0.25)
         self.apply.on_click(lambda _: self.refresh())
         super().__init__(
             [
@@ -96,11 +99,15 @@ class PortfolioPage(w.VBox):
                 *self.chart_outputs.values(),
                 self.periods_title,
                 self.periods,
+                self.browser.widget,
             ]
         )
         self.refresh(first=True)
+        self.browser.start()
 
     def refresh(self, first: bool = False) -> None:
+        if not first:  # a newer report: the first one's charts are no longer wanted
+            self._first_charts = None
         chosen = list(self.strategies.value)
         if not chosen:
             self.stats.value = error_html("choose at least one strategy")
@@ -150,18 +157,32 @@ class PortfolioPage(w.VBox):
             self.scope.value = scope
             return
         self.stats.value = table_html(stats_frame(report, basis))
-        # Statistics first; the charts follow once the page's cell has finished, built in a
-        # thread (importing Altair costs most of a second) and drawn by the browser.
-        draw = threading.Thread(target=self._show_charts, args=(report, basis), daemon=True).start
+        # Statistics first; the charts follow, built in a thread (importing Altair costs most
+        # of a second) and drawn by the browser. The first report's wait until the browser has
+        # the page (see _browser_ready); later ones (Update) are built at once.
         if first:
-            _after_cell(draw)
+            self._first_charts = (report, basis)
         else:
-            draw()
+            self._draw_charts(report, basis)
         periods = report.resampled_pnl().tail(24).rename_axis(index="date", columns=None)
         periods = periods.reset_index()
         periods["date"] = periods["date"].dt.date
         self.periods.value = table_html(periods)
         self.scope.value = scope
+
+    def _browser_ready(self) -> None:
+        """The browser's first tick: it has built this page's widgets, so the charts' updates
+        reach it. Built during the page's load instead (a thread started with the page), the
+        Altair import held the kernel's interpreter while the browser fetched the widgets'
+        state: the statistics showed 1-2 s later on a loaded machine, and an update sent before
+        the browser had the widgets could be lost (f7e390b)."""
+        self.browser.stop()
+        pending, self._first_charts = self._first_charts, None
+        if pending is not None:
+            self._draw_charts(*pending)
+
+    def _draw_charts(self, report: PortfolioReport, basis: str) -> None:
+        threading.Thread(target=self._show_charts, args=(report, basis), daemon=True).start()
 
     def _toggle_custom(self, change: dict) -> None:
         self.custom.layout.display = "flex" if change["new"] == "custom" else "none"
@@ -205,25 +226,6 @@ def _skip_iri_grammar() -> None:
     """
     if "rfc3987_syntax" not in sys.modules and "jsonschema" not in sys.modules:
         sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]
-
-
-def _after_cell(action: Callable[[], None]) -> None:
-    """Run `action` once the running notebook cell has finished (at once outside IPython)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython ships with the dashboard's kernel
-        action()
-        return
-    shell = get_ipython()
-    if shell is None:
-        action()
-        return
-
-    def once(*_: object) -> None:
-        shell.events.unregister("post_run_cell", once)
-        action()
-
-    shell.events.register("post_run_cell", once)
 
 
 def page() -> PortfolioPage:

@@ -27,12 +27,19 @@ KICK_FOR_S = 120.0
 
 
 class BrowserTicker:
-    def __init__(self, callback: Callable[[], None], interval_ms: int = 2000) -> None:
+    def __init__(
+        self,
+        callback: Callable[[], None],
+        interval_ms: int = 2000,
+        kick_every_s: float = KICK_EVERY_S,
+    ) -> None:
         self.callback = callback
+        self.kick_every_s = kick_every_s
         self.widget = w.Play(interval=interval_ms, min=0, max=10**9, step=1, repeat=True)
         self.widget.layout.display = "none"
         self.widget.add_class("qs-ticker")
         self._settled = threading.Event()  # the browser ticks, or the ticker stopped
+        self._stopped = False
         self.widget.observe(self._tick, names="value")
 
     def _tick(self, _: object) -> None:
@@ -45,7 +52,11 @@ class BrowserTicker:
         return self
 
     def stop(self) -> None:
-        """No more ticks: the browser's ticker stops and the kernel stops nudging it."""
+        """No more ticks: the browser's ticker stops and the kernel stops nudging it (again:
+        nothing happens)."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._settled.set()
         self.widget.unobserve(self._tick, names="value")
         self.widget.playing = False
@@ -55,4 +66,4 @@ class BrowserTicker:
         while not self._settled.is_set() and clock.monotonic() < deadline:
             self.widget.playing = False
             self.widget.playing = True
-            self._settled.wait(KICK_EVERY_S)
+            self._settled.wait(self.kick_every_s)
