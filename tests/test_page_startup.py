@@ -158,3 +158,40 @@ def test_the_clients_page_lists_sources_without_entering_skipped_folders(
     assert found == ["notebooks/guide.ipynb", "research/a/b/deep.py", "strategy.py"]
     skipped = [p for p in entered if any(part in p for part in (".venv", "/var", "/clients"))]
     assert skipped == []
+
+
+def test_the_portfolio_draws_its_first_charts_once_the_browser_has_the_page(
+    demo: dict[str, str], workspace: Path
+) -> None:
+    """Built with the page, the charts (Altair) held the kernel while the browser fetched the
+    widgets: the statistics showed 1-2 s later under load. They wait for the browser's first
+    tick (its widgets exist, so the charts' updates reach it); Update draws at once."""
+    from quantstrip import clock
+    from quantstrip.analytics import connection
+    from quantstrip.dashboard import portfolio
+
+    connection.reset()
+    page = portfolio.PortfolioPage()
+    try:
+        assert "<table" in page.stats.value  # the statistics are there on first display
+        assert all(not out.outputs for out in page.chart_outputs.values())
+        page.browser.widget.value += 1  # the browser's first tick
+        deadline = clock.monotonic() + 120
+        while not all(out.outputs for out in page.chart_outputs.values()):
+            assert clock.monotonic() < deadline, page.chart_error.value
+            page.browser._settled.wait(0.1)
+        assert page.chart_error.value == ""
+        assert page.browser.widget.playing is False  # one tick is all it needed
+    finally:
+        page.browser.stop()
+        connection.reset()
+
+
+def test_the_monitor_lists_clients_with_the_daemon_down_without_the_ledger_writer(
+    demo: dict[str, str], workspace: Path
+) -> None:
+    """With the daemon down the monitor reads the clients' last states with one SELECT: it
+    imported the ledger's Database (its records and writers) for it."""
+    assert (
+        loaded("monitor", ("quantstrip.db.handler", "quantstrip.db.records"), demo, workspace) == []
+    )
