@@ -5,7 +5,9 @@ slot of a scheduled notebook runs twice, nothing the old daemon started is left 
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import signal
 import time
 from datetime import datetime
 from pathlib import Path
@@ -335,3 +337,52 @@ def test_a_slot_interrupted_by_a_daemon_stop_follows_the_missed_policy(
         slot = first[name]["scheduled_for"]
         assert written.count(slot) == (1 if reran.get(name) == slot else 0)
         assert len([r for r in daemon.runs(name) if r["scheduled_for"] == slot]) == 1
+
+
+def test_a_slot_whose_run_died_with_a_killed_daemon_runs_again(
+    workspace: Path, daemon: DaemonHandle
+) -> None:
+    """The daemon and its run die together (a reboot, the OOM killer): the next daemon closes the
+    run as interrupted and, the client running missed slots, runs its slot again."""
+    write_notebook_client(
+        "again_all",
+        [HELD_RUN],
+        schedule="every 30 seconds",
+        time_limit_s=170,
+        missed={"policy": "run_all", "grace_s": 600},
+    )
+    daemon.start()
+    folder = workspace / "clients" / "again_all"
+    run = wait_until(
+        lambda: next(
+            (r for r in daemon.runs("again_all") if (folder / f"started-{r['id']}").exists()), None
+        ),
+        120,
+        "a held run executing",
+    )
+    daemon.kill()
+    os.killpg(run["pid"], signal.SIGKILL)
+    wait_until(lambda: not pid_alive(run["pid"]), 30, "the run to die with the daemon")
+    daemon.start()
+    slot = run["scheduled_for"]
+    rerun = wait_until(
+        lambda: next(
+            (
+                r
+                for r in daemon.runs("again_all")
+                if r["scheduled_for"] == slot and r["id"] != run["id"]
+            ),
+            None,
+        ),
+        60,
+        f"slot {slot} claimed again",
+    )
+    assert rerun["trigger"] == "missed"
+    old = next(r for r in daemon.runs("again_all") if r["id"] == run["id"])
+    assert old["status"] == "interrupted" and old["scheduled_for"] is None
+    assert old["error"] == (
+        f"the daemon stopped during this run; slot {slot} is run again (policy run_all)"
+    )
+    (folder / "release").touch()
+    wait_until(lambda: slot in slots(workspace, "again_all"), 90, "the rerun")
+    assert slots(workspace, "again_all").count(slot) == 1

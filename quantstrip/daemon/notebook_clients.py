@@ -68,8 +68,8 @@ class NotebookClients(Downtime):
         if initial:
             self._adopt(m)
             self._take_back_unstarted(m)
-            if m.trigger and not m.user_stopped:
-                self._resume_interrupted(m, now)
+            if m.trigger and m.enabled and not m.user_stopped:
+                self.resume_interrupted(m, now)
         if initial and m.trigger and not m.user_stopped:
             self._catch_up(m, now)
 

@@ -35,6 +35,9 @@ log = logging.getLogger("quantstrip.daemon")
 
 # The error `NotebookClients.kill` records for a run that a daemon stop interrupted.
 DAEMON_STOPPED = "daemon stopped"
+# The error recorded for a run a previous daemon left 'running' whose process is gone (the
+# daemon was killed and the run died with it: a reboot, the OOM killer).
+DIED_WITH_DAEMON = "the daemon stopped during this run"
 
 
 class Downtime:
@@ -113,18 +116,20 @@ class Downtime:
                 if rerun:
                     m.missed_slots.append(parse_utc(slot))
 
-    def _resume_interrupted(self, m: Managed, now: datetime) -> None:
-        """Slots whose run a daemon stop interrupted (`kill` records DAEMON_STOPPED) follow the
-        client's missed policy like a slot missed while the daemon was down: run again (the
-        claim freed, the row kept as interrupted and naming the slot) unless the client skips
-        missed slots or the slot is older than `grace_s`, in which case it is recorded as
+    def resume_interrupted(self, m: Managed, now: datetime) -> None:
+        """Slots whose run a daemon stop interrupted (`kill` records DAEMON_STOPPED), or whose
+        run died with a killed daemon (DIED_WITH_DAEMON), follow the client's missed policy like
+        a slot missed while the daemon was down: run again (the claim freed, the row kept as
+        interrupted and naming the slot) unless the client skips missed slots, the slot is older
+        than `grace_s`, or (run_once) a later slot passed meanwhile; then it is recorded as
         missed. Each such row is settled once: its error then says what became of its slot."""
         policy = m.cfg.missed.policy
         grace_s = m.cfg.missed.grace_s
         rows = self.db.query(
-            "SELECT id, scheduled_for FROM client_runs WHERE client_name = ? AND status = ? "
-            "AND error = ? AND scheduled_for IS NOT NULL ORDER BY scheduled_for",
-            (m.name, str(RunStatus.INTERRUPTED), DAEMON_STOPPED),
+            "SELECT id, scheduled_for, error FROM client_runs WHERE client_name = ? "
+            "AND status = ? AND error IN (?, ?) AND scheduled_for IS NOT NULL "
+            "ORDER BY scheduled_for",
+            (m.name, str(RunStatus.INTERRUPTED), DAEMON_STOPPED, DIED_WITH_DAEMON),
         )
         for row in rows:
             slot = row["scheduled_for"]
@@ -150,16 +155,16 @@ class Downtime:
                     "scheduled_for = CASE WHEN ? THEN NULL ELSE scheduled_for END "
                     "WHERE id = ? AND status = ? AND error = ?",
                     (
-                        f"{DAEMON_STOPPED}; {outcome}",
+                        f"{row['error']}; {outcome}",
                         rerun,
                         row["id"],
                         str(RunStatus.INTERRUPTED),
-                        DAEMON_STOPPED,
+                        row["error"],
                     ),
                 ).rowcount
             if not settled:
                 continue
-            message = f"run {row['id']} was interrupted by the daemon stop; {outcome}"
+            message = f"run {row['id']} was interrupted ({row['error']}); {outcome}"
             log.info("client %s: %s", m.name, message)
             self.mirror.event(m.name, EventType.MISSED_RUN, message)
             if rerun:
@@ -248,7 +253,7 @@ class Downtime:
                 status=str(RunStatus.INTERRUPTED),
                 ended_at=now_text(),
                 duration_s=round((clock.now() - started).total_seconds(), 3),
-                error="the daemon stopped during this run",
+                error=DIED_WITH_DAEMON,
             )
             self.mirror.event(
                 row["client_name"], EventType.RUN_INTERRUPTED, f"run {row['id']} (daemon restart)"

@@ -96,6 +96,14 @@ class Daemon:
             self.notebooks.stop_unadopted(
                 {m.run.run_id for m in self.clients.values() if m.run is not None}
             )
+            # Runs that died with a killed daemon were closed just now: their slots too follow
+            # the missed policy (those a graceful stop interrupted were settled by the reload).
+            for m in self.clients.values():
+                if m.kind == ClientKind.NOTEBOOK and m.trigger and m.enabled and not m.user_stopped:
+                    try:
+                        self.notebooks.resume_interrupted(m, clock.now())
+                    except Exception:
+                        log.exception("settling %s's interrupted runs failed", m.name)
             while not self._stopping:
                 started = clock.monotonic()
                 self.tick()
