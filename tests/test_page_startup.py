@@ -195,3 +195,18 @@ def test_the_monitor_lists_clients_with_the_daemon_down_without_the_ledger_write
     assert (
         loaded("monitor", ("quantstrip.db.handler", "quantstrip.db.records"), demo, workspace) == []
     )
+
+
+REPORTS = Path(__file__).resolve().parents[1] / "reports"
+
+
+@pytest.mark.parametrize("notebook", sorted(p.name for p in REPORTS.glob("*.ipynb")))
+def test_every_page_notebook_imports_its_module(notebook: str) -> None:
+    """Each page's module imports (the research page imported a helper the portfolio page had
+    dropped, and only its browser test saw it)."""
+    import importlib
+    import re
+
+    source = (REPORTS / notebook).read_text()
+    (module,) = re.findall(r"from quantstrip\.dashboard import (\w+)", source)
+    importlib.import_module(f"quantstrip.dashboard.{module}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 
 import ipywidgets as w
 import pandas as pd
@@ -226,6 +227,26 @@ def _skip_iri_grammar() -> None:
     """
     if "rfc3987_syntax" not in sys.modules and "jsonschema" not in sys.modules:
         sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]
+
+
+def _after_cell(action: Callable[[], None]) -> None:
+    """Run `action` once the running notebook cell has finished (at once outside IPython).
+    The research page draws its charts with it."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython ships with the dashboard's kernel
+        action()
+        return
+    shell = get_ipython()
+    if shell is None:
+        action()
+        return
+
+    def once(*_: object) -> None:
+        shell.events.unregister("post_run_cell", once)
+        action()
+
+    shell.events.register("post_run_cell", once)
 
 
 def page() -> PortfolioPage:
