@@ -210,3 +210,9 @@ def test_every_page_notebook_imports_its_module(notebook: str) -> None:
     source = (REPORTS / notebook).read_text()
     (module,) = re.findall(r"from quantstrip\.dashboard import (\w+)", source)
     importlib.import_module(f"quantstrip.dashboard.{module}")
+
+
+def test_the_home_page_is_plain_html_without_widgets(demo: dict[str, str], workspace: Path) -> None:
+    """Nothing on the home page is interactive: as a widget it cost the browser the widget
+    manager and a state fetch after the kernel connected."""
+    assert loaded("home", ("ipywidgets",), demo, workspace) == []

@@ -43,8 +43,8 @@ def books() -> dict[str, Path]:
 
 @contextmanager
 def reading(book: str = "production") -> Iterator[sqlite3.Connection | None]:
-    """A read-only connection (`common.read_ledger`: mode=ro and a reads-only authorizer)."""
-    from quantstrip.dashboard.common import read_ledger
+    """A read-only connection (`ledger.read_ledger`: mode=ro and a reads-only authorizer)."""
+    from quantstrip.dashboard.ledger import read_ledger
 
     path = books().get(book)
     if path is None or not path.exists():

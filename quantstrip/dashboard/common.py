@@ -4,33 +4,18 @@ and the one way a page reads the ledger."""
 from __future__ import annotations
 
 import base64
-import contextlib
-import contextvars
 import html
-import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import ipywidgets as w
 
-from quantstrip.paths import workspace
+from quantstrip.dashboard.ledger import read_ledger
+from quantstrip.dashboard.style import STYLE
 
 if TYPE_CHECKING:  # pandas is imported by the pages that show frames, not by every page
     import pandas as pd
 
-STYLE = """
-<style>
-.qs-table { border-collapse: collapse; font-size: 13px; }
-.qs-table th, .qs-table td { border-bottom: 1px solid #ddd; padding: 3px 8px; text-align: right; }
-.qs-table th { background: #f3f5f7; }
-.qs-error { color: #a40000; white-space: pre-wrap; font-family: monospace; }
-.qs-ok { color: #0a6b0a; }
-.qs-nav a { margin-right: 12px; }
-/* wide statistics tables scroll inside the page instead of being cut off */
-.qs-stats, .qs-stats .widget-html-content { max-width: 100%; overflow-x: auto; }
-</style>
-"""
+__all__ = ["STYLE", "read_ledger"]  # kept here for the pages that import them with the widgets
 
 
 def nav() -> w.HTML:
@@ -107,51 +92,3 @@ class SortableTable(w.VBox):
             frame = frame.sort_values(self.sort_by.value, ascending=not self.descending.value)
         self.body.value = table_html(frame)
         self.download.value = csv_link(frame, self.filename) if not frame.empty else ""
-
-
-# SQLite authorizer codes a page's reads need; anything else (a write, ATTACH, a pragma that
-# sets something, VACUUM INTO's attach) is denied by the engine.
-_READ_ACTIONS = frozenset(
-    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
-)
-_READ_PRAGMAS = frozenset({"busy_timeout", "foreign_keys", "table_info", "user_version"})
-_open_reader: contextvars.ContextVar[sqlite3.Connection | None] = contextvars.ContextVar(
-    "page_reader", default=None
-)
-
-
-def _reads_only(action: int, arg1: str | None, arg2: str | None, *_: object) -> int:
-    if action in _READ_ACTIONS:
-        return sqlite3.SQLITE_OK
-    if action == sqlite3.SQLITE_PRAGMA and arg1 in _READ_PRAGMAS and arg2 is None:
-        return sqlite3.SQLITE_OK
-    return sqlite3.SQLITE_DENY
-
-
-@contextlib.contextmanager
-def read_ledger(path: Path | None = None) -> Iterator[sqlite3.Connection | None]:
-    """A read-only connection to the ledger for one refresh (None while there is no database).
-
-    Pages never write and never migrate (migrations run at `init`, `up` and daemon start): the
-    file is opened `mode=ro` and an authorizer denies everything but reads. Nested uses in one
-    thread share the outer connection, so a whole refresh costs one open.
-    """
-    outer = _open_reader.get()
-    if outer is not None and path is None:
-        yield outer
-        return
-    from quantstrip.db.connection import connect
-
-    target = path or workspace().database
-    if not target.exists():
-        yield None
-        return
-    conn = connect(target, read_only=True)
-    conn.set_authorizer(_reads_only)
-    token = _open_reader.set(conn) if path is None else None
-    try:
-        yield conn
-    finally:
-        if token is not None:
-            _open_reader.reset(token)
-        conn.close()

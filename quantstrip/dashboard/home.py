@@ -1,16 +1,20 @@
 """Home page: links to every tool, the trading mode, and a one-line book of each ledger
-(positions, unrealised PnL, exposure, open orders, today's fills, refusals)."""
+(positions, unrealised PnL, exposure, open orders, today's fills, refusals).
+
+The page has nothing to interact with, so it is plain HTML output, not a widget: a widget costs
+the browser the widget manager's controls and a state fetch once the kernel is connected, about
+a third of a second after the last message under load, for three links' worth of HTML."""
 
 from __future__ import annotations
 
 import html
 
-import ipywidgets as w
+from IPython.display import HTML
 
 from quantstrip.daemon.control import ControlClient
 from quantstrip.dashboard import book, roles
-from quantstrip.dashboard.common import STYLE
 from quantstrip.dashboard.display import money, page_badge
+from quantstrip.dashboard.style import STYLE
 from quantstrip.paths import workspace
 
 
@@ -49,7 +53,7 @@ def risk_line() -> str:
     return f'<p class="qs-error qs-risk-state"><b>Risk controls:</b> {items}</p>'
 
 
-def page() -> w.HTML:
+def page() -> HTML:
     ws = workspace()
     daemon = "running" if ControlClient().available() else "not running"
     links = "".join(
@@ -72,7 +76,7 @@ def page() -> w.HTML:
             if conn is not None
             else (0, 0)
         )
-    return w.HTML(
+    return HTML(
         f"{STYLE}<h1>Quantstrip {page_badge()}</h1>"
         f"<p>{where}{fills} executions, "
         f"{strategies} strategies; daemon {daemon}.</p>"
