@@ -72,6 +72,8 @@ class NotebookClients(Downtime):
                 self.resume_interrupted(m, now)
         if initial and m.trigger and not m.user_stopped:
             self._catch_up(m, now)
+            if m.missed_slots and m.enabled:  # claimed while the registry is applied
+                self._next_missed(m)
 
     def _next_missed(self, m: Managed) -> None:
         """Start the oldest missed slot still waiting, if no run is in progress."""
