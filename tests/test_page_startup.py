@@ -216,3 +216,14 @@ def test_the_home_page_is_plain_html_without_widgets(demo: dict[str, str], works
     """Nothing on the home page is interactive: as a widget it cost the browser the widget
     manager and a state fetch after the kernel connected."""
     assert loaded("home", ("ipywidgets",), demo, workspace) == []
+
+
+def test_the_package_list_reads_the_same_names_and_versions_as_importlib() -> None:
+    """The packages page reads two header lines per package instead of parsing every metadata
+    file twice; what it lists is what importlib.metadata says."""
+    from importlib import metadata
+
+    from quantstrip.dashboard import packages
+
+    expected = {(d.metadata["Name"] or "?", d.version) for d in metadata.distributions()}
+    assert packages.installed() == sorted(expected, key=lambda item: (item[0].lower(), item))

@@ -58,8 +58,21 @@ def index_requirement(text: str) -> str:
 
 
 def installed() -> list[tuple[str, str]]:
-    found = {(d.metadata["Name"] or "?", d.version) for d in metadata.distributions()}
-    return sorted(found, key=lambda item: item[0].lower())
+    found = {_name_version(d) for d in metadata.distributions()}
+    return sorted(found, key=lambda item: (item[0].lower(), item))
+
+
+def _name_version(dist: metadata.Distribution) -> tuple[str, str]:
+    """Name and Version from the metadata file's header lines. `dist.metadata` parses each whole
+    file (descriptions included) with the email parser, and `dist.version` parses it again:
+    0.2 s of the page's start for ~170 packages, for two header lines."""
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    fields: dict[str, str] = {}
+    for line in text.split("\n\n", 1)[0].splitlines():
+        key, colon, value = line.partition(":")
+        if colon and key in ("Name", "Version") and key not in fields:
+            fields[key] = value.strip()
+    return fields.get("Name") or "?", fields.get("Version", "")
 
 
 def pip_install(requirement: str) -> tuple[int, str]:
