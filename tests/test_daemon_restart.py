@@ -23,6 +23,8 @@ from support.daemon import (
     write_notebook_client,
 )
 
+from quantstrip.daemon.notebook_clients import PRELAUNCH_S
+
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
 MODULES = [f"mod{i}" for i in range(8)]
@@ -189,9 +191,11 @@ def test_each_slot_runs_exactly_once_across_five_daemon_kills(
         count = len(daemon.runs("every4"))
         wait_until(lambda c=count: len(daemon.runs("every4")) > c, 90, "a new slot claimed")
         daemon.kill()  # often in the middle of a run, which a new daemon adopts
-        # Down for longer than a period, so across at least one slot boundary whatever the
-        # clock says: that slot is caught up (policy run_all).
-        time.sleep(period + 0.5)
+        # Down for longer than a period plus the lead a slot is claimed with (PRELAUNCH_S), so
+        # across at least one slot boundary nobody claimed, whatever the clock says: that slot
+        # is caught up (policy run_all). Killed just after a claim and restarted a period later,
+        # the next slot was still ahead of its claim: nothing was missed on a fast machine.
+        time.sleep(period + PRELAUNCH_S + 0.5)
         daemon.start()
 
     # Two more slots run after the last start, then the daemon is stopped gracefully. With

@@ -230,10 +230,8 @@ class Downtime:
             "SELECT MAX(scheduled_for) AS slot FROM client_runs WHERE client_name = ?", (m.name,)
         )[0]["slot"]
         row = self.mirror.saved(m.name)
-        # A slot queued to run again (taken back, or interrupted by a stop) was claimed too.
-        claimed = [parse_utc(last)] if last else []
-        if claimed or m.missed_slots:
-            return max(since, *claimed, *m.missed_slots)
+        if last:
+            return max(since, parse_utc(last))
         if row is not None:
             return max(since, parse_utc(row["updated_at"]))
         return None if m.cfg.missed.policy == MissedPolicy.RUN_ALL else since
