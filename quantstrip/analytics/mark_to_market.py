@@ -49,25 +49,28 @@ RISK_COLUMNS = (
 )
 
 
-# Per strategy and day end: the positions held then (agg_position_quarters), valued at the last
-# mark before the day end; $days, $ends, $stale_before are parallel lists, $names the strategies.
+# Per strategy and day end: the positions held then (agg_position_quarters, read once, only the
+# chosen strategies' rows), valued at the last mark before the day end; $days, $ends and
+# $stale_before are parallel lists, $names the strategies.
 UNREALISED_BY_DAY = """
 WITH day_grid AS (
     SELECT UNNEST($days::DATE[]) AS day, UNNEST($ends::VARCHAR[]) AS day_end,
            UNNEST($stale_before::VARCHAR[]) AS stale_before
 ),
 wanted AS (SELECT UNNEST($names::VARCHAR[]) AS name),
-keys AS (
-    SELECT DISTINCT q.strategy_id, q.account_id, q.instrument_id
+quarters AS MATERIALIZED (
+    SELECT q.strategy_id, q.account_id, q.instrument_id, q.quarter_end, q.qty_micros,
+           q.basis_micros
     FROM agg_position_quarters q
     JOIN strategies s ON s.id = q.strategy_id
     WHERE s.name IN (SELECT name FROM wanted)
 ),
+keys AS (SELECT DISTINCT strategy_id, account_id, instrument_id FROM quarters),
 grid AS (SELECT k.*, d.day, d.day_end, d.stale_before FROM keys k, day_grid d),
 held AS (
     SELECT g.strategy_id, g.instrument_id, g.day, g.day_end, g.stale_before,
            q.qty_micros AS qty, q.basis_micros AS basis
-    FROM grid g ASOF JOIN agg_position_quarters q
+    FROM grid g ASOF JOIN quarters q
       ON g.strategy_id = q.strategy_id AND g.account_id = q.account_id
      AND g.instrument_id = q.instrument_id AND g.day_end >= q.quarter_end
     WHERE q.qty_micros <> 0
