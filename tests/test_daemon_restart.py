@@ -12,6 +12,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import psutil
 import pytest
 from support.daemon import (
     TICKER,
@@ -262,6 +263,17 @@ def held_runs(workspace: Path, daemon: DaemonHandle) -> dict[str, dict] | None:
     return found
 
 
+def kernels_in(folder: Path) -> list[int]:
+    """Live processes working in `folder` or below (a notebook run's kernel works in its
+    client's folder)."""
+    found = []
+    for proc in psutil.process_iter(["cwd", "status"]):
+        cwd = proc.info["cwd"]
+        if cwd and Path(cwd).is_relative_to(folder) and proc.info["status"] != "zombie":
+            found.append(proc.pid)
+    return found
+
+
 def test_a_slot_interrupted_by_a_daemon_stop_follows_the_missed_policy(
     workspace: Path, daemon: DaemonHandle
 ) -> None:
@@ -279,6 +291,8 @@ def test_a_slot_interrupted_by_a_daemon_stop_follows_the_missed_policy(
     daemon.start()
     first = wait_until(lambda: held_runs(workspace, daemon), 120, "three slow runs executing")
     assert daemon.stop() == 0
+    # The stop killed each run with its kernel (in a session of its own): none executes on.
+    assert kernels_in(workspace / "clients") == []
     for name, run in first.items():
         [row] = [r for r in daemon.runs(name) if r["id"] == run["id"]]
         assert (row["status"], row["error"]) == ("interrupted", "daemon stopped"), row

@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psutil
+
 from quantstrip import clock
 from quantstrip.client.slots import missed_slots
 from quantstrip.daemon import processes
@@ -126,12 +128,16 @@ class Downtime:
         policy = m.cfg.missed.policy
         grace_s = m.cfg.missed.grace_s
         rows = self.db.query(
-            "SELECT id, scheduled_for, error FROM client_runs WHERE client_name = ? "
+            "SELECT id, scheduled_for, error, pid FROM client_runs WHERE client_name = ? "
             "AND status = ? AND error IN (?, ?) AND scheduled_for IS NOT NULL "
             "ORDER BY scheduled_for",
             (m.name, str(RunStatus.INTERRUPTED), DAEMON_STOPPED, DIED_WITH_DAEMON),
         )
         for row in rows:
+            if row["error"] == DIED_WITH_DAEMON and _still_running(row["pid"]):
+                # Closed for want of a pid file, its process runs on and records its outcome:
+                # running the slot again would execute it twice.
+                continue
             slot = row["scheduled_for"]
             late = (now - parse_utc(slot)).total_seconds() > grace_s
             # run_once runs the latest slot: a later one that passed meanwhile replaces it.
@@ -256,3 +262,13 @@ class Downtime:
             self.mirror.event(
                 row["client_name"], EventType.RUN_INTERRUPTED, f"run {row['id']} (daemon restart)"
             )
+
+
+def _still_running(pid: int | None) -> bool:
+    """Whether the run's process lives on. client_runs keeps no create time, so a pid the system
+    reused within the restart would count too: the slot then waits for its next occurrence
+    rather than running twice."""
+    try:
+        return bool(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

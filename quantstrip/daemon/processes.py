@@ -198,11 +198,25 @@ def stop_processes(found: list[tuple[psutil.Process, Path]]) -> None:
 
 
 def kill_run_process(process: Any) -> None:
-    """SIGKILL a run's process group (the run child and its kernel); the child itself too, in
-    case it is killed before its first instruction made it a group leader."""
+    """SIGKILL a run: its process group, the child itself (in case it is killed before its first
+    instruction made it a group leader), and its kernel with the kernel's own group.
+
+    jupyter_client starts every kernel in a session of its own, outside the run's group: killed
+    with the group only, the kernel ran on (it ends when its parent poller notices, about a
+    second later, or never) and went on executing the notebook's cells after the daemon had
+    recorded the run as killed."""
+    try:
+        descendants = psutil.Process(process.pid).children(recursive=True)
+    except psutil.Error:
+        descendants = []
     killpg(process.pid, signal.SIGKILL)
     with contextlib.suppress(Exception):
         process.kill()
+    for child in descendants:
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getpgid(child.pid) == child.pid:  # a kernel leads its own group
+                killpg(child.pid, signal.SIGKILL)
+            child.kill()
 
 
 def spawn_runner(
