@@ -11,7 +11,7 @@ with the goals: under 1.5 s and within 1.2x of the trivial page.
 Then the portfolio page again on a 1,000,000-execution database (bench/report.py's generator),
 which is what a long-running desk has, not the one-year demo.
 
-Usage: python bench/pages.py [--executions N] [--skip-large]
+Usage: python bench/pages.py [--executions N] [--skip-large] [--pages monitor,clients]
 """
 
 from __future__ import annotations
@@ -134,7 +134,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--executions", type=int, default=1_000_000)
     parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument(
+        "--pages", default="", help="comma-separated page names (default: every page)"
+    )
     args = parser.parse_args()
+    chosen = [name for name in args.pages.split(",") if name]
+    unknown = sorted(set(chosen) - set(PAGES))
+    if unknown:
+        parser.error(f"unknown page(s) {', '.join(unknown)}; known: {', '.join(PAGES)}")
+    pages = {name: PAGES[name] for name in chosen} if chosen else PAGES
     with tempfile.TemporaryDirectory() as name:
         root = Path(name)
         os.environ.update(
@@ -148,8 +156,8 @@ def main() -> None:
         cli = [sys.executable, "-m", "quantstrip.cli"]
         subprocess.run([*cli, "init"], check=True, capture_output=True, cwd=root)
         subprocess.run([*cli, "demo", "--years", "1"], check=True, capture_output=True, cwd=root)
-        run(root, PAGES, "demo workspace (one year, three strategies)")
-        if args.skip_large:
+        run(root, pages, "demo workspace (one year, three strategies)")
+        if args.skip_large or "portfolio" not in pages:
             return
         from report import generate
 

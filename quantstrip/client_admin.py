@@ -18,14 +18,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomlkit
 
 from quantstrip import clock
-from quantstrip.daemon.registry import CLIENT_FILE, NAME_PATTERN, ClientConfig, load_client
+from quantstrip.daemon.registry_files import CLIENT_FILE, NAME_PATTERN
 from quantstrip.errors import ConfigError, NotFoundError, ValidationError
 from quantstrip.paths import PRIVATE_DIR_MODE, make_tree_private, workspace
+
+if TYPE_CHECKING:
+    from quantstrip.daemon.registry import ClientConfig
 
 PARAMETERS_CELL = """# Parameters: the daemon injects the values of each run after this cell.
 client_name = "research"
@@ -64,6 +67,15 @@ class ClientSpec:
     missed_policy: str | None = None  # catch-up: skip | run_once | run_all
     recipients: list[str] = field(default_factory=list)
     limits: dict[str, float] | None = None  # per-client risk limits; None: leave as they are
+
+
+def load_client(path: Path) -> ClientConfig:
+    """`registry.load_client`, imported when a client is validated: the registry's pydantic
+    models cost the clients page about 0.25 s of its start, and its first screen validates
+    nothing (it lists the registry's folders)."""
+    from quantstrip.daemon.registry import load_client as validate
+
+    return validate(path)
 
 
 def ensure_parameters_cell(path: Path) -> bool:

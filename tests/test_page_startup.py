@@ -20,10 +20,12 @@ from quantstrip import settings, settings_file
 from quantstrip.dashboard import book, display
 from quantstrip.errors import ConfigError
 
-# Pages whose first screen needs no validated settings (the clients page and the monitor list
-# the registry, whose client.toml files are pydantic models, so they load it).
+# Pages whose first screen needs no validated settings and no validated client.toml (the clients
+# page and the monitor list the registry's files unvalidated: daemon.registry_files).
 WITHOUT_PYDANTIC = (
     "home",
+    "monitor",
+    "clients_page",
     "blotter",
     "portfolio",
     "settings_page",
@@ -49,6 +51,12 @@ def demo(workspace: Path) -> dict[str, str]:
     cli = [sys.executable, "-m", "quantstrip.cli"]
     for step in (["init"], ["demo", "--years", "1"]):
         subprocess.run([*cli, *step], check=True, capture_output=True, cwd=workspace, env=env)
+    client = workspace / "clients" / "nightly"  # a registered client (the daemon is down)
+    client.mkdir(parents=True, exist_ok=True)
+    (client / "nightly.ipynb").write_text("{}")
+    (client / "client.toml").write_text(
+        'kind = "notebook"\nentry = "nightly.ipynb"\nschedule = "every day at 16:30"\n'
+    )
     return env
 
 

@@ -43,12 +43,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+# Defined with the unvalidated reader the pages use; re-exported here for the daemon and tools.
+from quantstrip.daemon.registry_files import CLIENT_FILE, NAME_PATTERN, client_files
 from quantstrip.errors import ConfigError
 from quantstrip.paths import workspace
 
-CLIENT_FILE = "client.toml"
 NOTEBOOK_TIME_LIMIT_S = 3600.0
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
 class _Strict(BaseModel):
@@ -229,13 +229,6 @@ def load_client(path: Path) -> ClientConfig:
     if not config.entry_file.is_file():
         raise ConfigError(f"{path}: entry: {config.entry_file.name} not found in {path.parent}")
     return config
-
-
-def client_files(root: Path | None = None) -> list[Path]:
-    root = root or workspace().clients
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.glob(f"*/{CLIENT_FILE}") if p.is_file())
 
 
 def load_registry(root: Path | None = None) -> dict[str, ClientConfig | InvalidClient]:

@@ -15,7 +15,7 @@ import tomlkit
 from quantstrip import client_admin
 from quantstrip.client_admin import LIMIT_KEYS, MISSED_POLICIES, MODES, ClientSpec
 from quantstrip.dashboard.common import error_html, header
-from quantstrip.dashboard.risk_panel import ConfirmBar
+from quantstrip.dashboard.confirm import ConfirmBar
 from quantstrip.errors import ValidationError
 from quantstrip.paths import workspace
 
@@ -54,9 +54,11 @@ def sources() -> list[str]:
 
 
 def client_names() -> list[str]:
-    from quantstrip.daemon.registry import load_registry
+    """Every registered client, valid or not (the registry's folders): listing them validates
+    nothing, so the page's start does not load the registry's pydantic models."""
+    from quantstrip.daemon.registry_files import client_names as names
 
-    return sorted(load_registry())
+    return sorted(names())
 
 
 def _text(**kw: Any) -> w.Text:

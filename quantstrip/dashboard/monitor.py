@@ -103,24 +103,38 @@ def _runs_html(runs: list[dict[str, object]]) -> str:
     return "<b>Recent runs</b><ul>" + "".join(items) + "</ul>"
 
 
-def offline_statuses() -> list[ClientStatus]:
-    """With the daemon down: every client of the registry, with its last recorded state."""
-    from quantstrip.daemon.registry import ClientConfig, load_registry
+def offline_statuses(validate: bool = True) -> list[ClientStatus]:
+    """With the daemon down: every client of the registry, with its last recorded state.
 
+    `validate=False` (the page's first screen) reads the client.toml files without validating
+    them (`registry_files`): the registry's pydantic models cost about 0.25 s of the page's
+    start. A file that is not TOML is invalid either way; one that parses but breaks a rule of
+    the registry shows as invalid from the next refresh on (the browser's first tick), which
+    validates as the daemon does."""
     saved = {s.name: s for s in clients_from_db()}
+    if validate:
+        from quantstrip.daemon.registry import InvalidClient, load_registry
+
+        registry: dict[str, Any] = load_registry()
+        errors = {n: c.error for n, c in registry.items() if isinstance(c, InvalidClient)}
+    else:
+        from quantstrip.daemon.registry_files import peek_registry
+
+        registry = peek_registry()
+        errors = {n: c.error for n, c in registry.items() if c.error is not None}
     out = []
-    for name, config in sorted(load_registry().items()):
+    for name, config in sorted(registry.items()):
         status = saved.get(name) or ClientStatus(
             name=name, kind=config.kind, state="never started", enabled=True
         )
         status.daemon_running = False
-        if isinstance(config, ClientConfig):
+        if name in errors:
+            status.state, status.last_error = "invalid", errors[name]
+        else:
             status.enabled = config.enabled
             status.mode = config.mode
             status.display_name = config.display_name
             status.schedule = config.schedule
-        else:
-            status.state, status.last_error = "invalid", config.error
         out.append(status)
     return out
 
@@ -216,10 +230,10 @@ class MonitorPage(w.VBox):
                 self.ticker.widget,
             ]
         )
-        self.refresh()
+        self.refresh(first=True)
         self.ticker.start()
 
-    def statuses(self) -> tuple[list[ClientStatus], bool]:
+    def statuses(self, first: bool = False) -> tuple[list[ClientStatus], bool]:
         if self.control.available():
             self.banner.value = ""
             return self.control.list_clients(fallback_to_db=False), True
@@ -228,15 +242,15 @@ class MonitorPage(w.VBox):
             "below are from the registry (clients/*/client.toml) with their last recorded state. "
             "Start it with `quantstrip up` or `systemctl --user start quantstrip`."
         )
-        return offline_statuses(), False
+        return offline_statuses(validate=not first), False
 
-    def refresh(self) -> None:
+    def refresh(self, first: bool = False) -> None:
         with read_ledger():  # one read-only connection serves the whole refresh
-            self._refresh()
+            self._refresh(first)
 
-    def _refresh(self) -> None:
+    def _refresh(self, first: bool) -> None:
         try:
-            statuses, daemon_up = self.statuses()
+            statuses, daemon_up = self.statuses(first)
         except Exception as exc:  # one failed refresh must not break the page: the next retries
             self.banner.value = error_html(f"refresh failed: {exc}")
             return

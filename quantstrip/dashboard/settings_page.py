@@ -9,7 +9,7 @@ import ipywidgets as w
 
 from quantstrip import settings
 from quantstrip.dashboard.common import error_html, header
-from quantstrip.dashboard.risk_panel import ConfirmBar
+from quantstrip.dashboard.confirm import ConfirmBar
 
 # The dashboard's own login token: deleting it from the page would lock this session out.
 PROTECTED_SECRETS = frozenset({"dashboard.token"})
