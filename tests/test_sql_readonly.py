@@ -117,6 +117,27 @@ def test_reads_of_the_ledger_still_work(target: Target) -> None:
         assert frame is not None and len(frame.columns) > 0, sql
 
 
+def test_the_guards_function_lists_are_those_of_the_engine_around_loading_the_extension(
+    target: Target,
+) -> None:
+    # Read lazily from the ledger's engine (not at open): the same sets as taking the catalog
+    # before and after loading the sqlite extension, as the engine was opened.
+    import duckdb
+
+    conn = duckdb.connect(":memory:", config=dict(connection.ENGINE_CONFIG))
+    try:
+        query = connection._TABLE_FUNCTIONS
+        before = {row[0] for row in conn.execute(query).fetchall()}
+        conn.execute(f"LOAD '{connection.sqlite_extension_file(conn)}'")
+        after = {row[0] for row in conn.execute(query).fetchall()}
+    finally:
+        conn.close()
+    ledger = connection.shared_ledger(target.db)
+    assert ledger.table_functions == after
+    assert ledger.extension_functions == after - before
+    assert {"SQLITE_SCAN", "SQLITE_ATTACH"} <= ledger.extension_functions
+
+
 def test_the_limit_cannot_be_used_to_inject_sql(target: Target) -> None:
     # The limit is applied by the engine's relation API, never pasted around the user's text.
     frame = run_query("SELECT * FROM range(100) -- trailing comment", limit=7, db_path=target.db)

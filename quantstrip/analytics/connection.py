@@ -22,6 +22,7 @@ Reports keep one connection per process (`shared()`), and each reader takes a cu
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from dataclasses import dataclass
@@ -61,15 +62,44 @@ class Ledger:
     conn: duckdb.DuckDBPyConnection
     path: Path  # the ledger file, resolved, as the engine's plans name it
     identity: tuple[int, int]  # (device, inode) of the file when attached
-    # Table functions the sqlite extension registered: they open SQLite files by themselves.
-    extension_functions: frozenset[str]
-    table_functions: frozenset[str]  # every table function the engine knows, upper case
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A connection of its own (for one thread) to the same engine, reading the ledger."""
         cur = self.conn.cursor()
         cur.execute(f"USE {ALIAS}")
         return cur
+
+    # The two sets below are read from the engine's catalog when the SQL guard first needs them,
+    # not when the ledger is opened: the catalog queries cost a report page 0.1-0.3 s of its
+    # start (more under load), and only typed SQL is checked against them.
+    @functools.cached_property
+    def table_functions(self) -> frozenset[str]:
+        """Every table function the engine knows, upper case."""
+        return _table_functions(self.conn)
+
+    @functools.cached_property
+    def extension_functions(self) -> frozenset[str]:
+        """Table functions the sqlite extension registered: they open SQLite files by
+        themselves. Those of this engine that a fresh engine without the extension lacks."""
+        return self.table_functions - builtin_table_functions()
+
+
+def _table_functions(conn: duckdb.DuckDBPyConnection) -> frozenset[str]:
+    cur = conn.cursor()  # the caller's thread may not be the one using `conn`
+    try:
+        return frozenset(row[0] for row in cur.execute(_TABLE_FUNCTIONS).fetchall())
+    finally:
+        cur.close()
+
+
+@functools.cache
+def builtin_table_functions() -> frozenset[str]:
+    """The table functions of an engine configured as the ledger's, before any extension."""
+    conn = duckdb.connect(":memory:", config=dict(ENGINE_CONFIG))
+    try:
+        return _table_functions(conn)
+    finally:
+        conn.close()
 
 
 def _sql_text(text: str) -> str:
@@ -105,9 +135,7 @@ def open_ledger(db_path: str | Path | None = None) -> Ledger:
     path = _ledger_path(db_path)
     conn = duckdb.connect(":memory:", config=dict(ENGINE_CONFIG))
     try:
-        before = {row[0] for row in conn.execute(_TABLE_FUNCTIONS).fetchall()}
         conn.execute(f"LOAD '{_sql_text(str(sqlite_extension_file(conn)))}'")
-        table_functions = {row[0] for row in conn.execute(_TABLE_FUNCTIONS).fetchall()}
         conn.execute(f"ATTACH '{_sql_text(str(path))}' AS {ALIAS} (TYPE sqlite, READ_ONLY)")
         conn.execute(f"USE {ALIAS}")
         for statement in LOCKDOWN:
@@ -115,13 +143,7 @@ def open_ledger(db_path: str | Path | None = None) -> Ledger:
     except BaseException:
         conn.close()
         raise
-    return Ledger(
-        conn,
-        path,
-        _identity(path),
-        frozenset(table_functions - before),
-        frozenset(table_functions),
-    )
+    return Ledger(conn, path, _identity(path))
 
 
 def connect(db_path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
