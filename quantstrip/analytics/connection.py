@@ -23,6 +23,7 @@ Reports keep one connection per process (`shared()`), and each reader takes a cu
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -172,6 +173,24 @@ def shared_ledger(db_path: str | Path | None = None) -> Ledger:
         ledger = open_ledger(path)
         _shared[path] = (os.getpid(), ledger)
         return ledger
+
+
+def open_in_background(db_path: str | Path | None = None) -> threading.Thread:
+    """Start opening this process's shared engine (`shared_ledger`) in a thread, for a page that
+    has other start-up work to do meanwhile: loading the sqlite extension (a 34 MB file) is most
+    of the opening, and DuckDB releases the interpreter while it runs, so a page can import
+    pandas alongside. The first reader takes the engine once it is open (`shared_ledger`'s
+    lock). A failure is logged here and raised again by that reader, which opens it itself."""
+
+    def opening() -> None:
+        try:
+            shared_ledger(db_path)
+        except Exception:
+            logging.getLogger(__name__).debug("opening the ledger ahead failed", exc_info=True)
+
+    thread = threading.Thread(target=opening, name="open-ledger", daemon=True)
+    thread.start()
+    return thread
 
 
 def shared(db_path: str | Path | None = None) -> duckdb.DuckDBPyConnection:

@@ -4,18 +4,20 @@ the conventions behind the numbers on the page."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import ipywidgets as w
-import pandas as pd
 
-from quantstrip.analytics import PortfolioReport, portfolio_report
-from quantstrip.analytics.connection import cursor
+from quantstrip.analytics.connection import cursor, open_in_background
 from quantstrip.dashboard.common import error_html, header, table_html
-from quantstrip.dashboard.portfolio_view import conventions_html, empty_message, stats_frame
 from quantstrip.dashboard.ticker import BrowserTicker
+
+if TYPE_CHECKING:  # pandas and the report are imported by the page, see _import_report
+    from quantstrip.analytics.metrics import PortfolioReport
 
 HORIZONS = [
     ("All history", "all"),
@@ -42,8 +44,23 @@ def day_zone() -> str:
     return settings_file.day_zone()
 
 
+def _import_report() -> None:
+    """pandas and the report's modules. Imported while the ledger's engine opens in a thread
+    (`open_in_background`), not when this module is: the two are most of the page's start
+    (about 0.5 s each, more under load) and overlap on a machine with a spare core."""
+    for name in (
+        "pandas",
+        "quantstrip.analytics.metrics",
+        "quantstrip.analytics.mark_to_market",
+        "quantstrip.dashboard.portfolio_view",
+    ):
+        importlib.import_module(name)
+
+
 class PortfolioPage(w.VBox):
     def __init__(self) -> None:
+        open_in_background()
+        _import_report()
         self.horizon = w.Dropdown(options=HORIZONS, value="all", description="Horizon")
         self.start = w.DatePicker(description="From")
         self.end = w.DatePicker(description="To")
@@ -107,6 +124,9 @@ class PortfolioPage(w.VBox):
         self.browser.start()
 
     def refresh(self, first: bool = False) -> None:
+        from quantstrip.analytics.metrics import portfolio_report
+        from quantstrip.dashboard.portfolio_view import conventions_html, empty_message, stats_frame
+
         if not first:  # a newer report: the first one's charts are no longer wanted
             self._first_charts = None
         chosen = list(self.strategies.value)
@@ -214,6 +234,8 @@ class PortfolioPage(w.VBox):
 
 
 def _day(value: object) -> str:
+    import pandas as pd
+
     return "start" if value is None else str(pd.Timestamp(value).date())
 
 
