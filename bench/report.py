@@ -92,6 +92,11 @@ BACKFILL = (
     "INSERT INTO agg_daily_trips (strategy_id, day, trades, wins, losses, win_micros, "
     "loss_micros) SELECT strategy_id, day, COUNT(*), SUM(net_micros > 0), SUM(net_micros < 0), "
     "SUM(MAX(net_micros, 0)), SUM(MIN(net_micros, 0)) FROM v_closure_net GROUP BY 1, 2",
+    # the day's figures in base (migration 0018): here every amount is in its base, USD
+    "UPDATE agg_daily_pnl SET (gross_base_micros, commission_base_micros, unconverted, "
+    "foreign_amounts) = (r.gross_base_micros, r.commission_base_micros, r.unconverted, "
+    "r.foreign_amounts) FROM v_daily_base_recomputed AS r "
+    "WHERE agg_daily_pnl.strategy_id = r.strategy_id AND agg_daily_pnl.day = r.day",
     "INSERT INTO agg_capital_days (strategy_id, day, delta_micros, excess_micros, "
     "last_event_time, last_event_id, events, stale) SELECT strategy_id, day, delta_micros, "
     "excess_micros, last_event_time, last_event_id, events, 0 FROM v_capital_day_recomputed",
@@ -153,7 +158,7 @@ def generate(path: Path, executions: int) -> None:
     conn.commit()
     stale = conn.execute("SELECT COUNT(*) FROM agg_capital_days WHERE stale <> 0").fetchone()[0]
     net = conn.execute(
-        "SELECT (SELECT SUM(gross_micros - commission_micros) FROM agg_daily_pnl) - "
+        "SELECT (SELECT SUM(gross_base_micros - commission_base_micros) FROM agg_daily_pnl) - "
         "((SELECT SUM(realized_pnl_gross_micros) FROM position_events) "
         "- (SELECT SUM(commission_micros) FROM commissions))"
     ).fetchone()[0]

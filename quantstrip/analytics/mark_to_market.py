@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from quantstrip.analytics.connection import cursor
+from quantstrip.analytics.currency import CurrencyError
 from quantstrip.analytics.metrics import (
     PERIODS_PER_YEAR,
     PORTFOLIO,
@@ -172,7 +173,15 @@ def total_pnl_report(
     report: PortfolioReport, zone: str, db_path: str | Path | None = None
 ) -> tuple[PortfolioReport, Unrealised]:
     """The same report on total PnL: each day's realised net PnL plus the change in unrealised
-    PnL since the previous day's end. Trade statistics (closed round trips) are unchanged."""
+    PnL since the previous day's end. Trade statistics (closed round trips) are unchanged.
+
+    Positions are valued in their instruments' currencies: a report with amounts in another
+    currency than base raises `CurrencyError` rather than add them to base figures."""
+    if report.foreign_amounts:
+        raise CurrencyError(
+            f"total PnL: unrealised PnL is valued in the instruments' currencies, not converted "
+            f"to {report.currency or 'the base currency'}; the realised report is in base"
+        )
     days = report.daily_pnl.index
     names = list(report.daily_pnl.columns)
     if len(days) == 0:

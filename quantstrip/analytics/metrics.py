@@ -5,7 +5,12 @@ row), summed and accumulated as integers, and rounded to the cent once, half up,
 `units.money` (the rule the views and the SQL editor use), so a total of 8,061.275 is 8,061.28
 in the report, the SQL editor and Excel alike.
 
-Definitions (all in the account currency, days are UTC calendar days of fills):
+Definitions (money in the accounts' base currency, days are UTC calendar days of fills):
+- currency: every amount converted to base at its own fill's or commission's stored rate, half
+  up (migration 0018); the report refuses amounts without a rate and accounts of different base
+  currencies (`currency.MissingRateError`, `currency.CurrencyError`), and withholds the figures
+  still kept in the instruments' currencies when another currency than base is among its rows
+  (`PortfolioReport.withheld`).
 - daily net PnL: `v_daily_pnl.net_pnl`, realised gross PnL of the day's closing fills less every
   commission paid that day. Business days without fills count as 0.
 - capital base: `reporting.capital.<strategy>` from settings, else `reporting.default_capital`
@@ -38,6 +43,7 @@ import pandas as pd
 
 from quantstrip import clock
 from quantstrip.analytics.connection import cursor, shared_ledger
+from quantstrip.analytics.currency import LOCAL_CURRENCY_COLUMNS, report_currency
 from quantstrip.analytics.strategy_stats import load_days, strategy_stats
 from quantstrip.db.units import MICROS, money, to_micros
 
@@ -207,6 +213,9 @@ class PortfolioReport:
     drawdown: pd.DataFrame
     returns: pd.DataFrame
     trade_counts: pd.DataFrame  # per strategy: trades, wins, losses, win_sum, loss_sum
+    currency: str | None = None  # the accounts' base currency every money figure is in
+    foreign_amounts: int = 0  # amounts converted to it from another currency
+    withheld: tuple[str, ...] = ()  # stats columns not shown: not in base (LOCAL_CURRENCY_COLUMNS)
 
     def resampled_pnl(self) -> pd.DataFrame:
         """Net PnL per period at the report's frequency (D, W or M)."""
@@ -271,6 +280,7 @@ def portfolio_report(
     conn = cursor(db_path)
     try:
         days = load_days(conn, end, strategies)
+        currency = report_currency(conn, days, start, ledger.path, strategies)
         daily = _daily(conn, days, start)
         figures = strategy_stats(conn, ledger.path, start, end, strategies, source=days)
     finally:
@@ -312,8 +322,23 @@ def portfolio_report(
         figures[column] = figures[column].fillna(0.0)
     for column in ("trades", "wins", "losses"):
         figures[column] = figures[column].fillna(0).astype("int64")
+    withheld: tuple[str, ...] = ()
+    if currency.foreign_amounts:
+        withheld = LOCAL_CURRENCY_COLUMNS
+        figures[list(withheld)] = None
     stats = figures.join(risk_table(equity_micros, periodic, per_year))
     trade_counts = figures.loc[names, ["trades", "wins", "losses"]]
     return PortfolioReport(
-        start, end, frequency, stats, pnl, equity, drawdown, returns, trade_counts
+        start,
+        end,
+        frequency,
+        stats,
+        pnl,
+        equity,
+        drawdown,
+        returns,
+        trade_counts,
+        currency.code,
+        currency.foreign_amounts,
+        withheld,
     )

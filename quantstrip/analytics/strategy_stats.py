@@ -26,13 +26,14 @@ VIEW = "v_performance"
 HORIZON_CTE = "horizon AS (SELECT * FROM v_strategy_days)"
 DAY_COLUMNS = (
     "strategy, date, gross_pnl, commission, net_pnl, fills, trades, wins, losses, win_pnl, "
-    "loss_pnl, capital_open, capital_close, capital_peak, strategy_id"
+    "loss_pnl, capital_open, capital_close, capital_peak, strategy_id, unconverted, "
+    "foreign_amounts"
 )
 # A strategy's capital carried into the horizon: a day with no PnL, opening at 0 and holding
 # what the strategy held at the close of its last day before the horizon.
 CARRIED_COLUMNS = (
     "strategy, date, 0.0, 0.0, 0.0, 0, 0, 0, 0, 0.0, 0.0, 0.0, capital_close, capital_close, "
-    "strategy_id"
+    "strategy_id, 0, 0"
 )
 DAYS_TABLE = "report_days"
 _HEAD = re.compile(rf"^\s*CREATE\s+VIEW\s+{VIEW}\s+AS\s+", re.IGNORECASE)

@@ -103,12 +103,20 @@ def conventions_html(report: PortfolioReport, basis: str, zone: str, stale_days:
     periods = MIN_PERIODS[report.frequency]
     unit = {"D": "trading days", "W": "weeks", "M": "months"}[report.frequency]
     lines = [
+        currency_html(report),
         f"<li><b>Base capital</b>: {capital_text or 'none'}; the portfolio's is their sum "
         f"({sum(capital.values()):,.0f}). Set <code>reporting.capital.&lt;strategy&gt;</code> or "
         "<code>reporting.default_capital</code> (100,000). Returns = PnL / base capital.</li>",
         "<li><b>Realised PnL</b>: closing fills' gross PnL less every commission, by the UTC "
-        "calendar day of the fill (<code>v_daily_pnl</code>).</li>",
+        "calendar day of the fill (<code>v_strategy_days</code>).</li>",
     ]
+    if report.withheld:
+        names = ", ".join(name.replace("_", " ") for name in report.withheld)
+        lines.append(
+            f'<li class="qs-error">Some amounts are in other currencies than '
+            f"{html.escape(report.currency or 'base')}: {names} are kept in the instruments' "
+            "currencies and are not shown.</li>"
+        )
     if basis == "total":
         lines.append(
             "<li><b>Unrealised PnL</b>: open positions at each day's end, midnight in "
@@ -130,6 +138,19 @@ def conventions_html(report: PortfolioReport, basis: str, zone: str, stale_days:
         f'<details class="qs-conventions" open><summary>Conventions</summary><ul>'
         f"{''.join(lines)}</ul></details>"
     )
+
+
+def currency_html(report: PortfolioReport) -> str:
+    """The conventions line saying what currency the figures are in."""
+    if report.currency is None:
+        return "<li><b>Currency</b>: no account yet.</li>"
+    code = html.escape(report.currency)
+    how = (
+        "each amount converted at its own fill's or commission's stored rate to base, half up"
+        if report.foreign_amounts
+        else "every amount was in it already"
+    )
+    return f"<li><b>Currency</b>: in {code}, account base; {how}.</li>"
 
 
 def empty_message(report: PortfolioReport, first: str, last: str) -> str:
