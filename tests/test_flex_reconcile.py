@@ -214,3 +214,43 @@ def test_the_eod_reconciliation_client_without_flex_only_logs(
     # a client's logger does not propagate to this process's root logger).
     warned = logger.tail("eod_reconcile", level="WARNING", text="nothing to reconcile against")
     assert len(warned) == 1
+
+
+def test_a_live_fill_without_its_commission_gets_the_statements_and_a_different_one_is_reported(
+    tmp_path: Path,
+) -> None:
+    """The commission report of a live fill can be lost (a disconnect between the fill and its
+    report): the statement is the broker's record, so reconciliation reports the gap and the
+    import fills it in. A commission recorded live with another amount is a mismatch the
+    operator must see; the import does not overwrite it."""
+    statement = parse_statement(STATEMENT)
+    buy, sell = statement.trades
+    with Database(tmp_path / "q.db") as db:
+        aapl = db.ensure_instrument("AAPL", broker="ib", broker_contract_id="265598")
+        for trade in (buy, sell):
+            db.record_execution(
+                ExecutionInput(
+                    "ib",
+                    "U1234567",
+                    trade.exec_id,
+                    "swing",
+                    aapl,
+                    trade.side,
+                    trade.qty,
+                    trade.price,
+                    trade.time.astimezone(UTC).isoformat(),
+                )
+            )
+        db.record_commission(broker="ib", exec_id=sell.exec_id, commission="1.00")
+        report = reconcile(db, statement)
+        assert [t.exec_id for t in report.missing_commissions] == [buy.exec_id]
+        assert report.mismatched == [(sell.exec_id, "commission 1.00 USD vs 1.35 USD")]
+        assert not report.clean
+        assert "commissions missing: 1" in report.summary()
+        imported = reconcile(db, statement, import_missing=True)
+        assert imported.imported_commissions == [buy.exec_id]
+        again = reconcile(db, statement, import_missing=True)
+        assert again.missing_commissions == [] and again.imported_commissions == []
+        assert again.mismatched == [(sell.exec_id, "commission 1.00 USD vs 1.35 USD")]
+        fees = dict(db.query("SELECT exec_id, commission FROM v_executions ORDER BY exec_id"))
+        assert fees == {buy.exec_id: 1.0, sell.exec_id: 1.0}

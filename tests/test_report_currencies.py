@@ -203,11 +203,10 @@ def test_a_fill_that_learns_its_rate_from_the_statement_moves_its_day_to_that_ra
     _import_statement_again(path)
     _assert_aggregates_match_recomputation(path)
     report = portfolio_report(path)
-    # The statement gave the live fill its rate, not its commission (recorded live or not at
-    # all; here not): the total is the hand total without 4.50 EUR at 0.94012.
-    unpaid = Decimal("4.50") * Decimal("0.94012")
-    expected = _micros(GROSS_CHF - COMMISSIONS_CHF + unpaid)
-    assert report.stats.loc[PORTFOLIO, "net_pnl"] == float(expected) == 777.52
+    # The statement gave the live fill its rate and the commission its live session never
+    # reported: the total is the hand total.
+    expected = _micros(GROSS_CHF - COMMISSIONS_CHF)
+    assert report.stats.loc[PORTFOLIO, "net_pnl"] == float(expected) == 773.29
 
 
 def _import_statement_again(path: Path) -> None:

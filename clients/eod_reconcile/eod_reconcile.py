@@ -89,6 +89,7 @@ class EodReconcile(ClientBase):
                     "period": [statement.from_date, statement.to_date],
                     "clean": result.clean,
                     "imported": result.imported,
+                    "imported_commissions": result.imported_commissions,
                     "imported_cash": result.imported_cash,
                     "statement": str(saved),
                 },

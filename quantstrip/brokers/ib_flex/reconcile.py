@@ -60,6 +60,8 @@ CASH_KINDS = {
 class Reconciliation:
     account: str = ""
     missing_in_db: list[FlexTrade] = field(default_factory=list)
+    # Fills recorded live whose commission report never arrived (a disconnect between the two).
+    missing_commissions: list[FlexTrade] = field(default_factory=list)
     extra_in_db: list[str] = field(default_factory=list)  # exec ids
     mismatched: list[tuple[str, str]] = field(default_factory=list)  # (exec id, what differs)
     cancelled_in_db: list[str] = field(default_factory=list)  # busted by IB, still recorded
@@ -68,12 +70,14 @@ class Reconciliation:
     cash_differences: list[tuple[str, Decimal, Decimal]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # rows not imported, with the reason
     imported: list[str] = field(default_factory=list)  # exec ids
+    imported_commissions: list[str] = field(default_factory=list)  # exec ids of live fills
     imported_cash: list[str] = field(default_factory=list)  # transaction ids
 
     @property
     def clean(self) -> bool:
         return not (
             self.missing_in_db
+            or self.missing_commissions
             or self.extra_in_db
             or self.mismatched
             or self.cancelled_in_db
@@ -85,13 +89,15 @@ class Reconciliation:
     def summary(self) -> str:
         lines = [
             f"missing in database: {len(self.missing_in_db)}",
+            f"commissions missing: {len(self.missing_commissions)}",
             f"extra in database: {len(self.extra_in_db)}",
             f"mismatched: {len(self.mismatched)}",
             f"cancelled by IB but recorded: {len(self.cancelled_in_db)}",
             f"position differences: {len(self.position_differences)}",
             f"cash transactions missing: {len(self.missing_cash)}",
             f"cash differences: {len(self.cash_differences)}",
-            f"imported: {len(self.imported)} fills, {len(self.imported_cash)} cash transactions",
+            f"imported: {len(self.imported)} fills, {len(self.imported_commissions)} commissions "
+            f"of live fills, {len(self.imported_cash)} cash transactions",
         ]
         lines += [f"  mismatch {exec_id}: {what}" for exec_id, what in self.mismatched]
         lines += [f"  cancelled by IB: {exec_id}" for exec_id in self.cancelled_in_db]
@@ -143,7 +149,9 @@ def _compare_fills(db: Database, statement: FlexStatement, result: Reconciliatio
     rows = []
     if account is not None:
         rows = db.query(
-            "SELECT e.exec_id, e.side, e.qty_micros, e.price_micros FROM executions e "
+            "SELECT e.exec_id, e.side, e.qty_micros, e.price_micros, "
+            "c.commission_micros, c.currency AS commission_currency FROM executions e "
+            "LEFT JOIN commissions c ON c.broker = e.broker AND c.exec_id = e.exec_id "
             "WHERE e.broker = ? AND e.account_id = ? AND e.superseded_by IS NULL "
             "AND substr(e.exec_time, 1, 10) BETWEEN ? AND ?",
             (BROKER, account.id, _iso(statement.from_date), _iso(statement.to_date, end=True)),
@@ -178,6 +186,16 @@ def _compare_fills(db: Database, statement: FlexStatement, result: Reconciliatio
             differences.append(f"qty {Decimal(row['qty_micros']) / MICRO} vs {trade.qty}")
         if Decimal(row["price_micros"]) / MICRO != trade.price:
             differences.append(f"price {Decimal(row['price_micros']) / MICRO} vs {trade.price}")
+        if row["commission_micros"] is None:
+            if not differences:
+                result.missing_commissions.append(trade)
+        else:
+            fee = (Decimal(row["commission_micros"]) / MICRO, row["commission_currency"])
+            if fee != (trade.commission, trade.commission_currency):
+                differences.append(
+                    f"commission {_amount(fee[0])} {fee[1]} vs "
+                    f"{_amount(trade.commission)} {trade.commission_currency}"
+                )
         if differences:
             result.mismatched.append((exec_id, ", ".join(differences)))
     result.cancelled_in_db = sorted(set(ours) & busted)
@@ -185,6 +203,12 @@ def _compare_fills(db: Database, statement: FlexStatement, result: Reconciliatio
     result.skipped = [
         f"{t.symbol} {t.side} {t.qty} ({t.trade_id}): {why}" for t, why in statement.skipped
     ]
+
+
+def _amount(value: Decimal) -> str:
+    """An amount as people read it: at least cents, every further digit kept (a commission of
+    0.0035 a share must not show as equal to a rounded one)."""
+    return str(value.quantize(CENT) if value == value.quantize(CENT) else value.normalize())
 
 
 def _compare_positions(db: Database, statement: FlexStatement, result: Reconciliation) -> None:
@@ -281,6 +305,9 @@ def _import_missing(
         known = trade.exec_id not in skip and trade.sec_type != "CASH"
         if known and trade.fx_rate_to_base is not None:
             recorder.handle(_fill_event(trade, strategy))
+    for trade in result.missing_commissions:
+        recorder.handle(_commission_event(trade))
+        result.imported_commissions.append(trade.exec_id)
     for trade in result.missing_in_db:
         _import_fill(recorder, trade, strategy)
         result.imported.append(trade.exec_id)
@@ -343,11 +370,13 @@ def _import_autofx(
     return stored
 
 
+def _commission_event(trade: FlexTrade) -> CommissionEvent:
+    return CommissionEvent(BROKER, trade.exec_id, trade.commission, trade.commission_currency)
+
+
 def _import_fill(recorder: Recorder, trade: FlexTrade, strategy: str) -> None:
     recorder.handle(_fill_event(trade, strategy))
-    recorder.handle(
-        CommissionEvent(BROKER, trade.exec_id, trade.commission, trade.commission_currency)
-    )
+    recorder.handle(_commission_event(trade))
 
 
 def _cash_event(cash: FlexCashTransaction) -> CashEvent:
