@@ -9,6 +9,7 @@ from typing import Any
 from quantstrip import clock
 from quantstrip.daemon.states import ERROR_EVENTS, FAILED_RUNS, EventType
 from quantstrip.db.records import Notification
+from quantstrip.db.units import money, to_micros
 from quantstrip.email_manager.delivery import _current_client, _db, send
 
 
@@ -62,10 +63,19 @@ def send_eod_summary(client: str, day: date | None = None) -> Notification:
             (*strategies, start, end),
         )
         pnl = db.query(
-            f"SELECT strategy, gross_pnl, commission, net_pnl FROM v_daily_pnl "
+            f"SELECT strategy, gross_pnl, commission, net_pnl, unconverted FROM v_daily_pnl "
             f"WHERE strategy IN ({marks}) AND date = ? ORDER BY strategy",
             (*strategies, day.isoformat()),
         )
+        bases = [
+            r[0]
+            for r in db.query(
+                "SELECT DISTINCT a.base_currency FROM positions p "
+                "JOIN accounts a ON a.id = p.account_id JOIN strategies s ON s.id = p.strategy_id "
+                f"WHERE s.name IN ({marks}) ORDER BY 1",
+                tuple(strategies),
+            )
+        ]
         kinds = sorted(ERROR_EVENTS - {EventType.RUN_FAILED, EventType.RUN_TIMEOUT})
         errors = db.query(
             f"SELECT created_at, event_type, message FROM client_events WHERE client_name = ? "
@@ -81,13 +91,14 @@ def send_eod_summary(client: str, day: date | None = None) -> Notification:
             (client, start, end, *statuses),
         )
     lines = [f"End of day {day.isoformat()} for {client}", ""]
-    total = sum(row["net_pnl"] for row in pnl)
-    lines.append(f"Realised PnL (net of commissions): {total:,.2f}")
+    total = realised_total(pnl, bases)
+    lines.append(f"Realised PnL (net of commissions): {total}")
     for row in pnl:
-        lines.append(
-            f"  {row['strategy']}: gross {row['gross_pnl']:,.2f}, "
-            f"commission {row['commission']:,.2f}, net {row['net_pnl']:,.2f}"
-        )
+        if row["net_pnl"] is None:
+            lines.append(f"  {row['strategy']}: {row['unconverted']} amount(s) without a rate")
+            continue
+        gross, commission, net = (_cents(row[k]) for k in ("gross_pnl", "commission", "net_pnl"))
+        lines.append(f"  {row['strategy']}: gross {gross}, commission {commission}, net {net}")
     lines += ["", f"Trades ({len(fills)}):"]
     for f in fills:
         lines.append(
@@ -101,8 +112,27 @@ def send_eod_summary(client: str, day: date | None = None) -> Notification:
         where = f" in cell {r['error_cell']}" if r["error_cell"] else ""
         lines.append(f"  {r['started_at'][11:19]} run {r['id']} {r['status']}{where}: {r['error']}")
     return send(
-        f"EOD {day.isoformat()} {client}: PnL {total:,.2f}",
+        f"EOD {day.isoformat()} {client}: PnL {total}",
         "\n".join(lines),
         client=client,
         kind="eod",
     )
+
+
+def _cents(value: float) -> str:
+    """A view's amount (REAL, within half a micro of its exact micros) for people: half up."""
+    return f"{money(to_micros(value)):,}"
+
+
+def realised_total(pnl: list[Any], bases: list[str]) -> str:
+    """The day's realised net PnL in the accounts' base currency, or why there is none: an
+    amount without a rate to base, or strategies in accounts of different base currencies
+    (adding those, or leaving an amount out, would mail a wrong number)."""
+    if len(bases) > 1:
+        return f"not available: the strategies trade in accounts based in {', '.join(bases)}"
+    currency = f" {bases[0]}" if bases else ""
+    missing = sum(row["unconverted"] for row in pnl if row["net_pnl"] is None)
+    if missing:
+        return f"not available: {missing} amount(s) have no rate to{currency or ' base'}"
+    total = sum(to_micros(row["net_pnl"]) for row in pnl)
+    return f"{money(total):,}{currency}"
