@@ -13,6 +13,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from quantstrip import email_manager, settings
@@ -112,3 +113,47 @@ def test_the_end_of_day_mail_gives_its_total_in_the_account_base_currency(
     assert "Realised PnL (net of commissions): 92.81 CHF" in body
     assert "eur_book: gross 93.75, commission 0.94, net 92.81" in body
     assert smtp_server.messages[-1]["Subject"].endswith("PnL 92.81 CHF")
+
+
+def test_stats_views_and_saved_queries_do_not_total_around_a_day_without_a_rate(
+    tmp_path: Path,
+) -> None:
+    """SUM skips NULL: a strategy's net, a month's net and the portfolio's net came out short by
+    the day whose amounts have no rate, with nothing to say so."""
+    path = tmp_path / "short.db"
+    _eur_round_trip(path, "s")
+    with Database(path) as db:
+        db.record_fx_rate("EUR", "CHF", "2025-03-04", "0.9375")  # the 5th has a rate, the 3rd not
+    for engine in (sqlite3.connect(path), connect(path)):
+        rows = engine.execute("SELECT strategy, net_pnl, commission FROM v_performance").fetchall()
+        assert sorted(rows) == [("Portfolio", None, None), ("s", None, None)]  # was 92.81
+    month = {row["month"]: row for row in _saved("monthly_pnl", path)}
+    assert pd.isna(month["2025-03"]["net_pnl"]) and month["2025-03"]["unconverted"] == 2
+    with Database(path) as db:
+        db.record_fx_rate("EUR", "CHF", "2025-03-01", "0.94")
+    for engine in (sqlite3.connect(path), connect(path)):
+        rows = engine.execute("SELECT strategy, net_pnl FROM v_performance").fetchall()
+        assert sorted(rows) == [("Portfolio", 91.87), ("s", 91.87)]
+    month = {row["month"]: row for row in _saved("monthly_pnl", path)}
+    assert float(month["2025-03"]["net_pnl"]) == 91.87 and month["2025-03"]["unconverted"] == 0
+
+
+def test_figures_kept_in_the_instruments_currencies_are_withheld_by_the_view(
+    tmp_path: Path,
+) -> None:
+    """Average win and loss, profit factor, peak capital and return on capital are still in the
+    instruments' currencies: the view withholds them, as the report does, instead of showing
+    euros among francs."""
+    path = tmp_path / "chf.db"
+    _chf_statement(path, "global_book")
+    withheld = "avg_win, avg_loss, profit_factor, peak_capital, return_on_capital"
+    for engine in (sqlite3.connect(path), connect(path)):
+        for row in engine.execute(f"SELECT {withheld}, net_pnl FROM v_performance").fetchall():
+            assert row[:5] == (None,) * 5 and row[5] is not None
+
+
+def _saved(name: str, path: Path) -> list[dict]:
+    from quantstrip.analytics import list_queries, run_query
+
+    (query,) = [q for q in list_queries() if q.name == name]
+    return run_query(query.sql, db_path=path).to_dict("records")
