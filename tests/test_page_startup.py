@@ -183,13 +183,13 @@ def test_the_portfolio_draws_its_first_charts_once_the_browser_has_the_page(
     try:
         assert "<table" in page.stats.value  # the statistics are there on first display
         assert all(not out.outputs for out in page.chart_outputs.values())
-        page.browser.widget.value += 1  # the browser's first tick
+        page.browser.play.value += 1  # the browser's first tick
         deadline = clock.monotonic() + 120
         while not all(out.outputs for out in page.chart_outputs.values()):
             assert clock.monotonic() < deadline, page.chart_error.value
             page.browser._settled.wait(0.1)
         assert page.chart_error.value == ""
-        assert page.browser.widget.playing is False  # one tick is all it needed
+        assert page.browser.play.playing is False  # one tick is all it needed
     finally:
         page.browser.stop()
         connection.reset()

@@ -10,20 +10,27 @@ A `Play` starts ticking only when its view sees `playing` change from false to t
 views are created after the page's cell has run. So the kernel nudges it (false, then true) once a
 second until the first tick arrives, for at most `KICK_FOR_S`: a tab closed before it rendered
 leaves its kernel idle after that, like any other.
+
+A refresh that raises does not stop the ticks (the next one may succeed: a locked database, a
+daemon restarting) and is not swallowed either: the page shows the error under the ticker, the
+kernel's log gets its traceback, and the next good refresh clears the message.
 """
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import threading
 from collections.abc import Callable
 
 import ipywidgets as w
 
 from quantstrip import clock
+from quantstrip.dashboard.common import error_html
+from quantstrip.dashboard.display import format_time
 
 KICK_EVERY_S = 1.0
 KICK_FOR_S = 120.0
+log = logging.getLogger("quantstrip.dashboard")
 
 
 class BrowserTicker:
@@ -35,17 +42,27 @@ class BrowserTicker:
     ) -> None:
         self.callback = callback
         self.kick_every_s = kick_every_s
-        self.widget = w.Play(interval=interval_ms, min=0, max=10**9, step=1, repeat=True)
-        self.widget.layout.display = "none"
-        self.widget.add_class("qs-ticker")
+        self.play = w.Play(interval=interval_ms, min=0, max=10**9, step=1, repeat=True)
+        self.play.layout.display = "none"
+        self.play.add_class("qs-ticker")
+        self.error = w.HTML()
+        self.error.add_class("qs-refresh-error")
+        self.widget = w.VBox([self.play, self.error])  # what a page places
         self._settled = threading.Event()  # the browser ticks, or the ticker stopped
         self._stopped = False
-        self.widget.observe(self._tick, names="value")
+        self.play.observe(self._tick, names="value")
 
     def _tick(self, _: object) -> None:
         self._settled.set()
-        with contextlib.suppress(Exception):  # a failed refresh must not stop the ticks
+        try:
             self.callback()
+        except Exception as exc:  # shown and logged; the ticks go on (see the module's doc)
+            log.exception("page refresh failed: %s", exc)
+            when = format_time(clock.now(), date=False)  # the operator's zone, named
+            self.error.value = error_html(f"refresh failed at {when}: {exc}")
+        else:
+            if self.error.value:
+                self.error.value = ""
 
     def start(self) -> BrowserTicker:
         threading.Thread(target=self._kick, name="ticker-start", daemon=True).start()
@@ -58,12 +75,12 @@ class BrowserTicker:
             return
         self._stopped = True
         self._settled.set()
-        self.widget.unobserve(self._tick, names="value")
-        self.widget.playing = False
+        self.play.unobserve(self._tick, names="value")
+        self.play.playing = False
 
     def _kick(self) -> None:
         deadline = clock.monotonic() + KICK_FOR_S
         while not self._settled.is_set() and clock.monotonic() < deadline:
-            self.widget.playing = False
-            self.widget.playing = True
+            self.play.playing = False
+            self.play.playing = True
             self._settled.wait(self.kick_every_s)
