@@ -51,7 +51,9 @@ def scheduler_lateness(fires: int) -> list[float]:
                 self.done.set()
 
     probe = Probe()
-    start = probe.job.trigger.start_date.timestamp()  # fires at start + k * 1 s
+    # The slots are a 1 s grid anchored to the calendar (whatever trigger the phrase becomes):
+    # the next one from now, then every second after it.
+    start = probe.job.next_run().timestamp()
     thread = threading.Thread(target=probe.run, kwargs={"heartbeat_interval_s": 0.5}, daemon=True)
     thread.start()
     probe.done.wait(fires + 30)
