@@ -15,14 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support.chf_statement import import_chf_statement
 
 from quantstrip import email_manager, settings
 from quantstrip.analytics.connection import connect, reset
-from quantstrip.brokers.ib_flex import parse_statement
-from quantstrip.brokers.ib_flex.reconcile import reconcile
 from quantstrip.db.handler import Database, ExecutionInput
 
-FIXTURE = Path(__file__).parent / "fixtures" / "ib" / "flex_chf_eur_usd.xml"
 # The statement's net realised PnL in francs, each amount at its own stored rate, half up to the
 # micro (worked by hand in test_report_currencies: 793.54135 gross less 20.24847 commissions).
 NET_CHF_MICROS = 773_292_880
@@ -38,18 +36,9 @@ def _fresh_engine(monkeypatch: pytest.MonkeyPatch):
     settings._reset_for_tests()
 
 
-def _chf_statement(path: Path, strategy: str) -> None:
-    with Database(path) as db:
-        db.ensure_strategy(strategy)
-        result = reconcile(
-            db, parse_statement(FIXTURE.read_bytes()), import_missing=True, strategy=strategy
-        )
-        assert len(result.imported) == 8 and not result.mismatched
-
-
 def test_the_daily_view_adds_a_chf_accounts_days_in_francs(tmp_path: Path) -> None:
     path = tmp_path / "chf.db"
-    _chf_statement(path, "global_book")
+    import_chf_statement(path, "global_book")
     for engine in (sqlite3.connect(path), connect(path)):  # SQL editor/Excel and DuckDB
         net, gross, commission, unconverted, foreign = engine.execute(
             "SELECT SUM(net_pnl), SUM(gross_pnl), SUM(commission), SUM(unconverted), "
@@ -145,7 +134,7 @@ def test_figures_kept_in_the_instruments_currencies_are_withheld_by_the_view(
     instruments' currencies: the view withholds them, as the report does, instead of showing
     euros among francs."""
     path = tmp_path / "chf.db"
-    _chf_statement(path, "global_book")
+    import_chf_statement(path, "global_book")
     withheld = "avg_win, avg_loss, profit_factor, peak_capital, return_on_capital"
     for engine in (sqlite3.connect(path), connect(path)):
         for row in engine.execute(f"SELECT {withheld}, net_pnl FROM v_performance").fetchall():

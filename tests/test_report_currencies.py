@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from support.chf_statement import CHF_STATEMENT, import_chf_statement
 
 from quantstrip import settings
 from quantstrip.analytics import portfolio_report
@@ -23,7 +24,6 @@ from quantstrip.dashboard.portfolio_view import conventions_html, stats_frame
 from quantstrip.db.handler import Database, ExecutionInput
 from quantstrip.db.units import money
 
-FIXTURE = Path(__file__).parent / "fixtures" / "ib" / "flex_chf_eur_usd.xml"
 STRATEGY = "global_book"
 migrations = importlib.import_module("quantstrip.db.migrate")  # the module, not migrate()
 
@@ -59,19 +59,10 @@ def _fresh_engine(monkeypatch: pytest.MonkeyPatch):
     settings._reset_for_tests()
 
 
-def _import_statement(path: Path) -> None:
-    with Database(path) as db:
-        db.ensure_strategy(STRATEGY)
-        result = reconcile(
-            db, parse_statement(FIXTURE.read_bytes()), import_missing=True, strategy=STRATEGY
-        )
-        assert len(result.imported) == 8 and not result.mismatched
-
-
 @pytest.fixture
 def chf_ledger(tmp_path: Path) -> Path:
     path = tmp_path / "chf.db"
-    _import_statement(path)
+    import_chf_statement(path, STRATEGY)
     return path
 
 
@@ -211,7 +202,9 @@ def test_a_fill_that_learns_its_rate_from_the_statement_moves_its_day_to_that_ra
 
 def _import_statement_again(path: Path) -> None:
     with Database(path) as db:
-        reconcile(db, parse_statement(FIXTURE.read_bytes()), import_missing=True, strategy=STRATEGY)
+        reconcile(
+            db, parse_statement(CHF_STATEMENT.read_bytes()), import_missing=True, strategy=STRATEGY
+        )
 
 
 def test_migration_0018_converts_an_existing_ledger(
@@ -221,7 +214,7 @@ def test_migration_0018_converts_an_existing_ledger(
     before = [m for m in migrations._migrations() if m[0] <= 17]
     monkeypatch.setattr(migrations, "_migrations", lambda: before)
     monkeypatch.setattr(migrations, "SCHEMA_VERSION", 17)
-    _import_statement(path)  # written by the schema of 0017: no base figures kept
+    import_chf_statement(path, STRATEGY)  # written by the schema of 0017: no base figures kept
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 17
     monkeypatch.undo()
