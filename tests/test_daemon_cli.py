@@ -48,6 +48,10 @@ def test_cli_controls_the_daemon(workspace: Path, daemon: DaemonHandle) -> None:
     assert rows["eod"]["next_run"].endswith("16:05:00.000000")
     table = cli("clients", "list", cwd=workspace).stdout
     assert "ticker" in table and "running" in table
+    # The table gives times as the monitor does: the operator's zone, named, to the second.
+    (eod,) = [line for line in table.splitlines() if line.startswith("eod ")]
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [A-Z+\-0-9]+$", eod), eod
+    assert ".000000" not in table
 
     stopped = cli("clients", "stop", "ticker", cwd=workspace)
     assert stopped.returncode == 0 and "state=stopping" in stopped.stdout

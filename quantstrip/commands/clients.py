@@ -68,6 +68,7 @@ def run_daemon(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     from quantstrip.daemon.control import ControlClient
+    from quantstrip.dashboard.display import format_time
 
     statuses = ControlClient().list_clients()
     if args.json:
@@ -78,7 +79,8 @@ def run_list(args: argparse.Namespace) -> int:
     print(f"{'NAME':24} {'KIND':8} {'STATE':11} {'PID':>7} {'HEARTBEAT':>9}  NEXT RUN / ERROR")
     for s in statuses:
         age = f"{s.heartbeat_age_s:.1f}s" if s.heartbeat_age_s is not None else "-"
-        tail = s.next_run or ""
+        # The operator's zone, named, to the second (the JSON keeps the canonical UTC text).
+        tail = format_time(s.next_run)
         if s.last_error and s.state in (
             ClientState.CRASHED,
             ClientState.INVALID,
