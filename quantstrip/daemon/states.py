@@ -104,6 +104,7 @@ class EventType(StrEnum):
     RUN_INTERRUPTED = "run_interrupted"
     RUN_SKIPPED = "run_skipped"
     MISSED_RUN = "missed_run"
+    HELD_HALTED = "held_halted"  # not started by a new daemon: the operator's halt stands
 
     @classmethod
     def for_run(cls, status: RunStatus | str) -> EventType:

@@ -196,6 +196,7 @@ class Daemon:
                 self.clients[name] = m
                 if initial:
                     self._restore(m)
+                    self._hold_if_halted(m)
                 self.apply_config(m, initial=initial)
             else:
                 log.info("client %s changed on disk: reloading", name)
@@ -207,6 +208,32 @@ class Daemon:
                     self.modules.begin_stop(m, StopReason.RELOAD)
                 else:
                     self.apply_config(m)
+
+    def _hold_if_halted(self, m: Managed) -> None:
+        """A client the operator halted (itself or everyone) is not started by a new daemon.
+        `halt` stops it with a user stop, which lasts until `start` or a daemon restart: after a
+        reboot it started again (refused every order, alerting each time). The halt is in the
+        database and outlives the daemon; the client stays stopped, with an event saying why,
+        until the operator resumes trading and starts it."""
+        from quantstrip.brokers.risk.controls import states
+        from quantstrip.brokers.risk.rules import TradingState
+
+        try:
+            held = [s for s in states(m.name, self.ws.database) if s.state == TradingState.HALTED]
+        except Exception:  # the client's broker guard still refuses orders under a halt
+            log.exception("could not read the operator's controls for %s", m.name)
+            self.alert(m.name, "could not read the operator's controls at daemon start")
+            return
+        if not held:
+            return
+        m.user_stopped = True
+        why = f" ({held[0].reason})" if held[0].reason else ""
+        self.mirror.event(
+            m.name,
+            EventType.HELD_HALTED,
+            f"not started: trading is halted for {held[0].label}{why}; "
+            f"`quantstrip resume` lifts it, then `quantstrip clients start {m.name}`",
+        )
 
     def _restore(self, m: Managed) -> None:
         """What a previous daemon recorded about this client that must outlive it: the restart
