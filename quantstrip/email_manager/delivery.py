@@ -157,33 +157,66 @@ def send(
 ) -> Notification:
     """Send now (with retries). Returns the notification row: status 'sent' or 'failed'."""
     with _db() as db:
-        recipients = list(to) if to else recipients_for(client)
-        # A secret must never leave in a mail or sit in the notifications table.
-        subject, body = redact(_prefixed(subject)), redact(body)
-        html = redact(html) if html else None
-        row = _record(
+        row, message = prepare(
             db,
-            client_name=client,
+            subject,
+            body,
+            to=to,
+            client=client,
+            account=account,
+            attachments=attachments,
+            html=html,
             kind=kind,
-            smtp_account=account,
-            recipients=", ".join(recipients),
-            subject=subject,
-            body=body,
-            status="queued",
         )
-        if not recipients:
-            return db.update(
-                "notifications",
-                row.id,
-                status="failed",
-                last_error=f"no recipients configured for client {client!r} (email.recipients)",
-            )  # type: ignore[return-value]
-        try:
-            _, smtp_account = _account(account)
-            message = _message(smtp_account, recipients, subject, body, html, attachments)
-        except Exception as exc:
-            return db.update("notifications", row.id, status="failed", last_error=redact(str(exc)))  # type: ignore[return-value]
+        if message is None:
+            return row
         return _attempt(db, row, message, account)  # type: ignore[return-value]
+
+
+def prepare(
+    db: Database,
+    subject: str,
+    body: str,
+    *,
+    to: Sequence[str] | None = None,
+    client: str | None = None,
+    account: str | None = None,
+    attachments: Iterable[Attachment | tuple[str, bytes] | Path] = (),
+    html: str | None = None,
+    kind: str = "email",
+) -> tuple[Notification, EmailMessage | None]:
+    """Record an outgoing message ('queued') and build it, without delivering it: a caller can
+    make the record part of its own transaction (the alert throttle). A message that cannot be
+    built (no recipients, no SMTP account) is recorded 'failed' and comes back without one."""
+    recipients = list(to) if to else recipients_for(client)
+    # A secret must never leave in a mail or sit in the notifications table.
+    subject, body = redact(_prefixed(subject)), redact(body)
+    html = redact(html) if html else None
+    row = _record(
+        db,
+        client_name=client,
+        kind=kind,
+        smtp_account=account,
+        recipients=", ".join(recipients),
+        subject=subject,
+        body=body,
+        status="queued",
+    )
+    if not recipients:
+        failed = db.update(
+            "notifications",
+            row.id,
+            status="failed",
+            last_error=f"no recipients configured for client {client!r} (email.recipients)",
+        )
+        return failed, None  # type: ignore[return-value]
+    try:
+        _, smtp_account = _account(account)
+        message = _message(smtp_account, recipients, subject, body, html, attachments)
+    except Exception as exc:
+        failed = db.update("notifications", row.id, status="failed", last_error=redact(str(exc)))
+        return failed, None  # type: ignore[return-value]
+    return row, message
 
 
 def resend(notification_id: int) -> Notification:

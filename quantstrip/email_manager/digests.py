@@ -11,13 +11,16 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from quantstrip import clock, settings
+from quantstrip.db.handler import Database
 from quantstrip.db.records import Notification
 from quantstrip.db.units import parse_utc, utc_text
 from quantstrip.email_manager.delivery import (
+    _attempt,
     _current_client,
     _db,
     _prefixed,
     _record,
+    prepare,
     recipients_for,
     send,
 )
@@ -73,7 +76,7 @@ def flush(force: bool = False) -> list[Notification]:
     return digests
 
 
-def _alerted_recently(client: str, subject: str) -> bool:
+def _alerted_recently(db: Database, client: str, subject: str) -> bool:
     """Whether this client's same alert was recorded within `email.alert_repeat_minutes`,
     delivered or not: with mail down, counting only delivered alerts let every failure make a
     new alert and a new round of delivery attempts."""
@@ -81,12 +84,11 @@ def _alerted_recently(client: str, subject: str) -> bool:
     if window <= 0:
         return False
     since = utc_text(clock.now() - timedelta(minutes=window))
-    with _db() as db:
-        rows = db.query(
-            "SELECT 1 FROM notifications WHERE kind = 'alert' AND client_name = ? AND subject = ? "
-            "AND created_at >= ? LIMIT 1",
-            (client, subject, since),
-        )
+    rows = db.query(
+        "SELECT 1 FROM notifications WHERE kind = 'alert' AND client_name = ? AND subject = ? "
+        "AND created_at >= ? LIMIT 1",
+        (client, subject, since),
+    )
     return bool(rows)
 
 
@@ -133,9 +135,19 @@ def send_error_alert(
             body += f"\n{traceback_text}"
         first_line = headline.splitlines()[0] if headline else "error"
         subject = f"Error in {client}: {first_line[:120]}"
-        if _alerted_recently(client, redact(_prefixed(subject))):
-            return _fold_repeat(client, subject, redact(body), to)
-        return send(subject, redact(body), to=to, client=client, kind="alert")
+        with _db() as db:
+            # The check and this alert's record are one write: of two processes alerting at
+            # once, the second waits for the first to commit, sees its alert, and folds.
+            with db.transaction():
+                if _alerted_recently(db, client, redact(_prefixed(subject))):
+                    row = message = None
+                else:
+                    row, message = prepare(
+                        db, subject, redact(body), to=to, client=client, kind="alert"
+                    )
+            if row is not None:
+                return row if message is None else _attempt(db, row, message, None)
+        return _fold_repeat(client, subject, redact(body), to)
     except Exception:
         log.exception("error alert for %s could not be recorded", client)
         return None
