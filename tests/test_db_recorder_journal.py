@@ -41,6 +41,24 @@ def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) 
         time.sleep(0.05)
 
 
+def wait_for_alert(smtp_server, text: str) -> str:
+    """The plain text of this test's alert mail containing `text`. Each test waits for the
+    alerts it causes: they are sent from a background thread, and one still running after its
+    test reached the next test's SMTP server."""
+    found: list[str] = []
+
+    def arrived() -> bool:
+        found[:] = [
+            m.get_body(("plain",)).get_content()
+            for m in smtp_server.messages
+            if text in m.get_body(("plain",)).get_content()
+        ]
+        return bool(found)
+
+    wait_for(arrived, f"the alert mail about {text!r}")
+    return found[0]
+
+
 def fill(n: int, strategy: str | None = "s") -> list[ExecutionEvent | CommissionEvent]:
     exec_id = f"E{n}"
     side = "BUY" if n % 2 == 0 else "SELL"
@@ -107,8 +125,7 @@ def test_fills_a_locked_database_refused_are_journaled_alerted_and_replayed_in_o
         f"E{n}" for n in (1, 1, 2, 2, 3, 3)
     ]
     assert "locked" in entries[0]["error"]
-    wait_for(lambda: smtp_server.messages, "the alert mail")
-    assert "journal" in smtp_server.messages[0].get_body(("plain",)).get_content()
+    assert "locked" in wait_for_alert(smtp_server, "journal")
     locker.execute("ROLLBACK")
     locker.close()
     for event in fill(4):
@@ -119,7 +136,7 @@ def test_fills_a_locked_database_refused_are_journaled_alerted_and_replayed_in_o
 
 
 def test_a_full_database_journals_until_it_has_room_again(
-    mail_workspace: Path, sim_db: Database
+    mail_workspace: Path, sim_db: Database, smtp_server
 ) -> None:
     recorder = Recorder(sim_db, client_name="journal_test")
     for event in fill(0):
@@ -138,10 +155,11 @@ def test_a_full_database_journals_until_it_has_room_again(
         recorder(event)
     wait_for(lambda: len(stored(sim_db.path)) == n + 2, "the replay")
     wait_for(lambda: pending_lines(mail_workspace / "var") == 0, "the journal to empty")
+    assert "full" in wait_for_alert(smtp_server, "journal")
 
 
 def test_events_a_read_only_database_refused_are_replayed_when_the_recorder_starts_again(
-    mail_workspace: Path, sim_db: Database
+    mail_workspace: Path, sim_db: Database, smtp_server
 ) -> None:
     read_only = Database(sim_db.path, read_only=True)
     recorder = Recorder(read_only, client_name="journal_test", unattributed_strategy="s")
@@ -154,10 +172,11 @@ def test_events_a_read_only_database_refused_are_replayed_when_the_recorder_star
     Recorder(sim_db, client_name="journal_test")  # the client's next start
     wait_for(lambda: len(stored(sim_db.path)) == 3, "the replay at start")
     wait_for(lambda: pending_lines(mail_workspace / "var") == 0, "the journal to empty")
+    wait_for_alert(smtp_server, "journal")
 
 
 def test_the_journal_is_replayed_periodically_without_waiting_for_another_event(
-    mail_workspace: Path, sim_db: Database
+    mail_workspace: Path, sim_db: Database, smtp_server
 ) -> None:
     recorder = Recorder(sim_db, client_name="journal_test", replay_interval_s=0.2)
     locker = sqlite3.connect(sim_db.path, isolation_level=None)
@@ -169,6 +188,7 @@ def test_the_journal_is_replayed_periodically_without_waiting_for_another_event(
     locker.close()
     wait_for(lambda: len(stored(sim_db.path)) == 1, "the periodic replay")
     wait_for(lambda: pending_lines(mail_workspace / "var") == 0, "the journal to empty")
+    assert "locked" in wait_for_alert(smtp_server, "journal")
 
 
 def test_a_conflicting_fill_is_kept_for_a_human_alerted_and_not_retried(
@@ -178,8 +198,7 @@ def test_a_conflicting_fill_is_kept_for_a_human_alerted_and_not_retried(
     recorder(fill(0)[0])
     bad = ExecutionEvent("sim", "ACC", "E0", AAPL, "SELL", Decimal(999), Decimal(1), T0)
     recorder(bad)
-    wait_for(lambda: smtp_server.messages, "the alert mail")
-    assert "E0" in smtp_server.messages[0]["Subject"] + smtp_server.messages[0].get_content()
+    assert "SELL 999" in wait_for_alert(smtp_server, "E0")
     rejected = recorder.journal.rejected()
     assert [entry.event for entry in rejected] == [bad]
     for event in fill(1):
@@ -197,8 +216,7 @@ def test_a_fill_naming_an_unknown_strategy_in_the_production_record_is_kept_unat
     assert [tuple(r) for r in db.query("SELECT exec_id, strategy FROM v_executions")] == [
         ("E0", "unattributed")
     ]
-    wait_for(lambda: smtp_server.messages, "the alert mail")
-    assert "momentun" in smtp_server.messages[0].get_body(("plain",)).get_content()
+    wait_for_alert(smtp_server, "momentun")
 
 
 def test_every_recorded_event_kind_survives_the_journal_unchanged(mail_workspace: Path) -> None:
