@@ -18,10 +18,12 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from quantstrip.errors import QuantstripError
+
+if TYPE_CHECKING:  # the end-of-day mail reads base currencies here without loading DuckDB
+    import duckdb
 
 # Report columns computed from amounts in the instruments' currencies (agg_daily_trips, capital
 # deployed): withheld (None) when the report's rows hold amounts in another currency than base.
@@ -60,23 +62,28 @@ class Currency:
     foreign_amounts: int
 
 
+def base_currencies(conn: sqlite3.Connection, strategies: list[str] | None) -> list[str]:
+    """The base currencies of the accounts the strategies (None: every strategy) traded in,
+    sorted: the positions table is small, and its keys reach the accounts without a scan."""
+    chosen, params = "", list(strategies or [])
+    if strategies is not None:
+        chosen = f" WHERE s.name IN ({', '.join('?' * len(strategies)) or 'NULL'})"
+    return [
+        row[0]
+        for row in conn.execute(
+            "SELECT DISTINCT a.base_currency FROM positions p "
+            "JOIN accounts a ON a.id = p.account_id JOIN strategies s ON s.id = p.strategy_id"
+            f"{chosen} ORDER BY 1",
+            params,
+        )
+    ]
+
+
 def base_currency(db_path: Path, strategies: list[str] | None) -> str | None:
-    """The one base currency of the accounts the strategies traded in (read-only sqlite3: the
-    positions table is small, and its keys reach the accounts without a scan)."""
+    """The one base currency of the accounts the strategies traded in (read-only sqlite3)."""
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
-        chosen, params = "", list(strategies or [])
-        if strategies:
-            chosen = f" WHERE s.name IN ({', '.join('?' * len(strategies))})"
-        codes = [
-            row[0]
-            for row in conn.execute(
-                "SELECT DISTINCT a.base_currency FROM positions p "
-                "JOIN accounts a ON a.id = p.account_id JOIN strategies s ON s.id = p.strategy_id"
-                f"{chosen} ORDER BY 1",
-                params,
-            )
-        ]
+        codes = base_currencies(conn, strategies or None)
         if not codes:  # no position written (yet): every account counts
             codes = [r[0] for r in conn.execute("SELECT DISTINCT base_currency FROM accounts")]
     finally:

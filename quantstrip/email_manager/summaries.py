@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 
 from quantstrip import clock
+from quantstrip.analytics.currency import base_currencies
 from quantstrip.daemon.states import ERROR_EVENTS, FAILED_RUNS, EventType
 from quantstrip.db.records import Notification
 from quantstrip.db.units import money, to_micros
@@ -67,15 +68,7 @@ def send_eod_summary(client: str, day: date | None = None) -> Notification:
             f"WHERE strategy IN ({marks}) AND date = ? ORDER BY strategy",
             (*strategies, day.isoformat()),
         )
-        bases = [
-            r[0]
-            for r in db.query(
-                "SELECT DISTINCT a.base_currency FROM positions p "
-                "JOIN accounts a ON a.id = p.account_id JOIN strategies s ON s.id = p.strategy_id "
-                f"WHERE s.name IN ({marks}) ORDER BY 1",
-                tuple(strategies),
-            )
-        ]
+        bases = base_currencies(db.conn, strategies)
         kinds = sorted(ERROR_EVENTS - {EventType.RUN_FAILED, EventType.RUN_TIMEOUT})
         errors = db.query(
             f"SELECT created_at, event_type, message FROM client_events WHERE client_name = ? "
