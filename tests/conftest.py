@@ -19,6 +19,7 @@ pytest_plugins: list[str] = [
     "support.browser",
     "support.ib",
     "support.examples",
+    "support.chf_statement",
 ]
 
 

@@ -17,23 +17,14 @@ import pandas as pd
 import pytest
 from support.chf_statement import import_chf_statement
 
-from quantstrip import email_manager, settings
-from quantstrip.analytics.connection import connect, reset
+from quantstrip import email_manager
+from quantstrip.analytics.connection import connect
 from quantstrip.db.handler import Database, ExecutionInput
 
 # The statement's net realised PnL in francs, each amount at its own stored rate, half up to the
 # micro (worked by hand in test_report_currencies: 793.54135 gross less 20.24847 commissions).
 NET_CHF_MICROS = 773_292_880
-
-
-@pytest.fixture(autouse=True)
-def _fresh_engine(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("QUANTSTRIP_KEYRING", "0")
-    settings._reset_for_tests()
-    reset()
-    yield
-    reset()
-    settings._reset_for_tests()
+pytestmark = pytest.mark.usefixtures("fresh_report_engine")
 
 
 def test_the_daily_view_adds_a_chf_accounts_days_in_francs(tmp_path: Path) -> None:

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 from support.chf_statement import CHF_STATEMENT, import_chf_statement
 
-from quantstrip import settings
 from quantstrip.analytics import portfolio_report
-from quantstrip.analytics.connection import connect, reset
+from quantstrip.analytics.connection import connect
 from quantstrip.analytics.currency import CurrencyError, MissingRateError
 from quantstrip.analytics.mark_to_market import total_pnl_report
 from quantstrip.analytics.metrics import PORTFOLIO
@@ -24,6 +23,7 @@ from quantstrip.dashboard.portfolio_view import conventions_html, stats_frame
 from quantstrip.db.handler import Database, ExecutionInput
 from quantstrip.db.units import money
 
+pytestmark = pytest.mark.usefixtures("fresh_report_engine")
 STRATEGY = "global_book"
 migrations = importlib.import_module("quantstrip.db.migrate")  # the module, not migrate()
 
@@ -47,16 +47,6 @@ COMMISSIONS_CHF = (
 
 def _micros(value: Decimal) -> Decimal:
     return money(value * 10**6)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_engine(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("QUANTSTRIP_KEYRING", "0")
-    settings._reset_for_tests()
-    reset()
-    yield
-    reset()
-    settings._reset_for_tests()
 
 
 @pytest.fixture

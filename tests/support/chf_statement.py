@@ -4,8 +4,13 @@ the fixture of the currency tests (realised PnL in base, the report, the daily v
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from quantstrip import settings
+from quantstrip.analytics.connection import reset
 from quantstrip.brokers.ib_flex import parse_statement
 from quantstrip.brokers.ib_flex.reconcile import reconcile
 from quantstrip.db.handler import Database
@@ -21,3 +26,14 @@ def import_chf_statement(path: Path, strategy: str) -> None:
             db, parse_statement(CHF_STATEMENT.read_bytes()), import_missing=True, strategy=strategy
         )
         assert len(result.imported) == 8 and not result.mismatched
+
+
+@pytest.fixture
+def fresh_report_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Settings read afresh (no keyring) and no DuckDB engine left from another ledger."""
+    monkeypatch.setenv("QUANTSTRIP_KEYRING", "0")
+    settings._reset_for_tests()
+    reset()
+    yield
+    reset()
+    settings._reset_for_tests()
