@@ -4,6 +4,7 @@
 import os
 import re
 
+from quantstrip.dashboard import template_cache
 from quantstrip.dashboard.launch_secret import read_secret
 
 c = get_config()  # noqa: F821 - provided by Jupyter when it loads this file
@@ -47,6 +48,9 @@ c.VoilaConfiguration.template = "quantstrip"
 c.MappingKernelManager.cull_idle_timeout = 300
 c.MappingKernelManager.cull_interval = 60
 c.MappingKernelManager.cull_connected = False
+
+# Voila compiles its page templates for every page it renders: compiled once, kept in memory.
+template_cache.install()
 
 # Voila gives each page's kernel the request's URL: the kernel manager takes the token out first.
 c.ServerApp.kernel_manager_class = "quantstrip.dashboard.kernels.TokenFreeKernelManager"

@@ -5,6 +5,8 @@
 # (its allowed_message_types: comm_*, kernel_info_request, shutdown_request), never code.
 import secrets
 
+from quantstrip.dashboard import template_cache
+
 c = get_config()  # noqa: F821 - provided by Jupyter when it loads this file
 
 c.Voila.ip = "127.0.0.1"
@@ -24,6 +26,7 @@ c.VoilaConfiguration.extension_allowlist = [
 c.VoilaConfiguration.extension_denylist = ["jupysql-plugin", "@jupyter-lsp/jupyterlab-lsp"]
 c.VoilaConfiguration.show_tracebacks = False
 c.VoilaConfiguration.file_allowlist = []  # the pages draw everything themselves
+template_cache.install()  # page templates compiled once, not for every page (template_cache.py)
 c.VoilaConfiguration.multi_kernel_manager_class = (
     "quantstrip.dashboard.kernels.TokenFreeKernelManager"
 )

@@ -37,7 +37,14 @@ def scrub(env: dict[str, str]) -> dict[str, str]:
 
 
 class TokenFreeKernelManager(AsyncMappingKernelManager):
-    """The server's kernel manager, with request variables scrubbed of the token."""
+    """The server's kernel manager, with request variables scrubbed of the token. It also starts
+    the warm kernel starter with the server, so the first page's kernel is already warm."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        from quantstrip.dashboard.warm_kernels import STARTER
+
+        STARTER.warm_up()
 
     async def start_kernel(self, *args: Any, **kwargs: Any) -> str:
         if kwargs.get("env"):
