@@ -66,7 +66,8 @@ class ForkedKernelProcess:
 
     def send_signal(self, signum: int) -> None:
         if self.poll() is None:
-            self._process.send_signal(signum)
+            with contextlib.suppress(psutil.NoSuchProcess):  # ended meanwhile, as Popen allows
+                self._process.send_signal(signum)
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
