@@ -16,6 +16,7 @@ import psutil
 import pytest
 from support.browser import Dashboard, _wait
 from support.escapes import DUCKDB_ESCAPES, TRADING_TABLES, Witness, fill
+from support.kernels import run_printed
 from support.sql_editor import run_in_editor
 
 PAGE_TIMEOUT_MS = 120_000
@@ -164,20 +165,8 @@ def _kernel_environ(process: psutil.Process) -> dict[str, str]:
     words = " ".join(process.cmdline()).split()
     client = BlockingKernelClient(connection_file=words[words.index("-f") + 1])
     client.load_connection_file()
-    client.start_channels()
-    printed: list[str] = []
-    try:
-        client.wait_for_ready(timeout=60)
-        client.execute_interactive(
-            "import json, os\nprint(json.dumps(dict(os.environ)))",
-            timeout=60,
-            output_hook=lambda m: (
-                printed.append(m["content"].get("text", "")) if m["msg_type"] == "stream" else None
-            ),
-        )
-    finally:
-        client.stop_channels()
-    return dict(json.loads("".join(printed)))
+    _, printed = run_printed(client, "import json, os\nprint(json.dumps(dict(os.environ)))")
+    return dict(json.loads(printed))
 
 
 def test_the_token_is_in_no_kernel_environment(page, dashboard: Dashboard) -> None:  # type: ignore[no-untyped-def]

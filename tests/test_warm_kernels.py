@@ -22,6 +22,7 @@ import pytest
 from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.provisioning import KernelProvisionerFactory
+from support.kernels import run_printed
 
 from quantstrip.dashboard import warm_kernels
 from quantstrip.dashboard.warm_kernels import STARTER, WarmProvisioner, WarmStarter
@@ -32,22 +33,11 @@ KERNELS = REPO / "jupyter_config" / "data" / "kernels"
 PAGE_KERNEL = "quantstrip-page"
 
 
-def outputs(manager: KernelManager, code: str, timeout: float = 60) -> tuple[dict, str]:
-    """Run `code` in the kernel: (its reply's content, what it printed)."""
-    client = manager.client()
-    client.start_channels()
-    printed: list[str] = []
-
-    def hook(msg: dict[str, Any]) -> None:
-        if msg["msg_type"] == "stream":
-            printed.append(msg["content"]["text"])
-
-    try:
-        client.wait_for_ready(timeout=timeout)
-        reply = client.execute_interactive(code, timeout=timeout, output_hook=hook)
-    finally:
-        client.stop_channels()
-    return reply["content"], "".join(printed)
+def page_manager() -> KernelManager:
+    """A kernel manager for the pages' kernelspec, as the dashboard's server makes one."""
+    return KernelManager(
+        kernel_name=PAGE_KERNEL, kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(KERNELS)])
+    )
 
 
 def probe(manager: KernelManager) -> dict[str, Any]:
@@ -59,7 +49,7 @@ def probe(manager: KernelManager) -> dict[str, Any]:
         " 'env': {k: os.environ.get(k) for k in ('QS_PAGE_PROBE', 'QS_SERVER_ONLY')},"
         " 'targets': sorted(get_comm_manager().targets)}))"
     )
-    content, printed = outputs(manager, code)
+    content, printed = run_printed(manager.client(), code)
     assert content["status"] == "ok", content
     return dict(json.loads(printed))
 
@@ -88,9 +78,7 @@ def fresh_starter(monkeypatch: pytest.MonkeyPatch) -> Iterator[WarmStarter]:
 
 @pytest.fixture
 def page_kernel(fresh_starter: WarmStarter, tmp_path: Path) -> Iterator[KernelManager]:
-    manager = KernelManager(
-        kernel_name=PAGE_KERNEL, kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(KERNELS)])
-    )
+    manager = page_manager()
     env = {k: v for k, v in os.environ.items() if k != "QS_SERVER_ONLY"}
     env["QS_PAGE_PROBE"] = "this page"
     manager.start_kernel(env=env, cwd=str(tmp_path))
@@ -197,9 +185,7 @@ def test_a_page_kernel_starts_cold_and_says_so_when_the_starter_cannot_start(
 ) -> None:
     broken = WarmStarter(command=("python3", "-c", "import sys; sys.exit(3)"))
     monkeypatch.setattr(warm_kernels, "STARTER", broken)
-    manager = KernelManager(
-        kernel_name=PAGE_KERNEL, kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(KERNELS)])
-    )
+    manager = page_manager()
     with caplog.at_level(logging.ERROR, logger="quantstrip.dashboard"):
         manager.start_kernel(cwd=str(tmp_path))
     try:

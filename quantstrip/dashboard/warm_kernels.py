@@ -111,6 +111,7 @@ class WarmStarter:
             raise
         if "ready" not in ready:
             process.kill()
+            process.wait(5)
             raise StarterUnavailable(f"the warm kernel starter said {ready!r}")
         self._process = process
         return process
