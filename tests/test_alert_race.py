@@ -48,3 +48,40 @@ def test_the_same_alert_at_the_same_moment_is_mailed_once(
     with _db() as db:
         kinds = [r["kind"] for r in db.query("SELECT kind FROM notifications ORDER BY id")]
     assert kinds == ["alert", "digest-item"]  # the second folded into the digest
+
+
+def test_repeats_of_an_alert_at_the_same_moment_are_all_counted(
+    mail_workspace, smtp_server, monkeypatch
+) -> None:
+    """Repeats fold into one digest item that counts them. The fold read the item's count, then
+    wrote count + 1 in a later write: two repeats at once both read 1 and both wrote 2, and one
+    repeat was lost. Now the read and the write are one write transaction."""
+    email_manager.send_error_alert("alpha", ValueError("no quotes for SPY"))  # mailed
+    email_manager.send_error_alert("alpha", ValueError("no quotes for SPY"))  # folded: 1
+    counted = threading.Barrier(2)
+    real = digests.REPEATS
+
+    class ReadThenWait:  # both read the count before either writes
+        def match(self, text: str):  # type: ignore[no-untyped-def]
+            found = real.match(text)
+            with contextlib.suppress(threading.BrokenBarrierError):
+                counted.wait(BOTH_CHECKED_S)
+            return found
+
+    monkeypatch.setattr(digests, "REPEATS", ReadThenWait())
+    threads = [
+        threading.Thread(
+            target=email_manager.send_error_alert, args=("alpha", ValueError("no quotes for SPY"))
+        )
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not any(t.is_alive() for t in threads)
+    with _db() as db:
+        items = db.query("SELECT body FROM notifications WHERE kind = 'digest-item'")
+    assert len(items) == 1
+    assert items[0]["body"].startswith("Repeated 3 more times")
+    assert sum("no quotes" in str(m["Subject"]) for m in smtp_server.messages) == 1

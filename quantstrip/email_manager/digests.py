@@ -97,9 +97,13 @@ REPEATS = re.compile(r"^Repeated (\d+) more time")
 
 def _fold_repeat(client: str, subject: str, body: str, to: Sequence[str] | None) -> Notification:
     """One queued digest item per repeated alert, counting the repeats and keeping the latest
-    text, rather than a row per failure (a job failing every second would fill the table)."""
+    text, rather than a row per failure (a job failing every second would fill the table).
+
+    The count is read and rewritten in one write transaction: read, then written in a later
+    write, two repeats at once both read N and both wrote N + 1 (one repeat lost), or both
+    found no item and queued two."""
     title = f"Repeated: {subject}"
-    with _db() as db:
+    with _db() as db, db.transaction():
         pending = db.query(
             "SELECT id, body FROM notifications WHERE kind = 'digest-item' AND status = 'queued' "
             "AND client_name = ? AND subject = ? ORDER BY id DESC LIMIT 1",
@@ -110,8 +114,17 @@ def _fold_repeat(client: str, subject: str, body: str, to: Sequence[str] | None)
             count = int(match.group(1)) + 1 if match else 2
             text = f"Repeated {count} more times; the latest at {utc_text()} UTC:\n\n{body}"
             return db.update("notifications", pending[0]["id"], body=text)  # type: ignore[return-value]
-    text = f"Repeated 1 more time at {utc_text()} UTC:\n\n{body}"
-    return queue(title, text, to=to, client=client)
+        text = f"Repeated 1 more time at {utc_text()} UTC:\n\n{body}"
+        recipients = list(to) if to else recipients_for(client)
+        return _record(
+            db,
+            client_name=client,
+            kind="digest-item",
+            recipients=", ".join(recipients),
+            subject=title,
+            body=text,
+            status="queued",
+        )
 
 
 def send_error_alert(
