@@ -16,7 +16,7 @@ from typing import Any
 import ipywidgets as w
 
 from quantstrip import clock, settings_file
-from quantstrip.dashboard import book, roles
+from quantstrip.dashboard import book, roles, shared_styles
 from quantstrip.dashboard.common import STYLE, error_html, header
 from quantstrip.dashboard.display import Mode, format_age, format_time, money, operator_zone
 
@@ -247,7 +247,9 @@ class BlotterPage(w.VBox):
         self.refresh_button = w.Button(description="Refresh", button_style="primary")
         self.refresh_button.add_class("qs-refresh")
         self.marks_button = w.Button(
-            description="Refresh marks", tooltip="running clients price what they hold now"
+            description="Refresh marks",
+            tooltip="running clients price what they hold now",
+            layout=shared_styles.own(w.Layout),  # hidden for viewers
         )
         self.marks_button.add_class("qs-refresh-marks")
         self.head = w.VBox()
@@ -347,4 +349,5 @@ class BlotterPage(w.VBox):
 
 
 def page() -> BlotterPage:
+    shared_styles.install()  # default layouts and styles shared: shared_styles.py
     return BlotterPage()

@@ -11,9 +11,12 @@ from typing import Any
 
 import ipywidgets as w
 import tomlkit
+from ipywidgets.widgets.widget_description import DescriptionStyle
+from ipywidgets.widgets.widget_string import TextStyle
 
 from quantstrip import client_admin
 from quantstrip.client_admin import LIMIT_KEYS, MISSED_POLICIES, MODES, ClientSpec
+from quantstrip.dashboard import shared_styles
 from quantstrip.dashboard.common import error_html, header
 from quantstrip.dashboard.confirm import ConfirmBar
 from quantstrip.errors import ValidationError
@@ -61,17 +64,28 @@ def client_names() -> list[str]:
     return sorted(names())
 
 
+FIELD = {"width": "420px"}
+LABEL = {"description_width": "150px"}
+
+
 def _text(**kw: Any) -> w.Text:
-    return w.Text(layout=w.Layout(width="420px"), style={"description_width": "150px"}, **kw)
+    """A form field; the fields share one layout and one style (shared_styles.fixed)."""
+    return w.Text(
+        layout=shared_styles.fixed(w.Layout, **FIELD),
+        style=shared_styles.fixed(TextStyle, **LABEL),
+        **kw,
+    )
 
 
 class ClientsPage(w.VBox):
     def __init__(self) -> None:
-        style = {"description_width": "150px"}
+        style = shared_styles.fixed(DescriptionStyle, **LABEL)
         self.choice = w.Dropdown(description="Client", style=style)
         self.choice.add_class("qs-client-choice")
         self.source = w.Dropdown(
-            description="Notebook / module", style=style, layout=w.Layout(width="420px")
+            description="Notebook / module",
+            style=style,
+            layout=shared_styles.fixed(w.Layout, **FIELD),
         )
         self.source.add_class("qs-client-source")
         self.name = _text(description="Name", placeholder="letters, digits, _ . -")
@@ -92,7 +106,7 @@ class ClientsPage(w.VBox):
         self.mode.add_class("qs-client-mode-choice")
         self.parameters = w.Textarea(
             description="Parameters (TOML)",
-            style=style,
+            style=shared_styles.fixed(TextStyle, **LABEL),
             placeholder='lookback = 20\nsymbol = "SPY"',
             layout=w.Layout(width="420px", height="80px"),
         )
@@ -294,4 +308,5 @@ def _number(text: str, what: str) -> float:
 
 
 def page() -> ClientsPage:
+    shared_styles.install()  # default layouts and styles shared: shared_styles.py
     return ClientsPage()

@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 import ipywidgets as w
 
+from quantstrip.dashboard import shared_styles
+
 
 class ConfirmBar(w.HBox):
     """One question at a time: what will happen, then Confirm or Cancel."""
@@ -22,11 +24,11 @@ class ConfirmBar(w.HBox):
         self._pending: Callable[[], None] | None = None
         self.yes.on_click(lambda _: self._answer(True))
         self.no.on_click(lambda _: self._answer(False))
-        super().__init__([self.question, self.yes, self.no])
+        layout = shared_styles.own(
+            w.Layout, display="none", border="2px solid #b00020", padding="6px"
+        )  # shown and hidden
+        super().__init__([self.question, self.yes, self.no], layout=layout)
         self.add_class("qs-confirm")
-        self.layout.display = "none"
-        self.layout.border = "2px solid #b00020"
-        self.layout.padding = "6px"
 
     def ask(self, question: str, action: Callable[[], None], css: str = "") -> None:
         self._pending = action

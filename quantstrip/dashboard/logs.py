@@ -9,6 +9,7 @@ import html
 import ipywidgets as w
 
 from quantstrip import logger
+from quantstrip.dashboard import shared_styles
 from quantstrip.dashboard.common import header
 from quantstrip.dashboard.display import format_time
 from quantstrip.dashboard.ticker import BrowserTicker
@@ -73,4 +74,5 @@ class LogsPage(w.VBox):
 
 
 def page() -> LogsPage:
+    shared_styles.install()  # default layouts and styles shared: shared_styles.py
     return LogsPage()

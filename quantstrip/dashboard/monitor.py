@@ -24,6 +24,7 @@ import ipywidgets as w
 from quantstrip import clock
 from quantstrip.daemon.control import ClientStatus, ControlClient, clients_from_db
 from quantstrip.daemon.states import ERROR_EVENTS
+from quantstrip.dashboard import shared_styles
 from quantstrip.dashboard.common import error_html, header, read_ledger
 from quantstrip.dashboard.display import Mode, badge_html, format_time, operator_zone
 from quantstrip.dashboard.health import ACTIONS, COLOURS, Assessment, assess
@@ -148,16 +149,18 @@ class ClientRow(w.VBox):
         self.detail = w.HTML()
         self.buttons: dict[str, w.Button] = {}
         for action in ACTIONS:
-            button = w.Button(description=action.replace("_", "-"), layout=w.Layout(width="90px"))
+            button = w.Button(
+                description=action.replace("_", "-"),
+                layout=shared_styles.fixed(w.Layout, width="90px"),
+            )
             button.add_class(f"qs-{action}-{status.name}")
             button.on_click(lambda _b, a=action: self.page.act(self.name, a))
             self.buttons[action] = button
         self.risk = RiskButtons(page.confirm, status.name, page.after_risk)
         super().__init__(
-            [self.summary, self.error, w.HBox(list(self.buttons.values())), self.risk, self.detail]
+            [self.summary, self.error, w.HBox(list(self.buttons.values())), self.risk, self.detail],
+            layout=shared_styles.fixed(w.Layout, border="1px solid #ddd", padding="6px"),
         )
-        self.layout.border = "1px solid #ddd"
-        self.layout.padding = "6px"
         self.add_class("qs-client-row")
 
     def update(self, status: ClientStatus, view: Assessment, risk: dict[str, str]) -> None:
@@ -305,4 +308,5 @@ class MonitorPage(w.VBox):
 
 
 def page() -> MonitorPage:
+    shared_styles.install()  # default layouts and styles shared: shared_styles.py
     return MonitorPage()

@@ -6,7 +6,7 @@ import html
 
 import ipywidgets as w
 
-from quantstrip.dashboard import roles
+from quantstrip.dashboard import roles, shared_styles
 from quantstrip.dashboard.common import error_html, header, read_ledger
 from quantstrip.dashboard.display import format_time
 
@@ -65,7 +65,9 @@ class NotificationsPage(w.VBox):
                 text += f"<br><small>{html.escape(str(row['last_error']))}</small>"
             items: list[w.Widget] = [w.HTML(text)]
             if row["status"] == "failed" and not roles.is_viewer():
-                button = w.Button(description="Resend", layout=w.Layout(width="90px"))
+                button = w.Button(
+                    description="Resend", layout=shared_styles.fixed(w.Layout, width="90px")
+                )
                 button.add_class(f"qs-resend-{row['id']}")
                 button.on_click(
                     lambda _b, nid=row["id"], to=row["recipients"]: self.resend(int(nid), str(to))
@@ -93,4 +95,5 @@ class NotificationsPage(w.VBox):
 
 
 def page() -> NotificationsPage:
+    shared_styles.install()  # default layouts and styles shared: shared_styles.py
     return NotificationsPage()

@@ -22,6 +22,7 @@ import ipywidgets as w
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from quantstrip.dashboard import shared_styles
 from quantstrip.dashboard.common import error_html, header
 
 EXAMPLE = "(e.g. 'ta-lib' or 'numpy==2.1.0')"
@@ -152,4 +153,5 @@ class PackagesPage(w.VBox):
 
 
 def page() -> PackagesPage:
+    shared_styles.install()  # default layouts and styles shared: shared_styles.py
     return PackagesPage()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as w
 
 from quantstrip.analytics.connection import cursor, open_in_background
+from quantstrip.dashboard import shared_styles
 from quantstrip.dashboard.common import error_html, header, table_html
 from quantstrip.dashboard.ticker import BrowserTicker
 
@@ -66,7 +67,9 @@ class PortfolioPage(w.VBox):
         self.end = w.DatePicker(description="To")
         self.start.add_class("qs-from")
         self.end.add_class("qs-to")
-        self.custom = w.VBox([self.start, self.end], layout=w.Layout(display="none"))
+        self.custom = w.VBox(
+            [self.start, self.end], layout=shared_styles.own(w.Layout, display="none")
+        )
         self.horizon.observe(self._toggle_custom, names="value")
         self.scope = w.HTML()
         self.scope.add_class("qs-scope")
@@ -272,4 +275,5 @@ def _after_cell(action: Callable[[], None]) -> None:
 
 
 def page() -> PortfolioPage:
+    shared_styles.install()  # default layouts and styles shared: shared_styles.py
     return PortfolioPage()

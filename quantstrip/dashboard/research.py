@@ -14,6 +14,7 @@ from typing import Any
 import ipywidgets as w
 import pandas as pd
 
+from quantstrip.dashboard import shared_styles
 from quantstrip.dashboard.common import SortableTable, error_html, header, table_html
 from quantstrip.dashboard.portfolio import _after_cell, _skip_iri_grammar
 from quantstrip.research.metrics import METRICS
@@ -35,7 +36,9 @@ class ResearchPage(w.VBox):
         self.sweep: Sweep | None = None
         self.listing = w.HTML()
         self.listing.add_class("qs-research-sweeps")
-        self.chooser = w.Dropdown(description="Sweep", layout=w.Layout(width="420px"))
+        self.chooser = w.Dropdown(
+            description="Sweep", layout=shared_styles.fixed(w.Layout, width="420px")
+        )
         self.chooser.add_class("qs-research-sweep")
         self.metric = w.Dropdown(description="Metric", options=list(METRICS), value="sharpe")
         self.metric.add_class("qs-research-metric")
@@ -57,7 +60,9 @@ class ResearchPage(w.VBox):
         self.heatmap.add_class("qs-research-heatmap")
         self.curves = w.Output()
         self.curves.add_class("qs-research-equity")
-        self.promote_run = w.Dropdown(description="Run", layout=w.Layout(width="420px"))
+        self.promote_run = w.Dropdown(
+            description="Run", layout=shared_styles.fixed(w.Layout, width="420px")
+        )
         self.promote_run.add_class("qs-promote-run")
         self.client_name = w.Text(description="Client name")
         self.client_name.add_class("qs-promote-name")
@@ -253,4 +258,5 @@ class ResearchPage(w.VBox):
 
 
 def page() -> Any:
+    shared_styles.install()  # default layouts and styles shared: shared_styles.py
     return ResearchPage()

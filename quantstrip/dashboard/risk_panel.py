@@ -10,6 +10,7 @@ from collections.abc import Callable
 import ipywidgets as w
 
 from quantstrip.brokers.risk import controls, operator
+from quantstrip.dashboard import shared_styles
 from quantstrip.dashboard.confirm import ConfirmBar
 
 Done = Callable[[str, bool], None]
@@ -63,7 +64,7 @@ class RiskButtons(w.HBox):
                 description=text + (" (all)" if scope == controls.ALL else ""),
                 tooltip=EXPLAIN[action],
                 button_style="warning" if action != "resume" else "",
-                layout=w.Layout(width="auto"),
+                layout=shared_styles.fixed(w.Layout, width="auto"),
             )
             button.add_class(f"qs-risk-{action}-{css_scope}")
             button.on_click(lambda _b, a=action: self.ask(a))

@@ -8,6 +8,7 @@ import html
 import ipywidgets as w
 
 from quantstrip import settings
+from quantstrip.dashboard import shared_styles
 from quantstrip.dashboard.common import error_html, header
 from quantstrip.dashboard.confirm import ConfirmBar
 
@@ -61,7 +62,9 @@ class SettingsPage(w.VBox):
         for name in names:
             if name in PROTECTED_SECRETS:
                 continue
-            button = w.Button(description=f"Delete {name}", layout=w.Layout(width="auto"))
+            button = w.Button(
+                description=f"Delete {name}", layout=shared_styles.fixed(w.Layout, width="auto")
+            )
             button.add_class(f"qs-secret-delete-{name.replace('.', '-')}")
             button.on_click(lambda _b, n=name: self.ask_delete(n))
             buttons.append(button)
@@ -114,4 +117,5 @@ class SettingsPage(w.VBox):
 
 
 def page() -> SettingsPage:
+    shared_styles.install()  # default layouts and styles shared: shared_styles.py
     return SettingsPage()

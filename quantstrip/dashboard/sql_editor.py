@@ -9,6 +9,7 @@ import time
 import ipywidgets as w
 
 from quantstrip.analytics.queries import QueryHandle, list_queries
+from quantstrip.dashboard import shared_styles
 from quantstrip.dashboard.common import SortableTable, error_html, header
 
 DEFAULT_SQL = "SELECT strategy, date, net_pnl FROM v_daily_pnl ORDER BY date DESC LIMIT 50"
@@ -95,4 +96,5 @@ class SqlEditorPage(w.VBox):
 
 
 def page() -> SqlEditorPage:
+    shared_styles.install()  # default layouts and styles shared: shared_styles.py
     return SqlEditorPage()

@@ -25,6 +25,7 @@ from collections.abc import Callable
 import ipywidgets as w
 
 from quantstrip import clock
+from quantstrip.dashboard import shared_styles
 from quantstrip.dashboard.common import error_html
 from quantstrip.dashboard.display import format_time
 
@@ -42,8 +43,14 @@ class BrowserTicker:
     ) -> None:
         self.callback = callback
         self.kick_every_s = kick_every_s
-        self.play = w.Play(interval=interval_ms, min=0, max=10**9, step=1, repeat=True)
-        self.play.layout.display = "none"
+        self.play = w.Play(
+            interval=interval_ms,
+            min=0,
+            max=10**9,
+            step=1,
+            repeat=True,
+            layout=shared_styles.own(w.Layout, display="none"),
+        )
         self.play.add_class("qs-ticker")
         self.error = w.HTML()
         self.error.add_class("qs-refresh-error")
