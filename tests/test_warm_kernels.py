@@ -47,6 +47,7 @@ def probe(manager: KernelManager) -> dict[str, Any]:
         "print(json.dumps({'pid': os.getpid(), 'ppid': os.getppid(), 'cwd': os.getcwd(),"
         " 'preloaded': sorted(m for m in ('pandas', 'duckdb', 'ipywidgets') if m in sys.modules),"
         " 'env': {k: os.environ.get(k) for k in ('QS_PAGE_PROBE', 'QS_SERVER_ONLY')},"
+        " 'history': get_ipython().history_manager.enabled,"
         " 'targets': sorted(get_comm_manager().targets)}))"
     )
     content, printed = run_printed(manager.client(), code)
@@ -110,6 +111,8 @@ def test_a_page_kernel_is_forked_warm_with_its_own_environment_and_folder(
     assert seen["preloaded"] == ["duckdb", "ipywidgets", "pandas"]
     assert seen["env"] == {"QS_PAGE_PROBE": "this page", "QS_SERVER_ONLY": None}
     assert Path(seen["cwd"]) == tmp_path
+    # no input history: an SQLite write in ~/.ipython on every page load, for a page's cells
+    assert seen["history"] is False
 
 
 def test_widgets_imported_before_the_kernel_still_answer_the_browser(

@@ -8,7 +8,9 @@ caching the pages' figures would show an old book. Forking keeps each page's ker
 its figures computed when the page is opened; only the imports are done in advance.
 
 The kernelspec `quantstrip-page` (jupyter_config/data/kernels/) names this provisioner; the
-dashboard's and the viewer's pages use it. Anything the starter cannot do (it is down and will
+dashboard's and the viewer's pages use it. Its kernels keep no input history
+(`--HistoryManager.enabled=False`): a page's cells are its notebook's, and the history was an
+SQLite write in ~/.ipython on every page load. Anything the starter cannot do (it is down and will
 not start, it refuses) is logged as an error and the kernel is started cold, as before: a page
 must open even when its kernel cannot be warm.
 """
