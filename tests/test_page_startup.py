@@ -8,13 +8,11 @@ as its Voila kernel builds it, and the modules it loaded are listed.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support.page_probe import demo_workspace, probe
 
 from quantstrip import settings, settings_file
 from quantstrip.dashboard import book, display
@@ -47,31 +45,12 @@ print(json.dumps(sorted(m for m in sys.argv[2:] if m in sys.modules)))
 
 @pytest.fixture
 def demo(workspace: Path) -> dict[str, str]:
-    env = {**os.environ, "QUANTSTRIP_KEYRING": "0"}
-    cli = [sys.executable, "-m", "quantstrip.cli"]
-    for step in (["init"], ["demo", "--years", "1"]):
-        subprocess.run([*cli, *step], check=True, capture_output=True, cwd=workspace, env=env)
-    client = workspace / "clients" / "nightly"  # a registered client (the daemon is down)
-    client.mkdir(parents=True, exist_ok=True)
-    (client / "nightly.ipynb").write_text("{}")
-    (client / "client.toml").write_text(
-        'kind = "notebook"\nentry = "nightly.ipynb"\nschedule = "every day at 16:30"\n'
-    )
-    return env
+    return demo_workspace(workspace)
 
 
 def loaded(page: str, modules: tuple[str, ...], env: dict[str, str], workspace: Path) -> list:
     """Which of `modules` the page's first screen loaded, in a fresh interpreter."""
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, page, *modules],
-        capture_output=True,
-        text=True,
-        cwd=workspace,
-        env=env,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return list(probe(PROBE, [page, *modules], env, workspace))
 
 
 @pytest.mark.parametrize("page", WITHOUT_PYDANTIC)

@@ -5,14 +5,11 @@ such identical defaults."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import ipywidgets as w
 import pytest
+from support.page_probe import demo_workspace, probe
 
 from quantstrip.dashboard import shared_styles
 
@@ -71,24 +68,6 @@ def test_fixed_layouts_are_one_model_per_look() -> None:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_a_page_builds_no_two_identical_layout_or_style_models(page: str, workspace: Path) -> None:
-    env = {**os.environ, "QUANTSTRIP_KEYRING": "0"}
-    cli = [sys.executable, "-m", "quantstrip.cli"]
-    for step in (["init"], ["demo", "--years", "1"]):
-        subprocess.run([*cli, *step], check=True, capture_output=True, cwd=workspace, env=env)
-    client = workspace / "clients" / "nightly"  # a registered client: the monitor shows a row
-    client.mkdir(parents=True, exist_ok=True)
-    (client / "nightly.ipynb").write_text("{}")
-    (client / "client.toml").write_text(
-        'kind = "notebook"\nentry = "nightly.ipynb"\nschedule = "every day at 16:30"\n'
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", DUPLICATES, page],
-        capture_output=True,
-        text=True,
-        cwd=workspace,
-        env=env,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stderr
-    counts = json.loads(done.stdout.strip().splitlines()[-1])
+    env = demo_workspace(workspace)  # with a registered client: the monitor shows a row
+    counts = probe(DUPLICATES, [page], env, workspace)
     assert counts["repeated"] == 0, counts

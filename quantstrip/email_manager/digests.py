@@ -33,18 +33,23 @@ def queue(
     subject: str, body: str, *, to: Sequence[str] | None = None, client: str | None = None
 ) -> Notification:
     """Hold a message for the next digest (one message per recipient list per interval)."""
-    client = client or _current_client()
     with _db() as db:
-        recipients = list(to) if to else recipients_for(client)
-        return _record(
-            db,
-            client_name=client,
-            kind="digest-item",
-            recipients=", ".join(recipients),
-            subject=subject,
-            body=body,
-            status="queued",
-        )
+        return _queue_in(db, subject, body, to, client or _current_client())
+
+
+def _queue_in(
+    db: Database, subject: str, body: str, to: Sequence[str] | None, client: str | None
+) -> Notification:
+    recipients = list(to) if to else recipients_for(client)
+    return _record(
+        db,
+        client_name=client,
+        kind="digest-item",
+        recipients=", ".join(recipients),
+        subject=subject,
+        body=body,
+        status="queued",
+    )
 
 
 def flush(force: bool = False) -> list[Notification]:
@@ -115,16 +120,7 @@ def _fold_repeat(client: str, subject: str, body: str, to: Sequence[str] | None)
             text = f"Repeated {count} more times; the latest at {utc_text()} UTC:\n\n{body}"
             return db.update("notifications", pending[0]["id"], body=text)  # type: ignore[return-value]
         text = f"Repeated 1 more time at {utc_text()} UTC:\n\n{body}"
-        recipients = list(to) if to else recipients_for(client)
-        return _record(
-            db,
-            client_name=client,
-            kind="digest-item",
-            recipients=", ".join(recipients),
-            subject=title,
-            body=text,
-            status="queued",
-        )
+        return _queue_in(db, title, text, to, client)
 
 
 def send_error_alert(
