@@ -160,6 +160,7 @@ def test_the_portfolio_draws_its_first_charts_once_the_browser_has_the_page(
     connection.reset()
     page = portfolio.PortfolioPage()
     try:
+        page.first.before_state()  # the browser asks for the widgets' state (first_state.py)
         assert "<table" in page.stats.value  # the statistics are there on first display
         assert all(not out.outputs for out in page.chart_outputs.values())
         page.browser.play.value += 1  # the browser's first tick

@@ -8,6 +8,7 @@ import importlib
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import ipywidgets as w
@@ -15,6 +16,7 @@ import ipywidgets as w
 from quantstrip.analytics.connection import cursor, open_in_background
 from quantstrip.dashboard import shared_styles
 from quantstrip.dashboard.common import error_html, header, table_html
+from quantstrip.dashboard.first_state import Failed, FirstData
 from quantstrip.dashboard.ticker import BrowserTicker
 
 if TYPE_CHECKING:  # pandas and the report are imported by the page, see _import_report
@@ -58,6 +60,48 @@ def _import_report() -> None:
         importlib.import_module(name)
 
 
+@dataclass(frozen=True)
+class Selection:
+    """What the report is asked for: the selectors' values, checked."""
+
+    horizon: str | tuple
+    strategies: list[str]
+    frequency: str
+    basis: str
+
+
+@dataclass(frozen=True)
+class Computed:
+    """One report as the page shows it."""
+
+    report: PortfolioReport
+    basis: str
+    zone: str
+    stale_days: int
+    strategies: int
+
+
+def compute(selection: Selection) -> Computed:
+    from quantstrip.analytics.metrics import portfolio_report
+
+    report = portfolio_report(
+        horizon=selection.horizon, strategies=selection.strategies, frequency=selection.frequency
+    )
+    zone, stale_days = day_zone(), 0
+    if selection.basis == "total":
+        from quantstrip.analytics.mark_to_market import stale_summary, total_pnl_report
+
+        report, unrealised = total_pnl_report(report, zone)
+        stale_days = stale_summary(unrealised)[0]
+    return Computed(report, selection.basis, zone, stale_days, len(selection.strategies))
+
+
+def first_report() -> tuple[list[str], Computed]:
+    """The page's first screen: every strategy, all history, daily, total PnL."""
+    names = strategy_names()
+    return names, compute(Selection("all", names, "D", "total"))
+
+
 class PortfolioPage(w.VBox):
     def __init__(self) -> None:
         open_in_background()
@@ -73,13 +117,7 @@ class PortfolioPage(w.VBox):
         self.horizon.observe(self._toggle_custom, names="value")
         self.scope = w.HTML()
         self.scope.add_class("qs-scope")
-        names = strategy_names()
-        self.strategies = w.SelectMultiple(
-            options=names,
-            value=tuple(names),
-            description="Strategies",
-            rows=min(6, max(2, len(names))),
-        )
+        self.strategies = w.SelectMultiple(description="Strategies", rows=2)
         self.strategies.add_class("qs-portfolio-strategies")
         self.frequency = w.ToggleButtons(
             options=[("Daily", "D"), ("Weekly", "W"), ("Monthly", "M")], value="D"
@@ -87,9 +125,10 @@ class PortfolioPage(w.VBox):
         self.basis = w.ToggleButtons(options=BASES, value="total", description="PnL")
         self.basis.add_class("qs-basis")
         self.conventions = w.HTML()
-        self.apply = w.Button(description="Update", button_style="primary")
+        # Enabled with the first report (its strategies fill the selector).
+        self.apply = w.Button(description="Update", button_style="primary", disabled=True)
         self.apply.add_class("qs-update")
-        self.stats = w.HTML()
+        self.stats = w.HTML("<p><i>Reading the ledger...</i></p>")
         self.stats.add_class("qs-stats")
         self.chart_error = w.HTML()
         self.chart_outputs = {name: w.Output() for name in CHARTS}
@@ -98,8 +137,10 @@ class PortfolioPage(w.VBox):
             output.add_class(f"qs-chart-{name}")
         self.periods = w.HTML()
         self.periods_title = w.HTML()
-        # The first report's charts wait for the browser (see _browser_ready).
+        # The first report is read while the browser boots (first_state.py); its charts wait
+        # for the browser (see _browser_ready).
         self._first_charts: tuple[PortfolioReport, str] | None = None
+        self.first = FirstData(first_report, self._show_first)
         self.browser = BrowserTicker(self._browser_ready, interval_ms=50, kick_every_s=0.25)
         self.apply.on_click(lambda _: self.refresh())
         super().__init__(
@@ -123,43 +164,52 @@ class PortfolioPage(w.VBox):
                 self.browser.widget,
             ]
         )
-        self.refresh(first=True)
+        self.first.start()
         self.browser.start()
 
-    def refresh(self, first: bool = False) -> None:
-        from quantstrip.analytics.metrics import portfolio_report
-        from quantstrip.dashboard.portfolio_view import conventions_html, empty_message, stats_frame
+    def refresh(self) -> None:
+        """Update: the report for the selectors' values, charts drawn at once."""
+        self._first_charts = None  # a newer report: the first one's charts are no longer wanted
+        selection = self._selection()
+        if isinstance(selection, str):
+            self.stats.value = error_html(selection)
+            return
+        try:
+            computed = compute(selection)
+        except Exception as exc:
+            self.stats.value = error_html(f"report failed: {exc}")
+            return
+        self._show(computed, charts_now=True)
 
-        if not first:  # a newer report: the first one's charts are no longer wanted
-            self._first_charts = None
+    def _selection(self) -> Selection | str:
         chosen = list(self.strategies.value)
         if not chosen:
-            self.stats.value = error_html("choose at least one strategy")
-            return
+            return "choose at least one strategy"
         horizon: str | tuple = self.horizon.value
         if horizon == "custom":
             start, end = self.start.value, self.end.value
             if start is None and end is None:
-                self.stats.value = error_html("custom dates: choose a start or an end date")
-                return
+                return "custom dates: choose a start or an end date"
             if start is not None and end is not None and start > end:
-                self.stats.value = error_html(f"custom dates: {start} is after {end}")
-                return
+                return f"custom dates: {start} is after {end}"
             horizon = (start, end)
-        basis = self.basis.value
-        try:
-            report = portfolio_report(
-                horizon=horizon, strategies=chosen, frequency=self.frequency.value
-            )
-            stale_days = 0
-            if basis == "total":
-                from quantstrip.analytics.mark_to_market import stale_summary, total_pnl_report
+        return Selection(horizon, chosen, self.frequency.value, self.basis.value)
 
-                report, unrealised = total_pnl_report(report, day_zone())
-                stale_days = stale_summary(unrealised)[0]
-        except Exception as exc:
-            self.stats.value = error_html(f"report failed: {exc}")
+    def _show_first(self, result: tuple[list[str], Computed] | Failed, browser_ready: bool) -> None:
+        if isinstance(result, Failed):
+            self.stats.value = error_html(f"report failed: {result.error}")
             return
+        names, computed = result
+        self.strategies.options = names
+        self.strategies.value = tuple(names)
+        self.strategies.rows = min(6, max(2, len(names)))
+        self.apply.disabled = False
+        self._show(computed, charts_now=browser_ready)
+
+    def _show(self, computed: Computed, charts_now: bool) -> None:
+        from quantstrip.dashboard.portfolio_view import conventions_html, empty_message, stats_frame
+
+        report, basis = computed.report, computed.basis
         first_day = report.start or (
             report.daily_pnl.index.min() if len(report.daily_pnl) else None
         )
@@ -167,8 +217,8 @@ class PortfolioPage(w.VBox):
         # The scope line is set last: it says what the page shows, so it changes only once the
         # statistics and periods below it are the new window's (set first, a reader or a test
         # that waited for the new scope could still see the previous window's trade count).
-        scope = f"<p>{_day(first_day)} to {_day(last_day)}, {len(chosen)} strategies</p>"
-        self.conventions.value = conventions_html(report, basis, day_zone(), stale_days)
+        scope = f"<p>{_day(first_day)} to {_day(last_day)}, {computed.strategies} strategies</p>"
+        self.conventions.value = conventions_html(report, basis, computed.zone, computed.stale_days)
         label = "Total" if basis == "total" else "Net realised"
         self.periods_title.value = f"<h3>{label} PnL per period</h3>"
         if report.daily_pnl.empty:
@@ -184,10 +234,10 @@ class PortfolioPage(w.VBox):
         # Statistics first; the charts follow, built in a thread (importing Altair costs most
         # of a second) and drawn by the browser. The first report's wait until the browser has
         # the page (see _browser_ready); later ones (Update) are built at once.
-        if first:
-            self._first_charts = (report, basis)
-        else:
+        if charts_now:
             self._draw_charts(report, basis)
+        else:
+            self._first_charts = (report, basis)
         periods = report.resampled_pnl().tail(24).rename_axis(index="date", columns=None)
         periods = periods.reset_index()
         periods["date"] = periods["date"].dt.date
@@ -201,6 +251,7 @@ class PortfolioPage(w.VBox):
         state: the statistics showed 1-2 s later on a loaded machine, and an update sent before
         the browser had the widgets could be lost (f7e390b)."""
         self.browser.stop()
+        self.first.browser_ready()  # a first report that took longer than the state's wait
         pending, self._first_charts = self._first_charts, None
         if pending is not None:
             self._draw_charts(*pending)
