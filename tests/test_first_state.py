@@ -247,3 +247,8 @@ def test_the_portfolio_kernel_answers_the_browsers_state_request_with_its_statis
         "mean_reversion",
         "momentum_rotation",
     ]
+    # the page's ticker learns that a browser has the page (it nudges only from then on)
+    told = (
+        "from quantstrip.dashboard import first_state\nassert first_state.STATE_REQUESTED.is_set()"
+    )
+    assert _execute(page_kernel, told, timeout=WAIT_S)["status"] == "ok"

@@ -17,7 +17,8 @@ The browser gives up waiting for the state after 4 s and falls back to a slower 
 `hold_s` stays well below it.
 
 The hook wraps ipywidgets' control-comm handler (installed once per kernel, before the browser
-opens that comm: it does so only after the page's cell has run).
+opens that comm: it does so only after the page's cell has run). `STATE_REQUESTED` tells the
+rest of the kernel that a browser has booted the page (ticker.BrowserTicker starts nudging then).
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ from ipywidgets import Widget
 HOLD_S = 2.5  # the browser's own limit for the state is 4 s
 T = TypeVar("T")
 log = logging.getLogger("quantstrip.dashboard")
+
+
+# Set when a browser first asks this kernel for the widgets' state: until then no view exists.
+STATE_REQUESTED = threading.Event()
 
 
 class Browser(enum.Enum):
@@ -71,7 +76,7 @@ class FirstData(Generic[T]):
         self._result: T | Failed | None = None
         self.browser = Browser.BOOTING
         self.shown = False  # shown, or cancelled: nothing more to do
-        _install()
+        install()
 
     def start(self) -> FirstData[T]:
         _waiting.add(self)
@@ -131,9 +136,9 @@ _waiting: weakref.WeakSet[FirstData] = weakref.WeakSet()
 _installed = False
 
 
-def _install() -> None:
+def install() -> None:
     """Make the kernel's answer to the browser's `request_states` wait for each page's first
-    data (`FirstData.before_state`) first."""
+    data (`FirstData.before_state`) first, and set `STATE_REQUESTED`."""
     global _installed
     if _installed:
         return
@@ -141,6 +146,7 @@ def _install() -> None:
 
     def answer_after_first_data(cls: type[Widget], msg: dict) -> None:
         if msg.get("content", {}).get("data", {}).get("method") == "request_states":
+            STATE_REQUESTED.set()
             for first in list(_waiting):
                 first.before_state()
         answer(msg)

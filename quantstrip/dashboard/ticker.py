@@ -8,8 +8,12 @@ asks, the kernel goes idle and the server's culling (jupyter_config: cull_idle_t
 
 A `Play` starts ticking only when its view sees `playing` change from false to true, and the page's
 views are created after the page's cell has run. So the kernel nudges it (false, then true) once a
-second until the first tick arrives, for at most `KICK_FOR_S`: a tab closed before it rendered
-leaves its kernel idle after that, like any other.
+second until the first tick arrives. Not before the browser has asked for the widgets' state
+(first_state.STATE_REQUESTED): until then no view exists to see a nudge, and a tab closed before
+its page booted never asks (waited for at most `KICK_FOR_S`). After the state, for at most
+`KICK_AFTER_STATE_S`: a tab closed before its first tick leaves its kernel idle after that, like
+any other. (Nudging from the start for 120 s, the kernels of tabs closed early kept a loaded
+machine busier while other pages loaded.)
 
 A refresh that raises does not stop the ticks (the next one may succeed: a locked database, a
 daemon restarting) and is not swallowed either: the page shows the error under the ticker, the
@@ -25,12 +29,13 @@ from collections.abc import Callable
 import ipywidgets as w
 
 from quantstrip import clock
-from quantstrip.dashboard import shared_styles
+from quantstrip.dashboard import first_state, shared_styles
 from quantstrip.dashboard.common import error_html
 from quantstrip.dashboard.display import format_time
 
 KICK_EVERY_S = 1.0
-KICK_FOR_S = 120.0
+KICK_FOR_S = 120.0  # for the browser to ask for the widgets' state
+KICK_AFTER_STATE_S = 30.0  # for its first tick once it has the state
 log = logging.getLogger("quantstrip.dashboard")
 
 
@@ -72,7 +77,9 @@ class BrowserTicker:
                 self.error.value = ""
 
     def start(self) -> BrowserTicker:
-        threading.Thread(target=self._kick, name="ticker-start", daemon=True).start()
+        first_state.install()  # sets STATE_REQUESTED when the browser asks for the state
+        self.kicker = threading.Thread(target=self._kick, name="ticker-start", daemon=True)
+        self.kicker.start()
         return self
 
     def stop(self) -> None:
@@ -86,7 +93,9 @@ class BrowserTicker:
         self.play.playing = False
 
     def _kick(self) -> None:
-        deadline = clock.monotonic() + KICK_FOR_S
+        if not first_state.STATE_REQUESTED.wait(KICK_FOR_S):
+            return  # no browser booted the page: its tab is gone
+        deadline = clock.monotonic() + KICK_AFTER_STATE_S
         while not self._settled.is_set() and clock.monotonic() < deadline:
             self.play.playing = False
             self.play.playing = True
