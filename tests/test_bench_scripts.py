@@ -3,7 +3,8 @@ broke when every-second schedules became calendar-anchored slots (it read the tr
 start_date, which they no longer have), and nothing ran it until a fresh-clone `make bench`.
 Each script runs here with small sizes, for what it prints, not for its figures (performance is
 never asserted in a test). pages.py (a Jupyter server and Chromium, already driven by the browser
-tests) and sweep.py (Dask clusters, minutes) are left to `make bench`."""
+tests) and sweep.py (Dask clusters, minutes) are left to `make bench`; pages_ab.py runs here
+once (two servers, one pair of loads), the checkout compared with itself."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ RUNS = {
     "daemon_memory.py": ["--settle", "0.5"],
     "ingest.py": ["--count", "200", "--events", "1000", "--position", "100", "throughput"],
     "notebook_latency.py": ["--runs", "1"],
+    "pages_ab.py": ["--pairs", "1", "--page", "notifications"],
     "report.py": ["2000", "--repeat", "1"],
     "scheduler.py": ["--fires", "2"],
 }
