@@ -211,7 +211,9 @@ def _apply_platform_defaults(data: dict[str, Any]) -> None:
 def load_client(path: Path) -> ClientConfig:
     """Parse and validate one client.toml; ConfigError names the file and key on failure."""
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:  # TOML is UTF-8; an editor may have saved another encoding
+        raise ConfigError(f"{path}: not UTF-8 (TOML files are): {exc}") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     data.setdefault("name", path.parent.name)
@@ -231,21 +233,47 @@ def load_client(path: Path) -> ClientConfig:
     return config
 
 
+def load_or_invalid(path: Path) -> ClientConfig | InvalidClient:
+    """One client as the daemon takes it: its configuration, or what is wrong with it. Any
+    problem with the file makes that client invalid, never the reader (daemon or page)."""
+    try:
+        return load_client(path)
+    except Exception as exc:
+        message = str(exc) if isinstance(exc, ConfigError) else f"{path}: {exc!r}"
+        kind, entry = _peek_kind(path)
+        return InvalidClient(path.parent.name, path, message, kind, entry)
+
+
 def load_registry(root: Path | None = None) -> dict[str, ClientConfig | InvalidClient]:
-    out: dict[str, ClientConfig | InvalidClient] = {}
-    for path in client_files(root):
-        name = path.parent.name
-        try:
-            out[name] = load_client(path)
-        except ConfigError as exc:
-            kind, entry = _peek_kind(path)
-            out[name] = InvalidClient(name=name, path=path, error=str(exc), kind=kind, entry=entry)
-    return out
+    return {path.parent.name: load_or_invalid(path) for path in client_files(root)}
+
+
+class RegistryReader:
+    """`load_registry` for a reader that asks again and again (the monitor, every 2 s while the
+    daemon is down): a client is validated again only when its files changed (`signature`,
+    as the daemon decides when to reload one), not on every read."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root
+        self._known: dict[Path, tuple[tuple[Any, ...], ClientConfig | InvalidClient]] = {}
+
+    def load(self) -> dict[str, ClientConfig | InvalidClient]:
+        known: dict[Path, tuple[tuple[Any, ...], ClientConfig | InvalidClient]] = {}
+        for path in client_files(self.root):
+            seen = self._known.get(path)
+            if seen is not None and signature(seen[1]) == seen[0]:
+                known[path] = seen
+            else:
+                config = load_or_invalid(path)
+                known[path] = (signature(config), config)
+        self._known = known
+        return {path.parent.name: config for path, (_, config) in known.items()}
 
 
 def _peek_kind(path: Path) -> tuple[str, str]:
+    """The kind and entry of an invalid client, for listing it (undecodable bytes replaced)."""
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8", errors="replace"))
     except Exception:
         return "module", ""
     kind = data.get("kind") if data.get("kind") in ("module", "notebook") else "module"

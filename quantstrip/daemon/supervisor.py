@@ -184,12 +184,7 @@ class Daemon:
             m = self.clients.get(name)
             if m is not None and registry.signature(m.config) == m.signature:
                 continue
-            try:
-                config: ClientConfig | InvalidClient = registry.load_client(path)
-            except Exception as exc:  # any client.toml problem: that client invalid, not the daemon
-                message = str(exc) if isinstance(exc, ConfigError) else f"{path}: {exc!r}"
-                kind, entry = registry._peek_kind(path)
-                config = InvalidClient(name, path, message, kind, entry)
+            config = registry.load_or_invalid(path)  # a bad file: that client invalid, not us
             sig = registry.signature(config)
             if m is None:
                 m = Managed(name=name, config=config, signature=sig)

@@ -16,8 +16,9 @@ controls.
 
 from __future__ import annotations
 
+import functools
 import html
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
@@ -31,6 +32,9 @@ from quantstrip.dashboard.health import ACTIONS, COLOURS, Assessment, assess
 from quantstrip.dashboard.risk_panel import ConfirmBar, RiskBar, RiskButtons, risk_states
 from quantstrip.dashboard.ticker import BrowserTicker
 from quantstrip.paths import workspace
+
+if TYPE_CHECKING:  # the registry's pydantic models load on the first validating refresh
+    from quantstrip.daemon.registry import RegistryReader
 
 REFRESH_MS = 2000
 RUNS_SQL = (
@@ -104,6 +108,15 @@ def _runs_html(runs: list[dict[str, object]]) -> str:
     return "<b>Recent runs</b><ul>" + "".join(items) + "</ul>"
 
 
+@functools.cache
+def _validated_registry() -> RegistryReader:
+    """This kernel's reader of the registry: every client.toml was validated again on each
+    2 s refresh while the daemon was down; now only a client whose files changed."""
+    from quantstrip.daemon.registry import RegistryReader
+
+    return RegistryReader()
+
+
 def offline_statuses(validate: bool = True) -> list[ClientStatus]:
     """With the daemon down: every client of the registry, with its last recorded state.
 
@@ -114,9 +127,9 @@ def offline_statuses(validate: bool = True) -> list[ClientStatus]:
     validates as the daemon does."""
     saved = {s.name: s for s in clients_from_db()}
     if validate:
-        from quantstrip.daemon.registry import InvalidClient, load_registry
+        from quantstrip.daemon.registry import InvalidClient
 
-        registry: dict[str, Any] = load_registry()
+        registry: dict[str, Any] = _validated_registry().load()
         errors = {n: c.error for n, c in registry.items() if isinstance(c, InvalidClient)}
     else:
         from quantstrip.daemon.registry_files import peek_registry
