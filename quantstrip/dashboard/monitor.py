@@ -164,7 +164,7 @@ class ClientRow(w.VBox):
         for action in ACTIONS:
             button = w.Button(
                 description=action.replace("_", "-"),
-                layout=shared_styles.fixed(w.Layout, width="90px"),
+                layout=shared_styles.row_button(),
             )
             button.add_class(f"qs-{action}-{status.name}")
             button.on_click(lambda _b, a=action: self.page.act(self.name, a))

@@ -65,9 +65,7 @@ class NotificationsPage(w.VBox):
                 text += f"<br><small>{html.escape(str(row['last_error']))}</small>"
             items: list[w.Widget] = [w.HTML(text)]
             if row["status"] == "failed" and not roles.is_viewer():
-                button = w.Button(
-                    description="Resend", layout=shared_styles.fixed(w.Layout, width="90px")
-                )
+                button = w.Button(description="Resend", layout=shared_styles.row_button())
                 button.add_class(f"qs-resend-{row['id']}")
                 button.on_click(
                     lambda _b, nid=row["id"], to=row["recipients"]: self.resend(int(nid), str(to))

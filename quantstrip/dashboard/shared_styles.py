@@ -61,17 +61,17 @@ def fixed(klass: type[w.Widget], **traits: Any) -> Any:
     return _fixed(klass, tuple(sorted(traits.items())))
 
 
+def row_button() -> Any:
+    """The layout of the action buttons in a page's rows (monitor, notifications)."""
+    return fixed(w.Layout, width="90px")
+
+
 def own(klass: type[w.Widget], **traits: Any) -> Any:
     """A `klass(**traits)` of one widget's own, for a widget whose layout or style changes
     after it is built (shown, hidden); marked so, as not a shareable duplicate."""
     instance = klass(**traits)
     instance.__dict__["_qs_own"] = True
     return instance
-
-
-def shared(klass: type[w.Widget]) -> w.Widget:
-    """This process's one frozen default of `klass`."""
-    return fixed(klass)
 
 
 def _default_traits() -> list[InstanceDict]:
@@ -99,5 +99,5 @@ def install() -> None:
     if _installed:
         return
     for trait in _default_traits():
-        trait.make_dynamic_default = functools.partial(shared, trait.klass)  # type: ignore[method-assign]
+        trait.make_dynamic_default = functools.partial(fixed, trait.klass)  # type: ignore[method-assign]
     _installed = True
