@@ -231,3 +231,15 @@ def test_master_client_id_option_connects_as_the_master(
     finally:
         broker.close()
         settings._reset_for_tests()
+
+
+def test_a_call_on_a_closed_adapter_fails_at_once_naming_why(workspace: Path) -> None:
+    """After close() the adapter's loop thread is gone: a call waited out its timeout (three
+    times the broker's) for a TimeoutError, and left a coroutine never awaited."""
+    broker = IbBroker(host="127.0.0.1", port=9, client_id=7, timeout_s=2)  # never connected
+    broker.close()
+    with pytest.raises(IbError, match="closed"):
+        broker.reconcile()
+    broker.close()  # closing again is harmless
+    with pytest.raises(IbError, match="closed"):
+        broker.catch_up()

@@ -142,6 +142,9 @@ class IbBroker(Broker):
     def _run(self, coroutine: Coroutine[Any, Any, Any], timeout_s: float | None = None) -> Any:
         """Run a coroutine on the adapter's loop and wait for it (ib_async calls that return a
         future must be made inside such a coroutine: the future belongs to the calling loop)."""
+        if not self._thread.is_alive():  # closed: nothing would ever run it
+            coroutine.close()
+            raise IbError("the IB adapter is closed (close() was called); make a new IbBroker")
         future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
         return future.result(timeout_s or self.timeout_s * 3)
 
