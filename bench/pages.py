@@ -72,6 +72,32 @@ def baseline_notebook(path: Path) -> None:
     nbformat.write(trivial, path)
 
 
+def demo_workspace(root: Path) -> None:
+    """This process's workspace in `root`, as the benches serve it (their dashboard servers
+    inherit the environment): the pages, the trivial baseline page and the one-year demo."""
+    os.environ.update(
+        QUANTSTRIP_WORKSPACE=str(root),
+        QUANTSTRIP_HOME=str(root / "var"),
+        QUANTSTRIP_KEYRING="0",
+    )
+    shutil.copytree(REPO / "reports", root / "reports")
+    baseline_notebook(root / "reports" / "baseline.ipynb")
+    cli = [sys.executable, "-m", "quantstrip.cli"]
+    subprocess.run([*cli, "init"], check=True, capture_output=True, cwd=root)
+    subprocess.run([*cli, "demo", "--years", "1"], check=True, capture_output=True, cwd=root)
+
+
+def generated_ledger(root: Path, executions: int) -> None:
+    """The demo's ledger replaced by `executions` generated ones across 50 strategies
+    (bench/report.py's generator): what a long-running desk has."""
+    from report import generate
+
+    database = root / "var" / "quantstrip.db"
+    for stale in database.parent.glob("quantstrip.db*"):
+        stale.unlink()
+    generate(database, executions)
+
+
 class Timer:
     def __init__(self, context, server, same_tab: bool = False) -> None:  # type: ignore[no-untyped-def]
         self.context = context
@@ -159,27 +185,13 @@ def main() -> None:
     pages = {name: PAGES[name] for name in chosen} if chosen else PAGES
     with tempfile.TemporaryDirectory() as name:
         root = Path(name)
-        os.environ.update(
-            QUANTSTRIP_WORKSPACE=str(root),
-            QUANTSTRIP_HOME=str(root / "var"),
-            QUANTSTRIP_KEYRING="0",
-        )
+        demo_workspace(root)
         os.chdir(root)
-        shutil.copytree(REPO / "reports", root / "reports")
-        baseline_notebook(root / "reports" / "baseline.ipynb")
-        cli = [sys.executable, "-m", "quantstrip.cli"]
-        subprocess.run([*cli, "init"], check=True, capture_output=True, cwd=root)
-        subprocess.run([*cli, "demo", "--years", "1"], check=True, capture_output=True, cwd=root)
         run(root, pages, "demo workspace (one year, three strategies)", args.same_tab)
         if args.skip_large or "portfolio" not in pages:
             return
-        from report import generate
-
-        database = root / "var" / "quantstrip.db"
-        for stale in database.parent.glob("quantstrip.db*"):
-            stale.unlink()
         begin = time.perf_counter()
-        generate(database, args.executions)
+        generated_ledger(root, args.executions)
         print(f"\n(generated {args.executions:,} executions in {time.perf_counter() - begin:.0f}s)")
         run(
             root,

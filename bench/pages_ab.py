@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from pages import ARGS, PAGES, Timer, baseline_notebook  # noqa: E402
+from pages import ARGS, PAGES, Timer, demo_workspace, generated_ledger  # noqa: E402
 
 SERVE = (
     "import sys, time\n"
@@ -71,31 +70,6 @@ class Served:
         self.process.wait(timeout=60)
 
 
-def workspace(root: Path, executions: int) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "QUANTSTRIP_WORKSPACE": str(root),
-        "QUANTSTRIP_HOME": str(root / "var"),
-        "QUANTSTRIP_KEYRING": "0",
-    }
-    shutil.copytree(REPO / "reports", root / "reports")
-    baseline_notebook(root / "reports" / "baseline.ipynb")
-    cli = [sys.executable, "-m", "quantstrip.cli"]
-    subprocess.run([*cli, "init"], check=True, capture_output=True, cwd=root, env=env)
-    if executions:
-        from report import generate
-
-        database = root / "var" / "quantstrip.db"
-        for stale in database.parent.glob("quantstrip.db*"):
-            stale.unlink()
-        generate(database, executions)
-    else:
-        subprocess.run(
-            [*cli, "demo", "--years", "1"], check=True, capture_output=True, cwd=root, env=env
-        )
-    return env
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("baseline", type=Path, nargs="?", default=REPO)
@@ -103,7 +77,9 @@ def main() -> None:
     parser.add_argument("--page", default="portfolio", choices=sorted(PAGES))
     parser.add_argument("--pairs", type=int, default=10)
     parser.add_argument("--same-tab", action="store_true")
-    parser.add_argument("--executions", type=int, default=0, help="0: the one-year demo")
+    parser.add_argument(
+        "--executions", type=int, default=0, help="a generated ledger (0: the one-year demo)"
+    )
     args = parser.parse_args()
     for checkout in (args.baseline, args.change):
         if not (checkout / "quantstrip" / "__init__.py").exists():
@@ -112,7 +88,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as name:
         root = Path(name)
-        env = workspace(root, args.executions)
+        demo_workspace(root)
+        if args.executions:
+            generated_ledger(root, args.executions)
+        env = dict(os.environ)
         sides = {"baseline": Served(args.baseline, root, env)}
         try:
             sides["change"] = Served(args.change, root, env)
